@@ -691,19 +691,29 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// Id → slot index, or why not (R-ID).
+    ///
+    /// A job restored from a persisted image keeps the id it was given before the restart, so
+    /// the caller that was told about it still finds it. Any other id from an earlier epoch is
+    /// `Stale` (or `Expired` with its tombstone, when one is kept).
     pub(crate) fn locate(&self, id: JobId) -> Result<u16, LookupError> {
-        if id.epoch() != self.epoch {
-            return Err(if id.epoch() < self.epoch {
-                LookupError::Stale
-            } else {
-                LookupError::NotFound
+        if id.epoch() > self.epoch {
+            return Err(LookupError::NotFound);
+        }
+        let slot = self.slot(id.index());
+        if slot
+            .and_then(|s| s.job.as_ref())
+            .is_some_and(|j| j.id == id)
+        {
+            return Ok(id.index());
+        }
+        if id.epoch() < self.epoch {
+            return Err(match self.tombstones.find(id) {
+                Some(t) => LookupError::Expired(Some(t)),
+                None => LookupError::Stale,
             });
         }
-        let slot = self.slot(id.index()).ok_or(LookupError::NotFound)?;
-        let live = slot.job.is_some() && slot.generation == id.generation();
-        if live {
-            Ok(id.index())
-        } else if id.generation() != 0 && id.generation() <= slot.generation {
+        let generation = slot.map_or(0, |s| s.generation);
+        if id.generation() != 0 && id.generation() <= generation {
             Err(LookupError::Expired(self.tombstones.find(id)))
         } else {
             Err(LookupError::NotFound)

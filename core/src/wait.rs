@@ -6,6 +6,7 @@
 
 use crate::id::Revision;
 use crate::job::Job;
+use crate::time::Instant;
 
 /// What a waiter waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -18,6 +19,10 @@ pub enum Condition {
     StateChangedSince(Revision),
     /// Any terminal state, success or failure.
     Terminal,
+    /// Modified after this instant: the timestamp-based `last_modified` long-poll of ONTAP
+    /// Select Deploy. Prefer [`Condition::ChangedSince`]: two changes within one clock tick are
+    /// told apart only by revision.
+    ModifiedAfter(#[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))] Instant),
 }
 
 impl Condition {
@@ -27,6 +32,7 @@ impl Condition {
             Condition::ChangedSince(r) => job.revision() > r,
             Condition::StateChangedSince(r) => job.state_revision() > r,
             Condition::Terminal => job.is_terminal(),
+            Condition::ModifiedAfter(t) => job.modified() > t,
         }
     }
 }
