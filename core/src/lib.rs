@@ -84,6 +84,8 @@ mod job;
 pub mod journal;
 mod links;
 mod retain;
+#[cfg(feature = "embassy")]
+pub mod shared;
 mod state;
 mod table;
 mod time;
@@ -94,6 +96,8 @@ pub use id::{JobId, Revision};
 pub use job::{Job, JobOptions, NewJob};
 pub use journal::{Event, EventKind};
 pub use retain::Tombstone;
+#[cfg(feature = "embassy")]
+pub use shared::{SharedTable, Submitted, Waited};
 pub use state::{Directive, FailReason, Outcome, Request, Severity, State};
 pub use table::{Config, Expired, JobTable};
 pub use time::{Duration, Instant};
