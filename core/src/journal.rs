@@ -52,7 +52,7 @@ pub struct Event<const T: usize> {
 pub(crate) struct Journal<const T: usize, const J: usize> {
     ring: Deque<Event<T>, J>,
     /// The highest revision whose event was dropped (ZERO when none was).
-    dropped: Revision,
+    pub(crate) dropped: Revision,
 }
 
 impl<const T: usize, const J: usize> Journal<T, J> {

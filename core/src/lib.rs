@@ -79,10 +79,14 @@
 )]
 
 mod error;
+#[cfg(feature = "persist")]
+pub mod flash;
 mod id;
 mod job;
 pub mod journal;
 mod links;
+#[cfg(feature = "persist")]
+pub mod persist;
 mod retain;
 #[cfg(feature = "embassy")]
 pub mod shared;

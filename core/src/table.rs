@@ -270,8 +270,13 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 _ => unmet = unmet.saturating_add(1),
             }
         }
+        let before = self.now;
         let now = self.clock(now);
-        let i = self.allocate().ok_or(SubmitError::TableFull)?;
+        let Some(i) = self.allocate() else {
+            // Refused: not even the clock moves.
+            self.now = before;
+            return Err(SubmitError::TableFull);
+        };
         let epoch = self.epoch;
         let slot = self.slot_mut(i).ok_or(SubmitError::TableFull)?;
         let generation = match slot.generation.wrapping_add(1) {
@@ -429,6 +434,9 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         let i = self.locate(id)?;
         let (state, _) = self.state_and_list(i)?;
         Self::live(state)?;
+        if state == State::Queued {
+            return Err(JobError::NotRunning);
+        }
         let now = self.clock(now);
         let (cancel, pause) = match self.job_mut(i) {
             Some(job) => {
@@ -549,6 +557,9 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         let (state, _) = self.state_and_list(i)?;
         Self::live(state)?;
         let pending = self.job(i).is_some_and(|j| j.pause_requested);
+        if state != State::Paused && !pending {
+            return Err(JobError::NotPaused);
+        }
         let now = self.clock(now);
         match state {
             State::Paused => {
@@ -643,12 +654,12 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     // ----- internals -----------------------------------------------------------------------
 
     /// Clamp `now` so time never goes back inside the table.
-    fn clock(&mut self, now: Instant) -> Instant {
+    pub(crate) fn clock(&mut self, now: Instant) -> Instant {
         self.now = self.now.max(now);
         self.now
     }
 
-    fn failure(reason: FailReason) -> Outcome {
+    pub(crate) fn failure(reason: FailReason) -> Outcome {
         Outcome::Failed {
             reason,
             code: reason.default_code(),
@@ -671,11 +682,11 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         self.slots.get_mut(usize::from(i))
     }
 
-    fn job(&self, i: u16) -> Option<&Job<S, T, D>> {
+    pub(crate) fn job(&self, i: u16) -> Option<&Job<S, T, D>> {
         self.slot(i).and_then(|s| s.job.as_ref())
     }
 
-    fn job_mut(&mut self, i: u16) -> Option<&mut Job<S, T, D>> {
+    pub(crate) fn job_mut(&mut self, i: u16) -> Option<&mut Job<S, T, D>> {
         self.slot_mut(i).and_then(|s| s.job.as_mut())
     }
 
@@ -752,7 +763,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// Take a revision for a change to the job in slot `i` and journal it.
-    fn change(&mut self, i: u16, kind: EventKind<T>, state_change: bool) {
+    pub(crate) fn change(&mut self, i: u16, kind: EventKind<T>, state_change: bool) {
         let revision = self.revision.next();
         let now = self.now;
         let Some(job) = self.job_mut(i) else { return };
@@ -782,7 +793,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// Move the job in slot `i` to its terminal state, then release or fail its dependents.
-    fn finish(&mut self, i: u16, outcome: Outcome, message: String<T>) {
+    pub(crate) fn finish(&mut self, i: u16, outcome: Outcome, message: String<T>) {
         self.end(i, outcome, message);
         if let Outcome::Succeeded { .. } = outcome {
             self.release_dependents(i);
@@ -813,7 +824,11 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// `i` succeeded: each dependent has one dependency fewer to wait for.
+    ///
+    /// Dependents are listed newest first; each one released goes in front of those this call
+    /// released before it, so jobs that become runnable together queue oldest first (R-SCHED).
     fn release_dependents(&mut self, i: u16) {
+        let anchor = self.runnable.tail;
         loop {
             let e = match self.slot(i) {
                 Some(s) if s.links.dependents != NIL_EDGE => s.links.dependents,
@@ -827,7 +842,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 && slot.links.list == List::None
                 && slot.job.as_ref().is_some_and(|j| j.state == State::Queued);
             if ready {
-                self.push_back(List::Runnable, d);
+                self.insert_after(List::Runnable, anchor, d);
             }
         }
     }
@@ -914,6 +929,38 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         }
     }
 
+    /// Put slot `i` on `list` right after slot `after`, or at the head when `after` is NIL.
+    fn insert_after(&mut self, list: List, after: u16, i: u16) {
+        let next = match self.slot(after) {
+            Some(a) => a.links.next,
+            None => match self.ends_mut(list) {
+                Some(ends) => ends.head,
+                None => return,
+            },
+        };
+        if let Some(s) = self.slot_mut(i) {
+            s.links.list = list;
+            s.links.prev = after;
+            s.links.next = next;
+        }
+        match self.slot_mut(after) {
+            Some(a) => a.links.next = i,
+            None => {
+                if let Some(ends) = self.ends_mut(list) {
+                    ends.head = i;
+                }
+            }
+        }
+        match self.slot_mut(next) {
+            Some(n) => n.links.prev = i,
+            None => {
+                if let Some(ends) = self.ends_mut(list) {
+                    ends.tail = i;
+                }
+            }
+        }
+    }
+
     fn push_front_free(&mut self, i: u16) {
         let head = self.free;
         if let Some(s) = self.slot_mut(i) {
@@ -928,7 +975,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// Take slot `i` off whatever list it is on.
-    fn unlink(&mut self, i: u16) {
+    pub(crate) fn unlink(&mut self, i: u16) {
         let Some(s) = self.slot(i) else { return };
         let (list, prev, next) = (s.links.list, s.links.prev, s.links.next);
         match self.slot_mut(prev) {
@@ -976,7 +1023,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// Link slot `i`'s edges into the dependents lists of its live dependencies and count them.
-    fn link_dependencies(&mut self, i: u16) {
+    pub(crate) fn link_dependencies(&mut self, i: u16) {
         let mut targets: Vec<u16, D> = Vec::new();
         if let Some(job) = self.job(i) {
             for dep in &job.depends_on {
