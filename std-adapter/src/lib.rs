@@ -1,3 +1,103 @@
-//! std adapter for jobstate (grows in its own module set).
+//! # jobstate-std — the job-state engine for services
+//!
+//! [`jobstate`] is a `no_std` table with no clock, no lock and no threads. This crate adds
+//! what a service needs around it, and never re-implements a rule of it: every state change
+//! is one call of the core's API under the engine's lock.
+//!
+//! * **[`Engine`]** — a cheap-to-clone, `Send + Sync` handle over one [`jobstate::JobTable`]
+//!   (boxed, behind one mutex). Clients [`submit`](Engine::submit), [`get`](Engine::get),
+//!   [`list`](Engine::list) and [`request_pause`](Engine::request_pause) /
+//!   [`request_resume`](Engine::request_resume) / [`request_cancel`](Engine::request_cancel);
+//!   workers [`start_next`](Engine::start_next), report [`progress`](Engine::progress),
+//!   [`checkpoint`](Engine::checkpoint) and [`succeed`](Engine::succeed) /
+//!   [`fail`](Engine::fail). Any other core operation goes through [`Engine::update`].
+//! * **Waiting** (R-WAIT, R-LONGPOLL) — [`Engine::wait`] blocks and [`Engine::wait_async`]
+//!   awaits until a [`jobstate::Condition`] holds for a job (changed since a revision, state
+//!   changed since a revision, terminal, modified after an instant), or until the timeout —
+//!   clamped to [`EngineConfig::max_wait`], 120 s by default — ends, which is not an error:
+//!   the current snapshot comes back marked [`Waited::timed_out`]. Wake-ups are targeted:
+//!   after each change the engine reads the core's journal to learn exactly which jobs
+//!   changed and evaluates only their waiters' conditions (with the core's
+//!   [`Condition::holds`](jobstate::Condition::holds)); a waiter is woken once, when its
+//!   condition holds or its job is gone. [`Engine::wait_table`] watches the whole table.
+//! * **Submit and wait** (R-RETURN) — [`Engine::submit_and_wait`]: `Completed` (HTTP 200)
+//!   or `Accepted` (HTTP 202) after at most `return_timeout` (0–120 s).
+//! * **Timers** (R-DEADLINE, R-RETAIN) — a timer thread sleeps until the core's
+//!   [`next_timer`](jobstate::JobTable::next_timer) (or until a change makes something due
+//!   sooner) and runs [`expire`](jobstate::JobTable::expire): jobs past their deadline or
+//!   heartbeat lease fail with `TimedOut`, terminal jobs past their retention are removed
+//!   (tombstones kept).
+//! * **Wall-clock time** — [`Snapshot::created_at`] and friends, [`Engine::to_system_time`] and
+//!   [`Engine::to_instant`] map the table's instants to `SystemTime` and back ([`Clock`]).
+//! * **[`WorkerPool`]** — `n` threads running a handler per job, oldest runnable first, with a
+//!   [`JobContext`] for progress, log lines, heartbeats and a checkpoint that blocks while the
+//!   job is paused.
+//!
+//! ## Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use jobstate::{Condition, NewJob, State};
+//! use jobstate_std::{Engine, EngineConfig, Submitted};
+//!
+//! let engine: Engine<&'static str, 64> = Engine::new(EngineConfig::default());
+//! let id = engine.submit(NewJob::new("resize volume").description("vol1 to 2 TiB")).unwrap();
+//!
+//! // A worker elsewhere (here: another thread) runs it.
+//! let worker = engine.clone();
+//! let t = std::thread::spawn(move || {
+//!     let id = worker.start_next().unwrap();
+//!     worker.progress(id, 50, "copying").unwrap();
+//!     worker.succeed(id, jobstate::Severity::Normal, "resized").unwrap();
+//! });
+//!
+//! // The client long-polls until the job ends: success or failure, whichever comes.
+//! let done = engine.wait(id, Condition::Terminal, Duration::from_secs(30)).unwrap();
+//! assert!(!done.timed_out);
+//! assert_eq!(done.snapshot.state(), State::Succeeded);
+//! assert!(done.snapshot.ended_at().is_some());
+//! t.join().unwrap();
+//!
+//! // return_timeout 0: accepted at once (HTTP 202); the job is in the table already.
+//! let answer = engine.submit_and_wait(NewJob::new("scrub"), Duration::ZERO).unwrap();
+//! assert!(matches!(answer, Submitted::Accepted(_)));
+//! assert!(engine.get(answer.snapshot().id()).is_ok());
+//! ```
+//!
+//! ## Async
+//!
+//! [`Engine::wait_async`] returns a future that works on any executor: its timeout is a
+//! `futures-timer` delay (one shared helper thread, no runtime needed), so it runs under
+//! tokio and under `futures::executor::block_on` alike. Dropping it deregisters it.
+//!
+//! ## Time
+//!
+//! The engine never calls `embassy_time::Instant::now()` and needs no embassy time driver: it
+//! converts `std::time::Instant` (microseconds since the engine started) into
+//! `jobstate::Instant::from_micros(..)`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+mod clock;
+mod engine;
+mod error;
+mod registry;
+mod snapshot;
+mod sync;
+mod wait;
+#[cfg(not(loom))]
+mod worker;
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "persist")]
+pub mod persist;
+
+pub use clock::Clock;
+pub use engine::{Engine, EngineConfig, DEFAULT_MAX_WAIT, MAX_RETURN_TIMEOUT};
+pub use error::{SubmitWaitError, WaitError};
+pub use snapshot::{Snapshot, Submitted, Waited};
+pub use wait::{SubmitWaitFuture, TableWaitFuture, TableWaited, WaitFuture};
+#[cfg(not(loom))]
+pub use worker::{Canceled, Failure, JobContext, Success, WorkerPool};

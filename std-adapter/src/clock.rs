@@ -1,0 +1,102 @@
+//! Real time for the core: the engine's monotonic clock and its wall-clock mapping.
+//!
+//! The core never reads a clock; every operation takes a `jobstate::Instant`. The engine
+//! makes them from `std::time::Instant`: microseconds elapsed since the engine started, plus an
+//! origin (0 for a new table; the restored table's newest instant for [`crate::Engine::from_table`],
+//! so time inside a table never goes back). The wall clock is sampled once, at the same moment,
+//! so a table instant converts to a `SystemTime` (RFC 3339 reporting) and back (timestamp-based
+//! long-polls) with one addition.
+
+use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime};
+
+use jobstate::Instant;
+
+/// The mapping between table instants, the monotonic clock and the wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// The monotonic instant that corresponds to `origin`.
+    base: StdInstant,
+    /// The wall-clock time that corresponds to `origin`.
+    wall: SystemTime,
+    /// The table instant at `base`, in microseconds.
+    origin: u64,
+}
+
+impl Clock {
+    /// A clock whose "now" is `origin` (a table instant) at this moment.
+    pub(crate) fn starting_at(origin: Instant) -> Self {
+        Self {
+            base: StdInstant::now(),
+            wall: SystemTime::now(),
+            origin: origin.as_micros(),
+        }
+    }
+
+    /// The current table instant.
+    pub fn now(&self) -> Instant {
+        self.instant_of(StdInstant::now())
+    }
+
+    /// The table instant of a monotonic instant (saturating at the clock's start).
+    pub fn instant_of(&self, at: StdInstant) -> Instant {
+        let elapsed =
+            u64::try_from(at.saturating_duration_since(self.base).as_micros()).unwrap_or(u64::MAX);
+        Instant::from_micros(self.origin.saturating_add(elapsed))
+    }
+
+    /// The monotonic instant of a table instant (saturating at the clock's start).
+    pub fn std_instant_of(&self, at: Instant) -> StdInstant {
+        let micros = at.as_micros().saturating_sub(self.origin);
+        self.base
+            .checked_add(StdDuration::from_micros(micros))
+            .unwrap_or(self.base)
+    }
+
+    /// The wall-clock time of a table instant.
+    pub fn to_system_time(&self, at: Instant) -> SystemTime {
+        let at = at.as_micros();
+        let shifted = if at >= self.origin {
+            self.wall
+                .checked_add(StdDuration::from_micros(at.saturating_sub(self.origin)))
+        } else {
+            self.wall
+                .checked_sub(StdDuration::from_micros(self.origin.saturating_sub(at)))
+        };
+        shifted.unwrap_or(self.wall)
+    }
+
+    /// The table instant of a wall-clock time (saturating at 0 and at the end of time).
+    pub fn to_instant(&self, at: SystemTime) -> Instant {
+        let micros = match at.duration_since(self.wall) {
+            Ok(after) => self
+                .origin
+                .saturating_add(u64::try_from(after.as_micros()).unwrap_or(u64::MAX)),
+            Err(e) => self
+                .origin
+                .saturating_sub(u64::try_from(e.duration().as_micros()).unwrap_or(u64::MAX)),
+        };
+        Instant::from_micros(micros)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_clock_round_trip() {
+        let clock = Clock::starting_at(Instant::from_secs(100));
+        let t = Instant::from_secs(130);
+        assert_eq!(clock.to_instant(clock.to_system_time(t)), t);
+        let before = Instant::from_secs(40);
+        assert_eq!(clock.to_instant(clock.to_system_time(before)), before);
+        assert_eq!(
+            clock
+                .to_system_time(t)
+                .duration_since(clock.to_system_time(before))
+                .ok(),
+            Some(StdDuration::from_secs(90))
+        );
+        assert!(clock.now() >= Instant::from_secs(100));
+    }
+}

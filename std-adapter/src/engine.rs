@@ -1,0 +1,502 @@
+//! The engine: the core table behind one lock, with waiters, timers and wall-clock time.
+
+use std::time::Duration as StdDuration;
+
+use jobstate::{
+    Config, Directive, EventKind, Expired, Instant, Job, JobError, JobId, JobTable, LookupError,
+    NewJob, Revision, Severity, State as JobState, SubmitError,
+};
+
+use crate::clock::Clock;
+use crate::registry::Registry;
+use crate::snapshot::Snapshot;
+#[cfg(loom)]
+use crate::sync::AtomicBool;
+use crate::sync::{self, Arc, Condvar, Mutex, MutexGuard};
+
+/// The longest a wait may last unless configured otherwise: 120 s (ONTAP Select Deploy's
+/// `poll_timeout` range is 1–120 s).
+pub const DEFAULT_MAX_WAIT: StdDuration = StdDuration::from_secs(120);
+
+/// The largest `return_timeout` [`Engine::submit_and_wait`] accepts (R-RETURN).
+pub const MAX_RETURN_TIMEOUT: StdDuration = StdDuration::from_secs(120);
+
+/// The timer thread re-checks at least this often, whatever it was told.
+const TIMER_SAFETY_PERIOD: StdDuration = StdDuration::from_secs(30);
+
+/// Engine settings.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct EngineConfig {
+    /// The core table's settings (retention).
+    pub table: Config,
+    /// Waits longer than this are clamped to it (R-LONGPOLL). Default 120 s.
+    pub max_wait: StdDuration,
+    /// Run the timer thread that fails jobs whose deadline or heartbeat lease passed and
+    /// removes terminal jobs whose retention passed (default `true`). Without it, call
+    /// [`Engine::run_timers`] yourself.
+    pub timer_thread: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            table: Config::DEFAULT,
+            max_wait: DEFAULT_MAX_WAIT,
+            timer_thread: true,
+        }
+    }
+}
+
+/// When the timer thread is due, and whether it must stop.
+#[derive(Default)]
+pub(crate) struct TimerState {
+    /// The instant the timer thread sleeps until (`None`: nothing due).
+    at: Option<Instant>,
+    /// The engine is gone: the timer thread ends.
+    stop: bool,
+}
+
+/// Everything under the lock.
+pub(crate) struct State<S, const N: usize, const T: usize, const D: usize, const J: usize> {
+    pub(crate) table: Box<JobTable<S, N, T, D, J>>,
+    /// The revision up to which waiters have been notified.
+    seen: Revision,
+    pub(crate) waiters: Registry<Box<Job<S, T, D>>>,
+    timer: TimerState,
+    /// Worker threads waiting for a runnable job.
+    pub(crate) idle_workers: usize,
+}
+
+/// What engine handles share.
+pub(crate) struct Shared<S, const N: usize, const T: usize, const D: usize, const J: usize> {
+    pub(crate) state: Mutex<State<S, N, T, D, J>>,
+    timer_cv: Condvar,
+    /// Idle workers wait here; notified when a job is runnable.
+    pub(crate) work_cv: Condvar,
+    pub(crate) clock: Clock,
+    pub(crate) config: EngineConfig,
+    /// The loom model's clock: set when every pending wait's timeout has passed.
+    #[cfg(loom)]
+    pub(crate) time_up: AtomicBool,
+}
+
+/// Stops the timer thread when the last engine handle goes.
+struct Owner<S, const N: usize, const T: usize, const D: usize, const J: usize> {
+    shared: Arc<Shared<S, N, T, D, J>>,
+    timer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Drop
+    for Owner<S, N, T, D, J>
+{
+    fn drop(&mut self) {
+        {
+            let mut st = sync::lock(&self.shared.state);
+            st.timer.stop = true;
+            self.shared.timer_cv.notify_all();
+        }
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A thread-safe, cheap-to-clone handle to a job table (see the [crate docs](crate)).
+///
+/// `S` is the job spec, `N` the capacity, `T` the text capacity, `D` the most dependencies per
+/// job, `J` the journal capacity — the core [`JobTable`]'s parameters.
+pub struct Engine<S, const N: usize, const T: usize = 64, const D: usize = 4, const J: usize = 64> {
+    pub(crate) shared: Arc<Shared<S, N, T, D, J>>,
+    _owner: Arc<Owner<S, N, T, D, J>>,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
+    for Engine<S, N, T, D, J>
+{
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            _owner: self._owner.clone(),
+        }
+    }
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> std::fmt::Debug
+    for Engine<S, N, T, D, J>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("capacity", &N)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Build a table in place on the heap. `JobTable::new` returns the table by value (about
+/// 300 bytes a slot), which can overflow a thread's stack for large `N` in an unoptimised
+/// build, so large tables are built on a helper thread with a stack big enough for them.
+fn boxed_table<S: Send, const N: usize, const T: usize, const D: usize, const J: usize>(
+    config: Config,
+) -> Box<JobTable<S, N, T, D, J>> {
+    let size = std::mem::size_of::<JobTable<S, N, T, D, J>>();
+    if size <= 64 * 1024 {
+        return Box::new(JobTable::new(config));
+    }
+    let stack = size.saturating_mul(4).saturating_add(1 << 20);
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("jobstate-alloc".into())
+            .stack_size(stack)
+            .spawn_scoped(s, || Box::new(JobTable::new(config)))
+            .ok()
+            .and_then(|h| h.join().ok())
+    })
+    .unwrap_or_else(|| Box::new(JobTable::new(config)))
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Shared<S, N, T, D, J>
+where
+    S: Clone,
+{
+    /// After a change to the table: learn from the journal which jobs changed and wake
+    /// exactly their waiters whose condition now holds, the table watchers, an idle worker if
+    /// a job is runnable, and the timer thread if something falls due sooner than it planned.
+    pub(crate) fn commit(&self, st: &mut State<S, N, T, D, J>) {
+        let revision = st.table.revision();
+        if revision == st.seen {
+            return;
+        }
+        let State {
+            table,
+            seen,
+            waiters,
+            timer,
+            idle_workers,
+        } = st;
+        let timers = self.config.timer_thread;
+        let mut due: Option<Instant> = None;
+        let mut recheck_all = false;
+        match table.journal(*seen) {
+            Ok(events) => {
+                for event in events {
+                    if !waiters.is_empty() {
+                        let id = event.job;
+                        waiters.notify_job(id, |condition| decide(table, id, condition));
+                    }
+                    if timers {
+                        if let Some(t) = becomes_due(table, event.job, &event.kind) {
+                            due = Some(due.map_or(t, |d| d.min(t)));
+                        }
+                    }
+                }
+            }
+            Err(_compacted) => recheck_all = true,
+        }
+        if recheck_all {
+            for id in waiters.watched_jobs() {
+                waiters.notify_job(id, |condition| decide(table, id, condition));
+            }
+            due = Some(Instant::from_ticks(0));
+        }
+        waiters.notify_table(revision);
+        *seen = revision;
+        if *idle_workers > 0 && table.peek_runnable().is_some() {
+            self.work_cv.notify_one();
+        }
+        if let Some(t) = due {
+            if timer.at.is_none_or(|at| t < at) {
+                timer.at = Some(t);
+                self.timer_cv.notify_one();
+            }
+        }
+    }
+
+    /// The timer thread: sleep until the table's next timer (or a change makes one due
+    /// sooner), then `expire`.
+    fn run_timer(&self) {
+        let mut st = sync::lock(&self.state);
+        loop {
+            if st.timer.stop {
+                return;
+            }
+            let now = self.clock.now();
+            st.table.expire(now);
+            self.commit(&mut st);
+            let next = st.table.next_timer();
+            st.timer.at = next;
+            let sleep = next
+                .map_or(TIMER_SAFETY_PERIOD, |t| {
+                    self.clock
+                        .std_instant_of(t)
+                        .saturating_duration_since(std::time::Instant::now())
+                })
+                .clamp(StdDuration::from_micros(100), TIMER_SAFETY_PERIOD);
+            st = sync::wait_timeout(&self.timer_cv, st, sleep);
+        }
+    }
+}
+
+/// A waiter's answer when `id` changed: `Some` once its condition holds or the job is gone.
+fn decide<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
+    table: &JobTable<S, N, T, D, J>,
+    id: JobId,
+    condition: jobstate::Condition,
+) -> Option<Result<Box<Job<S, T, D>>, LookupError>> {
+    match table.check(id, condition) {
+        Ok(Some(job)) => Some(Ok(Box::new(job.clone()))),
+        Ok(None) => None,
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// The instant an event may have made a timer due: a start (deadline, lease), a resume
+/// (lease) or an end (retention). Everything else only moves timers later.
+fn becomes_due<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    table: &JobTable<S, N, T, D, J>,
+    id: JobId,
+    kind: &EventKind<T>,
+) -> Option<Instant> {
+    let EventKind::StateChanged { to, .. } = kind else {
+        return None;
+    };
+    let job = table.get(id).ok()?;
+    match to {
+        JobState::Running => match (job.deadline(), job.lease_until()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+        JobState::Succeeded | JobState::Failed => job
+            .ended()
+            .and_then(|e| e.checked_add(table.config().retention)),
+        JobState::Queued | JobState::Paused => None,
+    }
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Engine<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    /// An engine over a new, empty table; starts the timer thread (unless
+    /// [`EngineConfig::timer_thread`] is off).
+    pub fn new(config: EngineConfig) -> Self {
+        Self::from_boxed_table(boxed_table(config.table), config)
+    }
+
+    /// An engine over an existing table, for example one restored from disk. The engine's
+    /// clock continues from the table's newest instant ([`JobTable::now`]), which maps to the
+    /// wall-clock time of this call. `config.table` is ignored: the table keeps its own.
+    pub fn from_table(table: JobTable<S, N, T, D, J>, config: EngineConfig) -> Self {
+        Self::from_boxed_table(Box::new(table), config)
+    }
+
+    /// [`Engine::from_table`] for a table already on the heap.
+    pub fn from_boxed_table(table: Box<JobTable<S, N, T, D, J>>, config: EngineConfig) -> Self {
+        let config = EngineConfig {
+            table: *table.config(),
+            ..config
+        };
+        let clock = Clock::starting_at(table.now());
+        let seen = table.revision();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                table,
+                seen,
+                waiters: Registry::new(N),
+                timer: TimerState::default(),
+                idle_workers: 0,
+            }),
+            timer_cv: Condvar::new(),
+            work_cv: Condvar::new(),
+            clock,
+            config,
+            #[cfg(loom)]
+            time_up: AtomicBool::new(false),
+        });
+        let timer = Self::spawn_timer(&shared, config.timer_thread);
+        Self {
+            shared: shared.clone(),
+            _owner: Arc::new(Owner { shared, timer }),
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn spawn_timer(
+        shared: &Arc<Shared<S, N, T, D, J>>,
+        enabled: bool,
+    ) -> Option<std::thread::JoinHandle<()>> {
+        if !enabled {
+            return None;
+        }
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("jobstate-timer".into())
+            .spawn(move || shared.run_timer())
+            .ok()
+    }
+
+    /// Loom explores every interleaving; an endless timer thread would make that infinite,
+    /// so the model runs without it.
+    #[cfg(loom)]
+    fn spawn_timer(
+        _shared: &Arc<Shared<S, N, T, D, J>>,
+        _enabled: bool,
+    ) -> Option<std::thread::JoinHandle<()>> {
+        None
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<S, N, T, D, J>> {
+        sync::lock(&self.shared.state)
+    }
+
+    /// The settings in force (`table` as the table has it).
+    pub fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// The engine's clock: table instants ⇄ monotonic time ⇄ wall-clock time.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// The current table instant.
+    pub fn now(&self) -> Instant {
+        self.shared.clock.now()
+    }
+
+    /// The wall-clock time of a table instant (for RFC 3339 reporting).
+    pub fn to_system_time(&self, at: Instant) -> std::time::SystemTime {
+        self.shared.clock.to_system_time(at)
+    }
+
+    /// The table instant of a wall-clock time, for timestamp-based long-polls
+    /// ([`jobstate::Condition::ModifiedAfter`]).
+    pub fn to_instant(&self, at: std::time::SystemTime) -> Instant {
+        self.shared.clock.to_instant(at)
+    }
+
+    pub(crate) fn snapshot(&self, job: Job<S, T, D>) -> Snapshot<S, T, D> {
+        Snapshot::new(job, self.shared.clock)
+    }
+
+    /// Read access to the table under the lock (keep it short: every other caller waits).
+    pub fn with_table<R>(&self, f: impl FnOnce(&JobTable<S, N, T, D, J>) -> R) -> R {
+        f(&self.lock().table)
+    }
+
+    /// Change the table through any core operation, under the lock, with the current instant;
+    /// waiters of the jobs it changed are woken afterwards. Every state change of the engine
+    /// goes through here.
+    pub fn update<R>(&self, f: impl FnOnce(&mut JobTable<S, N, T, D, J>, Instant) -> R) -> R {
+        let mut st = self.lock();
+        let now = self.shared.clock.now();
+        let r = f(&mut st.table, now);
+        self.shared.commit(&mut st);
+        r
+    }
+
+    // ----- clients ------------------------------------------------------------------------
+
+    /// Accept a job (see [`JobTable::submit`]). The job is in the table when this returns.
+    pub fn submit(&self, job: NewJob<'_, S>) -> Result<JobId, SubmitError> {
+        self.update(|t, now| t.submit(job, now))
+    }
+
+    /// A snapshot of the job, or why there is none (R-ID).
+    pub fn get(&self, id: JobId) -> Result<Snapshot<S, T, D>, LookupError> {
+        let job = self.lock().table.get(id).cloned()?;
+        Ok(self.snapshot(job))
+    }
+
+    /// Snapshots of every job in the table, oldest first (by submit time; jobs submitted in
+    /// the same microsecond in slot order).
+    pub fn list(&self) -> Vec<Snapshot<S, T, D>> {
+        let mut jobs: Vec<Job<S, T, D>> = self.lock().table.iter().cloned().collect();
+        jobs.sort_by_key(|j| j.created());
+        jobs.into_iter().map(|j| self.snapshot(j)).collect()
+    }
+
+    /// The table revision of the latest change (R-VERSION).
+    pub fn revision(&self) -> Revision {
+        self.lock().table.revision()
+    }
+
+    /// Ask a running job to pause at its next checkpoint (R-CONTROL).
+    pub fn request_pause(&self, id: JobId) -> Result<(), JobError> {
+        self.update(|t, now| t.request_pause(id, now))
+    }
+
+    /// Resume a paused job, or withdraw a pause request (R-CONTROL).
+    pub fn request_resume(&self, id: JobId) -> Result<(), JobError> {
+        self.update(|t, now| t.request_resume(id, now))
+    }
+
+    /// Cancel a job: at once when queued, at its next checkpoint when running or paused (a
+    /// paused worker is woken for it) (R-CONTROL).
+    pub fn request_cancel(&self, id: JobId) -> Result<(), JobError> {
+        self.update(|t, now| t.request_cancel(id, now))
+    }
+
+    // ----- workers (the worker pool uses these; own worker loops may too) -------------------
+
+    /// Start the oldest runnable job (R-SCHED).
+    pub fn start_next(&self) -> Option<JobId> {
+        self.update(|t, now| t.start_next(now))
+    }
+
+    /// Start this queued job.
+    pub fn start(&self, id: JobId) -> Result<(), JobError> {
+        self.update(|t, now| t.start(id, now))
+    }
+
+    /// Report progress (0–100 %) and a message; renews the lease.
+    pub fn progress(&self, id: JobId, percent: u8, message: &str) -> Result<(), JobError> {
+        self.update(|t, now| t.progress(id, percent, message, now))
+    }
+
+    /// Append a log line to the journal.
+    pub fn log(&self, id: JobId, line: &str) -> Result<(), JobError> {
+        self.update(|t, now| t.log(id, line, now))
+    }
+
+    /// Renew the heartbeat lease (R-DEADLINE).
+    pub fn heartbeat(&self, id: JobId) -> Result<(), JobError> {
+        self.update(|t, now| t.heartbeat(id, now))
+    }
+
+    /// The worker's checkpoint: applies pending requests, answers what to do. Does not block
+    /// (the worker pool's [`crate::JobContext::checkpoint`] blocks while paused).
+    pub fn checkpoint(&self, id: JobId) -> Result<Directive, JobError> {
+        self.update(|t, now| t.checkpoint(id, now))
+    }
+
+    /// The job finished well.
+    pub fn succeed(&self, id: JobId, severity: Severity, message: &str) -> Result<(), JobError> {
+        self.update(|t, now| t.succeed(id, severity, message, now))
+    }
+
+    /// The job failed with the worker's code and message.
+    pub fn fail(&self, id: JobId, code: i32, message: &str) -> Result<(), JobError> {
+        self.update(|t, now| t.fail(id, code, message, now))
+    }
+
+    /// Run the timer sweep now ([`JobTable::expire`]): what the timer thread does when a
+    /// deadline, lease or retention falls due.
+    pub fn run_timers(&self) -> Expired {
+        self.update(|t, now| t.expire(now))
+    }
+
+    /// How many waits (blocking and async) are registered right now.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiters.len()
+    }
+
+    /// The loom model's clock: every pending wait's timeout passes now. Waiters are woken
+    /// without an answer, as the operating system's timer would wake them.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn model_time_out_waiters(&self) {
+        self.shared.time_up.store(true, sync::Ordering::SeqCst);
+        let mut st = self.lock();
+        st.waiters.poke_all();
+    }
+}

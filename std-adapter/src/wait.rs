@@ -1,0 +1,448 @@
+//! Waiting: blocking and async long-polls (R-WAIT, R-LONGPOLL, R-RETURN).
+//!
+//! Both kinds follow one protocol under the engine lock: check the condition with the core
+//! ([`JobTable::check`]); if it does not hold, register in the waiter registry and sleep; the
+//! thread that changes the job evaluates the condition and, only if it now holds (or the job is
+//! gone), hands the waiter its snapshot and wakes it. A timeout ends the wait with the current
+//! snapshot marked `timed_out`; the waiter deregisters on every way out, including a dropped
+//! future.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+use jobstate::{Condition, Job, JobId, JobTable, LookupError, NewJob, Revision};
+
+use crate::engine::{Engine, MAX_RETURN_TIMEOUT};
+use crate::error::{SubmitWaitError, WaitError};
+use crate::registry::{Ready, Wake, Watch};
+use crate::snapshot::{Submitted, Waited};
+use crate::sync::{self, Arc, AtomicBool, Condvar, Ordering};
+
+type Answer<S, const T: usize, const D: usize> = Ready<Box<Job<S, T, D>>>;
+
+/// The answer if the watched thing is already there.
+fn answer_now<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
+    table: &JobTable<S, N, T, D, J>,
+    watch: Watch,
+) -> Option<Answer<S, T, D>> {
+    match watch {
+        Watch::Job(id, condition) => match table.check(id, condition) {
+            Ok(Some(job)) => Some(Ready::Job(Ok(Box::new(job.clone())))),
+            Ok(None) => None,
+            Err(e) => Some(Ready::Job(Err(e))),
+        },
+        Watch::Table(after) => (table.revision() > after).then(|| Ready::Table(table.revision())),
+    }
+}
+
+/// The answer when the timeout ended the wait: how things are now.
+fn current<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
+    table: &JobTable<S, N, T, D, J>,
+    watch: Watch,
+) -> Answer<S, T, D> {
+    match watch {
+        Watch::Job(id, _) => Ready::Job(table.get(id).map(|j| Box::new(j.clone()))),
+        Watch::Table(_) => Ready::Table(table.revision()),
+    }
+}
+
+/// A table-wide wait's answer.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TableWaited {
+    /// The table revision when the wait ended.
+    pub revision: Revision,
+    /// `true` when nothing changed within the timeout.
+    pub timed_out: bool,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Engine<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    fn clamp(&self, timeout: StdDuration) -> StdDuration {
+        timeout.min(self.shared.config.max_wait)
+    }
+
+    #[cfg(not(loom))]
+    fn passed(&self, deadline: Option<StdInstant>) -> bool {
+        deadline.is_some_and(|d| StdInstant::now() >= d)
+    }
+
+    #[cfg(loom)]
+    fn passed(&self, _deadline: Option<StdInstant>) -> bool {
+        self.shared.time_up.load(Ordering::SeqCst)
+    }
+
+    fn to_waited(
+        &self,
+        answer: Answer<S, T, D>,
+        timed_out: bool,
+    ) -> Result<Waited<S, T, D>, WaitError> {
+        match answer {
+            Ready::Job(Ok(job)) => Ok(Waited {
+                snapshot: self.snapshot(*job),
+                timed_out,
+            }),
+            Ready::Job(Err(e)) => Err(WaitError::Lookup(e)),
+            // A job wait never gets a table answer.
+            Ready::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
+        }
+    }
+
+    /// The blocking wait protocol, for a job or the table. `stop`, when set, ends the wait
+    /// early like a timeout (the worker pool's shutdown).
+    pub(crate) fn block(
+        &self,
+        watch: Watch,
+        timeout: StdDuration,
+        stop: Option<&AtomicBool>,
+    ) -> (Answer<S, T, D>, bool) {
+        let timeout = self.clamp(timeout);
+        let deadline = StdInstant::now().checked_add(timeout);
+        let mut st = self.lock();
+        if let Some(answer) = answer_now(&st.table, watch) {
+            return (answer, false);
+        }
+        if timeout.is_zero() {
+            return (current(&st.table, watch), true);
+        }
+        let cv = Arc::new(Condvar::new());
+        let key = st.waiters.register(watch, Wake::Thread(cv.clone()));
+        loop {
+            if st.waiters.is_ready(key) {
+                if let Some(answer) = st.waiters.deregister(key) {
+                    return (answer, false);
+                }
+            }
+            let stopped = stop.is_some_and(|s| s.load(Ordering::SeqCst));
+            if stopped || self.passed(deadline) {
+                let _ = st.waiters.deregister(key);
+                return (current(&st.table, watch), true);
+            }
+            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(StdInstant::now()));
+            st = sync::wait_timeout(&cv, st, left);
+        }
+    }
+
+    /// Block until `condition` holds for job `id`, or the timeout (clamped to
+    /// [`EngineConfig::max_wait`](crate::EngineConfig::max_wait)) ends (R-WAIT). Returns at
+    /// once if the condition already holds. A timeout is not an error: the current snapshot
+    /// comes back with `timed_out` set. A job removed during the wait answers
+    /// `WaitError::Lookup(LookupError::Expired(..))`.
+    pub fn wait(
+        &self,
+        id: JobId,
+        condition: Condition,
+        timeout: StdDuration,
+    ) -> Result<Waited<S, T, D>, WaitError> {
+        let (answer, timed_out) = self.block(Watch::Job(id, condition), timeout, None);
+        self.to_waited(answer, timed_out)
+    }
+
+    /// [`Engine::wait`] as a future. Works on any executor (tokio, `futures::executor`,
+    /// …): its timeout is a `futures-timer` delay, not a runtime's. Dropping the future
+    /// deregisters it.
+    pub fn wait_async(
+        &self,
+        id: JobId,
+        condition: Condition,
+        timeout: StdDuration,
+    ) -> WaitFuture<S, N, T, D, J> {
+        WaitFuture {
+            waiting: Waiting::new(self.clone(), Watch::Job(id, condition), self.clamp(timeout)),
+        }
+    }
+
+    /// Block until the table changes after revision `after` (a table-wide watcher: any
+    /// change to any job wakes it), or the timeout ends.
+    pub fn wait_table(&self, after: Revision, timeout: StdDuration) -> TableWaited {
+        let (answer, timed_out) = self.block(Watch::Table(after), timeout, None);
+        TableWaited {
+            revision: match answer {
+                Ready::Table(r) => r,
+                Ready::Job(_) => after,
+            },
+            timed_out,
+        }
+    }
+
+    /// [`Engine::wait_table`] as a future.
+    pub fn wait_table_async(
+        &self,
+        after: Revision,
+        timeout: StdDuration,
+    ) -> TableWaitFuture<S, N, T, D, J> {
+        TableWaitFuture {
+            waiting: Waiting::new(self.clone(), Watch::Table(after), self.clamp(timeout)),
+            after,
+        }
+    }
+
+    fn check_return_timeout(return_timeout: StdDuration) -> Result<(), SubmitWaitError> {
+        if return_timeout > MAX_RETURN_TIMEOUT {
+            Err(SubmitWaitError::ReturnTimeoutOutOfRange)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Submit, then wait up to `return_timeout` (0–120 s, further clamped to `max_wait`) for
+    /// the job to end (R-RETURN): [`Submitted::Completed`] (HTTP 200) if it ended, success or
+    /// failure, else [`Submitted::Accepted`] (HTTP 202). With 0 the answer is `Accepted` at
+    /// once. The job is in the table before either answer. Over 120 s is refused before
+    /// anything is submitted.
+    pub fn submit_and_wait(
+        &self,
+        job: NewJob<'_, S>,
+        return_timeout: StdDuration,
+    ) -> Result<Submitted<S, T, D>, SubmitWaitError> {
+        Self::check_return_timeout(return_timeout)?;
+        let id = self.submit(job)?;
+        if return_timeout.is_zero() {
+            return self
+                .get(id)
+                .map(Submitted::Accepted)
+                .map_err(SubmitWaitError::Lookup);
+        }
+        match self.wait(id, Condition::Terminal, return_timeout) {
+            Ok(w) if w.timed_out => Ok(Submitted::Accepted(w.snapshot)),
+            Ok(w) => Ok(Submitted::Completed(w.snapshot)),
+            Err(WaitError::Lookup(e)) => Err(SubmitWaitError::Lookup(e)),
+        }
+    }
+
+    /// [`Engine::submit_and_wait`] as a future. The job is submitted (and the return timeout
+    /// checked) when this is called, not when the future is first polled, so the future owns
+    /// nothing borrowed.
+    pub fn submit_and_wait_async(
+        &self,
+        job: NewJob<'_, S>,
+        return_timeout: StdDuration,
+    ) -> SubmitWaitFuture<S, N, T, D, J> {
+        let early = |r| SubmitWaitFuture {
+            step: SubmitStep::Done(Some(r)),
+        };
+        if let Err(e) = Self::check_return_timeout(return_timeout) {
+            return early(Err(e));
+        }
+        let id = match self.submit(job) {
+            Ok(id) => id,
+            Err(e) => return early(Err(SubmitWaitError::Submit(e))),
+        };
+        if return_timeout.is_zero() {
+            return early(
+                self.get(id)
+                    .map(Submitted::Accepted)
+                    .map_err(SubmitWaitError::Lookup),
+            );
+        }
+        SubmitWaitFuture {
+            step: SubmitStep::Waiting(self.wait_async(id, Condition::Terminal, return_timeout)),
+        }
+    }
+}
+
+/// The async wait protocol shared by the futures below.
+struct Waiting<S, const N: usize, const T: usize, const D: usize, const J: usize>
+where
+    S: Clone + Send + 'static,
+{
+    engine: Engine<S, N, T, D, J>,
+    watch: Watch,
+    timeout: StdDuration,
+    deadline: Option<StdInstant>,
+    key: Option<usize>,
+    #[cfg(not(loom))]
+    delay: Option<futures_timer::Delay>,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Waiting<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    fn new(engine: Engine<S, N, T, D, J>, watch: Watch, timeout: StdDuration) -> Self {
+        Self {
+            engine,
+            watch,
+            timeout,
+            deadline: StdInstant::now().checked_add(timeout),
+            key: None,
+            #[cfg(not(loom))]
+            delay: None,
+        }
+    }
+
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(Answer<S, T, D>, bool)> {
+        let mut st = sync::lock(&self.engine.shared.state);
+        match self.key {
+            Some(key) => {
+                if st.waiters.is_ready(key) {
+                    self.key = None;
+                    if let Some(answer) = st.waiters.deregister(key) {
+                        return Poll::Ready((answer, false));
+                    }
+                }
+                st.waiters.set_waker(key, cx.waker());
+            }
+            None => {
+                if let Some(answer) = answer_now(&st.table, self.watch) {
+                    return Poll::Ready((answer, false));
+                }
+                if self.timeout.is_zero() {
+                    return Poll::Ready((current(&st.table, self.watch), true));
+                }
+                self.key = Some(
+                    st.waiters
+                        .register(self.watch, Wake::Task(cx.waker().clone())),
+                );
+            }
+        }
+        #[cfg(not(loom))]
+        let fired = timer_fired(&mut self.delay, self.deadline, cx);
+        #[cfg(loom)]
+        let fired = self.engine.shared.time_up.load(Ordering::SeqCst);
+        if fired {
+            if let Some(key) = self.key.take() {
+                if let Some(answer) = st.waiters.deregister(key) {
+                    return Poll::Ready((answer, false));
+                }
+            }
+            return Poll::Ready((current(&st.table, self.watch), true));
+        }
+        Poll::Pending
+    }
+}
+
+/// Whether the wait's timeout passed; the delay is made on first use.
+#[cfg(not(loom))]
+fn timer_fired(
+    delay: &mut Option<futures_timer::Delay>,
+    deadline: Option<StdInstant>,
+    cx: &mut Context<'_>,
+) -> bool {
+    let Some(deadline) = deadline else {
+        return false;
+    };
+    let delay = delay.get_or_insert_with(|| {
+        futures_timer::Delay::new(deadline.saturating_duration_since(StdInstant::now()))
+    });
+    Pin::new(delay).poll(cx).is_ready()
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Drop
+    for Waiting<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let _ = self.engine.lock().waiters.deregister(key);
+        }
+    }
+}
+
+/// The future of [`Engine::wait_async`]: resolves like [`Engine::wait`].
+#[must_use = "futures do nothing unless polled"]
+pub struct WaitFuture<S, const N: usize, const T: usize, const D: usize, const J: usize>
+where
+    S: Clone + Send + 'static,
+{
+    waiting: Waiting<S, N, T, D, J>,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Future
+    for WaitFuture<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    type Output = Result<Waited<S, T, D>, WaitError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        this.waiting
+            .poll_answer(cx)
+            .map(|(answer, timed_out)| this.waiting.engine.to_waited(answer, timed_out))
+    }
+}
+
+/// The future of [`Engine::wait_table_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct TableWaitFuture<S, const N: usize, const T: usize, const D: usize, const J: usize>
+where
+    S: Clone + Send + 'static,
+{
+    waiting: Waiting<S, N, T, D, J>,
+    after: Revision,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Future
+    for TableWaitFuture<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    type Output = TableWaited;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TableWaited> {
+        let this = self.get_mut();
+        let after = this.after;
+        this.waiting
+            .poll_answer(cx)
+            .map(|(answer, timed_out)| TableWaited {
+                revision: match answer {
+                    Ready::Table(r) => r,
+                    Ready::Job(_) => after,
+                },
+                timed_out,
+            })
+    }
+}
+
+enum SubmitStep<S, const N: usize, const T: usize, const D: usize, const J: usize>
+where
+    S: Clone + Send + 'static,
+{
+    Done(Option<Result<Submitted<S, T, D>, SubmitWaitError>>),
+    Waiting(WaitFuture<S, N, T, D, J>),
+}
+
+/// The future of [`Engine::submit_and_wait_async`].
+#[must_use = "futures do nothing unless polled"]
+pub struct SubmitWaitFuture<S, const N: usize, const T: usize, const D: usize, const J: usize>
+where
+    S: Clone + Send + 'static,
+{
+    step: SubmitStep<S, N, T, D, J>,
+}
+
+// Nothing in it is pinned structurally: the finished answer is moved out, the wait future is
+// `Unpin`.
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Unpin
+    for SubmitWaitFuture<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Future
+    for SubmitWaitFuture<S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    type Output = Result<Submitted<S, T, D>, SubmitWaitError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().step {
+            SubmitStep::Done(r) => match r.take() {
+                Some(r) => Poll::Ready(r),
+                None => Poll::Pending,
+            },
+            SubmitStep::Waiting(w) => Pin::new(w).poll(cx).map(|r| match r {
+                Ok(w) if w.timed_out => Ok(Submitted::Accepted(w.snapshot)),
+                Ok(w) => Ok(Submitted::Completed(w.snapshot)),
+                Err(WaitError::Lookup(e)) => Err(SubmitWaitError::Lookup(e)),
+            }),
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The worker pool: threads that run a handler per job (R-SCHED, R-CONTROL worker side).
+//!
+//! Each worker takes the oldest runnable job ([`jobstate::JobTable::start_next`]: FIFO,
+//! dependencies respected), runs the handler with a [`JobContext`], and records the handler's
+//! answer: [`Success`] → `Succeeded` with its severity; [`Failure`] → `Failed(Error)` with its
+//! code and message; a panic → `Failed(Error)` with the panic message, and the worker goes on.
+//! Idle workers sleep on a condition variable and are woken one at a time, only when a job is
+//! runnable.
+
+use std::any::Any;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use jobstate::{Condition, Directive, FailReason, JobError, JobId, Severity};
+
+use crate::engine::Engine;
+use crate::registry::Watch;
+use crate::sync;
+
+/// A handler's good answer: the job succeeded.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Success {
+    /// How well (Unified Manager's NORMAL / WARNING / PARTIAL_FAILURES).
+    pub severity: Severity,
+    /// The job's final message (cut to the table's text capacity).
+    pub message: String,
+}
+
+impl Success {
+    /// Success with this severity and message.
+    pub fn new(severity: Severity, message: impl Into<String>) -> Self {
+        Self {
+            severity,
+            message: message.into(),
+        }
+    }
+
+    /// `Normal` success with a message.
+    pub fn normal(message: impl Into<String>) -> Self {
+        Self::new(Severity::Normal, message)
+    }
+}
+
+impl From<Severity> for Success {
+    fn from(severity: Severity) -> Self {
+        Self::new(severity, "")
+    }
+}
+
+/// A handler's bad answer: the job failed with reason `Error`, this code and message.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Failure {
+    /// The error code clients see.
+    pub code: i32,
+    /// The error message clients see (cut to the table's text capacity).
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with this code and message.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (code {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Why [`JobContext::checkpoint`] tells the handler to stop.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Canceled {
+    /// A client canceled the job; it is `Failed(Canceled)` now.
+    Requested,
+    /// The job ended without the handler (deadline or lease passed: `Failed(TimedOut)`).
+    Ended,
+    /// The pool is shutting down. The job is still live; if the handler returns this as its
+    /// failure, the job fails with code 5 ([`FailReason::Interrupted`]'s) and
+    /// "worker pool shut down".
+    Shutdown,
+}
+
+impl fmt::Display for Canceled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Canceled::Requested => "canceled",
+            Canceled::Ended => "job ended",
+            Canceled::Shutdown => "worker pool shut down",
+        })
+    }
+}
+
+impl std::error::Error for Canceled {}
+
+impl From<Canceled> for Failure {
+    fn from(c: Canceled) -> Self {
+        let reason = match c {
+            Canceled::Requested => FailReason::Canceled,
+            Canceled::Ended => FailReason::TimedOut,
+            Canceled::Shutdown => FailReason::Interrupted,
+        };
+        Failure::new(reason.default_code(), c.to_string())
+    }
+}
+
+/// What a handler sees of its job.
+pub struct JobContext<'a, S, const N: usize, const T: usize, const D: usize, const J: usize>
+where
+    S: Clone + Send + 'static,
+{
+    engine: &'a Engine<S, N, T, D, J>,
+    id: JobId,
+    spec: S,
+    stop: &'a AtomicBool,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize>
+    JobContext<'_, S, N, T, D, J>
+where
+    S: Clone + Send + 'static,
+{
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// The job's spec: what to do.
+    pub fn spec(&self) -> &S {
+        &self.spec
+    }
+
+    /// The engine (to submit follow-up jobs, for example).
+    pub fn engine(&self) -> &Engine<S, N, T, D, J> {
+        self.engine
+    }
+
+    /// Report progress (0–100 %) and a short message; renews the heartbeat lease.
+    pub fn progress(&mut self, percent: u8, message: &str) -> Result<(), JobError> {
+        self.engine.progress(self.id, percent, message)
+    }
+
+    /// Append a line to the job's log (the journal).
+    pub fn log(&mut self, line: &str) -> Result<(), JobError> {
+        self.engine.log(self.id, line)
+    }
+
+    /// Renew the heartbeat lease.
+    pub fn heartbeat(&mut self) -> Result<(), JobError> {
+        self.engine.heartbeat(self.id)
+    }
+
+    /// Check in (R-CONTROL): `Ok(())` to go on; blocks while the job is paused (until resume
+    /// or cancel); `Err` when the handler must stop — return it (`?` turns it into a
+    /// [`Failure`]). Renews the heartbeat lease.
+    pub fn checkpoint(&mut self) -> Result<(), Canceled> {
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(Canceled::Shutdown);
+            }
+            // The state revision is read under the same lock as the checkpoint, so a resume
+            // that comes right after cannot be missed.
+            let (directive, seen) = self.engine.update(|t, now| {
+                let d = t.checkpoint(self.id, now);
+                (d, t.get(self.id).map(|j| j.state_revision()))
+            });
+            match directive {
+                Ok(Directive::Continue) => return Ok(()),
+                Ok(Directive::Canceled) => return Err(Canceled::Requested),
+                Ok(Directive::Pause) => {
+                    let Ok(seen) = seen else {
+                        return Err(Canceled::Ended);
+                    };
+                    let watch = Watch::Job(self.id, Condition::StateChangedSince(seen));
+                    let max = self.engine.config().max_wait;
+                    let _ = self.engine.block(watch, max, Some(self.stop));
+                }
+                Err(_) => return Err(Canceled::Ended),
+            }
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn fit(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    s.get(..end).unwrap_or("")
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    let what = p
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    format!("handler panicked: {what}")
+}
+
+/// A pool of worker threads running a handler per job.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobstate::{Condition, NewJob, State};
+/// use jobstate_std::{Engine, EngineConfig, Success, WorkerPool};
+///
+/// let engine: Engine<u32, 16> = Engine::new(EngineConfig::default());
+/// let pool = WorkerPool::start(engine.clone(), 2, |ctx| {
+///     ctx.progress(50, "half way")?;
+///     ctx.checkpoint()?;
+///     Ok(Success::normal(format!("squared: {}", ctx.spec() * ctx.spec())))
+/// });
+/// let id = engine.submit(NewJob::new(7)).unwrap();
+/// let done = engine.wait(id, Condition::Terminal, Duration::from_secs(10)).unwrap();
+/// assert_eq!(done.snapshot.state(), State::Succeeded);
+/// assert_eq!(done.snapshot.message(), "squared: 49");
+/// pool.shutdown();
+/// ```
+pub struct WorkerPool {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl fmt::Debug for WorkerPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("threads", &self.threads.len())
+            .field("stopping", &self.stop.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl From<JobError> for Failure {
+    fn from(e: JobError) -> Self {
+        Failure::new(FailReason::Error.default_code(), e.to_string())
+    }
+}
+
+impl WorkerPool {
+    /// Start `threads` workers (at least one) running `handler` for each job.
+    pub fn start<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
+        engine: Engine<S, N, T, D, J>,
+        threads: usize,
+        handler: F,
+    ) -> WorkerPool
+    where
+        S: Clone + Send + 'static,
+        F: Fn(&mut JobContext<'_, S, N, T, D, J>) -> Result<Success, Failure>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler = Arc::new(handler);
+        let mut handles = Vec::new();
+        for n in 0..threads.max(1) {
+            let (engine, handler, stop) = (engine.clone(), handler.clone(), stop.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("jobstate-worker-{n}"))
+                .spawn(move || work(&engine, &*handler, &stop));
+            if let Ok(h) = spawned {
+                handles.push(h);
+            }
+        }
+        let wake = Box::new(move || {
+            let mut st = engine.lock();
+            engine.shared.work_cv.notify_all();
+            st.waiters.poke_all();
+        });
+        WorkerPool {
+            stop,
+            threads: handles,
+            wake,
+        }
+    }
+
+    /// How many worker threads run.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Stop taking jobs; running handlers see [`Canceled::Shutdown`] at their next checkpoint
+    /// (paused ones are woken for it); then join every thread.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        (self.wake)();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WorkerPool {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop_and_join();
+        }
+    }
+}
+
+/// One worker thread.
+fn work<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
+    engine: &Engine<S, N, T, D, J>,
+    handler: &F,
+    stop: &AtomicBool,
+) where
+    S: Clone + Send + 'static,
+    F: Fn(&mut JobContext<'_, S, N, T, D, J>) -> Result<Success, Failure>,
+{
+    while let Some((id, spec)) = next_job(engine, stop) {
+        let mut ctx = JobContext {
+            engine,
+            id,
+            spec,
+            stop,
+        };
+        let answer = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx)));
+        // Errors below mean the job already ended (canceled, timed out): nothing to record.
+        let _ = match answer {
+            Ok(Ok(success)) => engine.succeed(id, success.severity, fit(&success.message, T)),
+            Ok(Err(failure)) => engine.fail(id, failure.code, fit(&failure.message, T)),
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                engine.fail(id, FailReason::Error.default_code(), fit(&message, T))
+            }
+        };
+    }
+}
+
+/// Take the oldest runnable job, sleeping while there is none; `None` once stopping.
+fn next_job<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    engine: &Engine<S, N, T, D, J>,
+    stop: &AtomicBool,
+) -> Option<(JobId, S)>
+where
+    S: Clone + Send + 'static,
+{
+    let mut st = engine.lock();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return None;
+        }
+        if let Some(id) = st.table.start_next(engine.now()) {
+            let spec = st.table.get(id).map(|j| j.spec().clone());
+            engine.shared.commit(&mut st);
+            if let Ok(spec) = spec {
+                return Some((id, spec));
+            }
+            continue;
+        }
+        st.idle_workers = st.idle_workers.saturating_add(1);
+        st = sync::wait(&engine.shared.work_cv, st);
+        st.idle_workers = st.idle_workers.saturating_sub(1);
+    }
+}
