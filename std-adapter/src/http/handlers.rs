@@ -1,0 +1,314 @@
+//! The route handlers of the binding.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jobstate::{Condition, JobError, JobId, LookupError, Revision};
+
+use super::error::{ApiError, ErrorCode};
+use super::extract::UuidSegment;
+use super::params::{parse_fields, parse_states, Args, MAX_TIMEOUT_SECS};
+use super::wire::{Fields, Href, Page, PageLinks, Record};
+use super::JobsApi;
+use crate::error::WaitError;
+use crate::snapshot::Snapshot;
+
+type Api<S, const N: usize, const T: usize, const D: usize, const J: usize> =
+    State<JobsApi<S, N, T, D, J>>;
+
+/// The answer for a job that exists or existed: its record, or its tombstone's.
+fn answer<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    api: &JobsApi<S, N, T, D, J>,
+    uuid: &str,
+    id: JobId,
+    found: Result<Snapshot<S, T, D>, LookupError>,
+    fields: Fields,
+) -> Response
+where
+    S: Clone + Send + Sync + 'static,
+{
+    match found {
+        Ok(snapshot) => {
+            Json(Record::from_snapshot(&snapshot, api.uuid_of(id), fields)).into_response()
+        }
+        Err(LookupError::Expired(Some(tomb))) => {
+            let engine = api.engine();
+            let record = Record::from_tombstone(&tomb, api.uuid_of(id), fields, |t| {
+                engine.to_system_time(t)
+            });
+            Json(record).into_response()
+        }
+        Err(e) => api.lookup_error(uuid, e).into_response(),
+    }
+}
+
+/// `GET /api/cluster/jobs/{uuid}`: the job, at once or after a long-poll.
+pub(crate) async fn get_job<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    State(api): Api<S, N, T, D, J>,
+    UuidSegment(uuid): UuidSegment,
+    mut args: Args,
+) -> Result<Response, ApiError>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let fields = args.fields(Fields::ALL)?;
+    let poll = args.seconds("poll_timeout", 1..=MAX_TIMEOUT_SECS)?;
+    let last_modified = args.time("last_modified")?;
+    let revision = args.number("revision", 0..=u64::MAX)?;
+    args.finish()?;
+    if last_modified.is_some() && revision.is_some() {
+        return Err(ApiError::invalid(
+            "revision",
+            "give \"last_modified\" or \"revision\", not both",
+        ));
+    }
+    let id = api.job_id(&uuid)?;
+    let engine = api.engine();
+    let now = engine.get(id);
+    let (Some(timeout), Ok(snapshot)) = (poll, &now) else {
+        return Ok(answer(&api, &uuid, id, now, fields));
+    };
+    // What "changed" means for this poll, as a revision: exact for `revision`; for
+    // `last_modified`, a job not modified after it has not changed since its current revision.
+    let changed_now = match (revision, last_modified) {
+        (Some(r), _) => snapshot.revision().get() > r,
+        (None, Some(t)) => snapshot.modified() > engine.to_instant(t),
+        (None, None) => false,
+    };
+    if changed_now || snapshot.is_terminal() {
+        return Ok(answer(&api, &uuid, id, now, fields));
+    }
+    let since = match revision {
+        Some(r) => Revision::new(r),
+        None => snapshot.revision(),
+    };
+    let _in_flight = api.poll_guard();
+    let waited = engine
+        .wait_async(id, Condition::ChangedSince(since), timeout)
+        .await
+        .map(|w| w.snapshot)
+        .map_err(|WaitError::Lookup(e)| e);
+    Ok(answer(&api, &uuid, id, waited, fields))
+}
+
+/// `PATCH /api/cluster/jobs/{uuid}?action=pause|resume|cancel`.
+pub(crate) async fn patch_job<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    State(api): Api<S, N, T, D, J>,
+    UuidSegment(uuid): UuidSegment,
+    mut args: Args,
+) -> Result<Response, ApiError>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let action = args.take("action")?;
+    let wait = args
+        .seconds("return_timeout", 0..=MAX_TIMEOUT_SECS)?
+        .unwrap_or(Duration::ZERO);
+    args.finish()?;
+    let id = api.job_id(&uuid)?;
+    let engine = api.engine();
+    let (result, until) = match action.as_deref() {
+        Some("pause") => (engine.request_pause(id), Some(Until::StateChange)),
+        Some("resume") => (engine.request_resume(id), None),
+        Some("cancel") => (engine.request_cancel(id), Some(Until::Terminal)),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "action",
+                format!("\"action\" must be pause, resume or cancel; got \"{other}\""),
+            ))
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "action",
+                "\"action\" (pause, resume or cancel) is required",
+            ))
+        }
+    };
+    result.map_err(|e| refusal(&api, &uuid, e))?;
+    let mut now = engine.get(id);
+    if let (Some(until), Ok(snapshot), false) = (until, &now, wait.is_zero()) {
+        let condition = match until {
+            Until::StateChange => Condition::StateChangedSince(snapshot.state_revision()),
+            Until::Terminal => Condition::Terminal,
+        };
+        now = engine
+            .wait_async(id, condition, wait)
+            .await
+            .map(|w| w.snapshot)
+            .map_err(|WaitError::Lookup(e)| e);
+    }
+    Ok(answer(&api, &uuid, id, now, Fields::ALL))
+}
+
+#[derive(Clone, Copy)]
+enum Until {
+    StateChange,
+    Terminal,
+}
+
+/// The envelope of a refused request.
+fn refusal<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    api: &JobsApi<S, N, T, D, J>,
+    uuid: &str,
+    e: JobError,
+) -> ApiError
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let conflict = |code, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
+    match e {
+        JobError::Lookup(LookupError::Expired(Some(t))) => conflict(
+            ErrorCode::InvalidState,
+            format!("the job already ended ({})", t.state()),
+        ),
+        JobError::Lookup(l) => api.lookup_error(uuid, l),
+        JobError::NotPausable | JobError::NotCancelable => {
+            conflict(ErrorCode::NotAllowed, e.to_string())
+        }
+        _ => conflict(ErrorCode::InvalidState, e.to_string()),
+    }
+    .with_target(uuid)
+}
+
+/// Paging position: just after the job created at `created` with id `id`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Key {
+    created: u64,
+    id: [u8; JobId::BYTES],
+}
+
+impl Key {
+    fn of<S, const T: usize, const D: usize>(s: &Snapshot<S, T, D>) -> Self {
+        Key {
+            created: s.created().as_ticks(),
+            id: s.id().to_bytes(),
+        }
+    }
+
+    fn token(self) -> String {
+        let mut out = format!("{:016x}", self.created);
+        for b in self.id {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
+    fn parse(token: &str) -> Option<Key> {
+        if token.len() != 16 + 2 * JobId::BYTES || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let created = u64::from_str_radix(token.get(..16)?, 16).ok()?;
+        let mut id = [0u8; JobId::BYTES];
+        for (k, b) in id.iter_mut().enumerate() {
+            let at = 16 + 2 * k;
+            *b = u8::from_str_radix(token.get(at..at + 2)?, 16).ok()?;
+        }
+        Some(Key { created, id })
+    }
+}
+
+/// `GET /api/cluster/jobs`.
+pub(crate) async fn list<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    State(api): Api<S, N, T, D, J>,
+    mut args: Args,
+) -> Result<Response, ApiError>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let fields_text = args.take("fields")?;
+    let fields = fields_text
+        .as_deref()
+        .map_or(Ok(Fields::KEYS), parse_fields)?;
+    let state_text = args.take("state")?;
+    let states = state_text
+        .as_deref()
+        .map(|t| parse_states("state", t))
+        .transpose()?;
+    let max = args.number("max_records", 1..=api.config().max_records)?;
+    let start = match args.take("start")? {
+        Some(t) => Some(Key::parse(&t).ok_or_else(|| {
+            ApiError::invalid(
+                "start",
+                "\"start\" is not a paging cursor; copy it from _links.next",
+            )
+        })?),
+        None => None,
+    };
+    let return_records = args.boolean("return_records")?.unwrap_or(true);
+    args.seconds("return_timeout", 0..=MAX_TIMEOUT_SECS)?;
+    args.finish()?;
+
+    let mut jobs = api.engine().list();
+    jobs.retain(|s| states.is_none_or(|f| f.admits(s.state())));
+    let mut keyed: Vec<(Key, Snapshot<S, T, D>)> =
+        jobs.into_iter().map(|s| (Key::of(&s), s)).collect();
+    keyed.sort_by_key(|k| k.0);
+    let from = start.map_or(0, |k| keyed.partition_point(|(key, _)| *key <= k));
+    let rest = keyed.get(from..).unwrap_or_default();
+    let take = max.map_or(rest.len(), |m| {
+        usize::try_from(m).unwrap_or(usize::MAX).min(rest.len())
+    });
+    let page = rest.get(..take).unwrap_or_default();
+    let href = |start: Option<Key>| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if let Some(f) = &fields_text {
+            q.append_pair("fields", f);
+        }
+        if let Some(s) = &state_text {
+            q.append_pair("state", s);
+        }
+        if let Some(m) = max {
+            q.append_pair("max_records", &m.to_string());
+        }
+        if !return_records {
+            q.append_pair("return_records", "false");
+        }
+        if let Some(k) = start {
+            q.append_pair("start", &k.token());
+        }
+        let q = q.finish();
+        Href {
+            href: if q.is_empty() {
+                "/api/cluster/jobs".to_owned()
+            } else {
+                format!("/api/cluster/jobs?{q}")
+            },
+        }
+    };
+    let next = (take < rest.len())
+        .then(|| page.last().map(|(k, _)| href(Some(*k))))
+        .flatten();
+    let records = if return_records {
+        page.iter()
+            .map(|(_, s)| Record::from_snapshot(s, api.uuid_of(s.id()), fields))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let body = Page {
+        records,
+        num_records: page.len(),
+        links: PageLinks {
+            self_: href(start),
+            next,
+        },
+    };
+    Ok(Json(body).into_response())
+}
+
+/// `GET /api/openapi.json`.
+pub(crate) async fn openapi<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    State(api): Api<S, N, T, D, J>,
+) -> Response
+where
+    S: Clone + Send + Sync + 'static,
+{
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        api.openapi.clone(),
+    )
+        .into_response()
+}

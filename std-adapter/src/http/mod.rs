@@ -1,0 +1,405 @@
+//! The HTTP binding: jobs in ONTAP's REST dialect, with ONTAP Select Deploy's long-poll
+//! parameters (feature `http`).
+//!
+//! Existing clients of those appliances poll jobs like this: an asynchronous request answers
+//! `202 Accepted` with `{"job":{"uuid":…,"_links":{"self":{"href":"/api/cluster/jobs/<uuid>"}}}}`
+//! (or `200` with the finished job when `return_timeout` let it end in time); the client then
+//! reads `GET /api/cluster/jobs/<uuid>` — long-polling with `poll_timeout` and `last_modified` —
+//! until `state` is `success` or `failure`. [`JobsApi`] serves exactly that over an
+//! [`Engine`], as an `axum` [`Router`] to merge into the service's own:
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /api/cluster/jobs` | list, oldest first: `state=` filter (`running`, `queued\|running`, `!success`), `max_records` + `_links.next` paging, `fields=` |
+//! | `GET /api/cluster/jobs/{uuid}` | one job; `fields=`; long-poll with `poll_timeout` (1–120 s) and `last_modified` (or `revision`) |
+//! | `PATCH /api/cluster/jobs/{uuid}?action=pause\|resume\|cancel` | client requests (R-CONTROL); `return_timeout` waits for them to take effect |
+//! | `GET /api/openapi.json` | the OpenAPI 3 document ([`openapi`]) |
+//!
+//! The service's own asynchronous endpoints answer through [`JobsApi::submit`], which
+//! submits the job and turns [`Submitted`] into `202` or `200` (R-RETURN).
+//!
+//! ## The job record
+//!
+//! `uuid`, `description`, `state` (`queued`, `running`, `paused`, `success`, `failure`),
+//! `message`, `code` (once ended; 0 for success), `start_time`, `end_time`, `error`
+//! (`{code, message}`, failed jobs), `create_time`, `last_modified`, `progress` (0–100),
+//! `revision` and `_links`. Times are RFC 3339 in UTC with microseconds. `fields=` selects
+//! fields (`uuid` and `_links` always come; a failed job always carries its `message`, which
+//! is never empty). A single job prints every field by default, the list only `uuid` and
+//! `_links`, as ONTAP does.
+//!
+//! ## Long-poll
+//!
+//! `GET …/{uuid}?poll_timeout=30&last_modified=<the job's last_modified>` answers as soon as
+//! the job has changed after that time, or after 30 s with the job as it is (Deploy's
+//! semantics; a timeout is a normal 200). A terminal job answers at once. Without
+//! `last_modified` the answer waits for the job's next change. `revision=<the job's revision>`
+//! is the exact form: two changes within one microsecond are still told apart (R-VERSION).
+//! Waking is targeted: a change to job A wakes only the requests polling A (R-LONGPOLL).
+//!
+//! ## Ids
+//!
+//! Job ids travel as version-8 UUIDs that encode the [`jobstate::JobId`] and a per-engine
+//! instance tag ([`JobUuids`]); a UUID of another engine is a 404. A job removed after its
+//! retention still answers with the outcome its tombstone kept (`state`, `code`, `end_time`;
+//! R-RETAIN); with no tombstone left, 404.
+//!
+//! ## Errors
+//!
+//! Every refusal is `{"error":{"code":"…","message":"…","target":"…"}}` ([`ApiError`],
+//! codes in [`ErrorCode`]): 400 for a malformed or unknown parameter, 404 for no such job,
+//! 409 when the job's state or options refuse an action, 503 with `Retry-After` when the
+//! table is full. A caller's mistake is never a 5xx (R-INPUT).
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use axum::routing::post;
+//! use axum::{extract::State, response::Response, Router};
+//! use jobstate::NewJob;
+//! use jobstate_std::http::{ApiError, JobsApi, ReturnTimeout};
+//! use jobstate_std::{Engine, EngineConfig};
+//!
+//! type Api = JobsApi<String, 256>;
+//!
+//! async fn reboot(State(api): State<Api>, ReturnTimeout(wait): ReturnTimeout)
+//!     -> Result<Response, ApiError> {
+//!     let job = NewJob::new("reboot".to_string()).description("reboot the appliance");
+//!     api.submit(job, wait).await
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let engine: Engine<String, 256> = Engine::new(EngineConfig::default());
+//! let api = JobsApi::new(engine);
+//! let app: Router = Router::new()
+//!     .route("/api/reboot", post(reboot))
+//!     .with_state(api.clone())
+//!     .merge(api.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+
+mod error;
+mod extract;
+mod handlers;
+mod ids;
+pub mod openapi;
+mod params;
+mod rfc3339;
+mod wire;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use jobstate::{JobId, LookupError, NewJob, SubmitError};
+use uuid::Uuid;
+
+use crate::engine::Engine;
+use crate::error::SubmitWaitError;
+use crate::snapshot::{Snapshot, Submitted};
+
+pub use error::{fallback, ApiError, ErrorCode};
+pub use extract::{JsonBody, ReturnTimeout};
+pub use ids::JobUuids;
+pub use params::MAX_TIMEOUT_SECS;
+pub use rfc3339::{format as format_time, parse as parse_time, BadTime};
+pub use wire::{Field, Fields, JobLink, Record};
+
+/// Settings of the binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// `Retry-After` of a 503 when no terminal job's retention is about to pass (every slot
+    /// holds a live job). Default 5 s.
+    pub retry_after: Duration,
+    /// The largest `max_records` (default 10 000).
+    pub max_records: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            retry_after: Duration::from_secs(5),
+            max_records: 10_000,
+        }
+    }
+}
+
+/// The binding over one engine: its router, its UUID codec and the helpers of the service's
+/// own endpoints. Cheap to clone; use it as (part of) the router state.
+pub struct JobsApi<S, const N: usize, const T: usize = 64, const D: usize = 4, const J: usize = 64>
+{
+    engine: Engine<S, N, T, D, J>,
+    uuids: JobUuids,
+    config: ApiConfig,
+    openapi: Bytes,
+    polls: Arc<AtomicUsize>,
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
+    for JobsApi<S, N, T, D, J>
+{
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            uuids: self.uuids,
+            config: self.config,
+            openapi: self.openapi.clone(),
+            polls: self.polls.clone(),
+        }
+    }
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> std::fmt::Debug
+    for JobsApi<S, N, T, D, J>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobsApi")
+            .field("uuids", &self.uuids)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts a long-poll in flight for as long as it lives.
+pub(crate) struct PollGuard(Arc<AtomicUsize>);
+
+impl Drop for PollGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobsApi<S, N, T, D, J>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// The binding over `engine`, with a random instance tag ([`JobUuids::random`]) and the
+    /// default settings.
+    pub fn new(engine: Engine<S, N, T, D, J>) -> Self {
+        Self {
+            engine,
+            uuids: JobUuids::random(),
+            config: ApiConfig::default(),
+            openapi: Bytes::from(openapi::document().to_string()),
+            polls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Use this UUID codec (fix the instance tag when the table outlives the process).
+    pub fn with_uuids(mut self, uuids: JobUuids) -> Self {
+        self.uuids = uuids;
+        self
+    }
+
+    /// Use these settings.
+    pub fn with_config(mut self, config: ApiConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Serve this OpenAPI document at `/api/openapi.json` (the binding's own
+    /// [`openapi::document`], extended with the service's endpoints).
+    pub fn with_openapi(mut self, doc: &serde_json::Value) -> Self {
+        self.openapi = Bytes::from(doc.to_string());
+        self
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine<S, N, T, D, J> {
+        &self.engine
+    }
+
+    /// The UUID codec.
+    pub fn uuids(&self) -> JobUuids {
+        self.uuids
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    /// The UUID of a job.
+    pub fn uuid_of(&self, id: JobId) -> Uuid {
+        self.uuids.encode(id)
+    }
+
+    /// The job a UUID string names: 400 when it is not a UUID, 404 when it is not one of
+    /// this engine's.
+    pub fn job_id(&self, uuid: &str) -> Result<JobId, ApiError> {
+        match self.uuids.parse(uuid) {
+            Ok(Some(id)) => Ok(id),
+            Ok(None) => Err(ApiError::not_found(uuid, "no such job")),
+            Err(_) => Err(ApiError::invalid(
+                "uuid",
+                format!("\"{uuid}\" is not a UUID"),
+            )),
+        }
+    }
+
+    /// Long-polls (`GET …/{uuid}?poll_timeout=…`) in flight right now.
+    pub fn long_polls(&self) -> usize {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn poll_guard(&self) -> PollGuard {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        PollGuard(self.polls.clone())
+    }
+
+    /// The routes of the binding, to merge into the service's router (at the root: the
+    /// links the binding prints are absolute paths). Add [`fallback`] to the service's router
+    /// for enveloped 404s on unknown paths.
+    pub fn router<St: Clone + Send + Sync + 'static>(&self) -> Router<St> {
+        let m = || error::method_fallback;
+        Router::new()
+            .route(
+                "/api/cluster/jobs",
+                get(handlers::list::<S, N, T, D, J>).fallback(m()),
+            )
+            .route(
+                "/api/cluster/jobs/{uuid}",
+                get(handlers::get_job::<S, N, T, D, J>)
+                    .patch(handlers::patch_job::<S, N, T, D, J>)
+                    .fallback(m()),
+            )
+            .route(
+                "/api/openapi.json",
+                get(handlers::openapi::<S, N, T, D, J>).fallback(m()),
+            )
+            .with_state(self.clone())
+    }
+
+    /// The record of a snapshot, with every field.
+    pub fn record<'a>(&self, snapshot: &'a Snapshot<S, T, D>) -> Record<'a> {
+        Record::from_snapshot(snapshot, self.uuid_of(snapshot.id()), Fields::ALL)
+    }
+
+    /// `202 Accepted` with the job link, for a job already submitted.
+    pub fn accepted(&self, id: JobId) -> Response {
+        let body = wire::Accepted {
+            job: JobLink::new(&self.uuid_of(id)),
+        };
+        (axum::http::StatusCode::ACCEPTED, axum::Json(body)).into_response()
+    }
+
+    /// Submit a job for one of the service's own asynchronous endpoints and answer as ONTAP
+    /// does (R-RETURN): `202` with the job link, or — when the job ended within
+    /// `return_timeout` — `200` with `{"job": <record>}` if it succeeded, or the error
+    /// envelope (400, the job's code and message, and the job link) if it failed. A refused
+    /// submit answers 400, or 503 with `Retry-After` when the table is full (R-FULL).
+    pub async fn submit(
+        &self,
+        job: NewJob<'_, S>,
+        return_timeout: Duration,
+    ) -> Result<Response, ApiError> {
+        let submitted = self
+            .engine
+            .submit_and_wait_async(job, return_timeout)
+            .await
+            .map_err(|e| self.submit_error(e))?;
+        Ok(self.submitted(&submitted))
+    }
+
+    /// The answer to a [`Submitted`]: 202, 200, or 400 for a job that failed in time.
+    pub fn submitted(&self, submitted: &Submitted<S, T, D>) -> Response {
+        match submitted {
+            Submitted::Accepted(s) => self.accepted(s.id()),
+            Submitted::Completed(s) if s.state() == jobstate::State::Succeeded => {
+                let body = wire::Completed {
+                    job: self.record(s),
+                };
+                (axum::http::StatusCode::OK, axum::Json(body)).into_response()
+            }
+            Submitted::Completed(s) => {
+                let record = self.record(s);
+                ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    ErrorCode::SubmitRefused,
+                    record.message.clone().into_owned(),
+                )
+                .with_code(s.outcome().map_or(0, |o| o.code()).to_string())
+                .with_job(JobLink::new(&record.uuid))
+                .into_response()
+            }
+        }
+    }
+
+    /// The envelope of a refused submit-and-wait.
+    pub fn submit_error(&self, e: SubmitWaitError) -> ApiError {
+        match e {
+            SubmitWaitError::Submit(e) => self.refused(e),
+            SubmitWaitError::ReturnTimeoutOutOfRange => ApiError::invalid(
+                "return_timeout",
+                format!("\"return_timeout\" must be from 0 to {MAX_TIMEOUT_SECS} seconds"),
+            ),
+            SubmitWaitError::Lookup(e) => {
+                ApiError::not_found("", format!("the job ended and was removed: {e}"))
+            }
+        }
+    }
+
+    /// The envelope of a refused submit: 503 with `Retry-After` for a full table, else 400.
+    pub fn refused(&self, e: SubmitError) -> ApiError {
+        use axum::http::StatusCode;
+        match e {
+            SubmitError::TableFull => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TableFull,
+                "the job table is full; retry later",
+            )
+            .with_retry_after(self.retry_after_secs()),
+            SubmitError::TextTooLong => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::SubmitRefused,
+                format!("description longer than {T} bytes"),
+            )
+            .with_target("description"),
+            SubmitError::TooManyDependencies
+            | SubmitError::DuplicateDependency(_)
+            | SubmitError::UnknownDependency { .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::SubmitRefused,
+                e.to_string(),
+            )
+            .with_target("depends_on"),
+        }
+    }
+
+    /// Seconds until the oldest terminal job's retention passes (so a submit can make room),
+    /// or the configured default when every job is live.
+    fn retry_after_secs(&self) -> u64 {
+        let now = self.engine.now();
+        let soonest = self.engine.with_table(|t| {
+            let retention = t.config().retention;
+            t.iter()
+                .filter_map(|j| j.ended())
+                .map(|e| e.checked_add(retention).unwrap_or(e))
+                .min()
+        });
+        match soonest {
+            Some(at) if at > now => {
+                let micros = at.as_micros().saturating_sub(now.as_micros());
+                micros.div_ceil(1_000_000).max(1)
+            }
+            Some(_) => 1,
+            None => self.config.retry_after.as_secs().max(1),
+        }
+    }
+
+    /// The envelope for a job id that leads to nothing.
+    pub(crate) fn lookup_error(&self, uuid: &str, e: LookupError) -> ApiError {
+        let message = match e {
+            LookupError::NotFound => "no such job",
+            LookupError::Expired(_) => "the job ended and its record is no longer kept",
+            LookupError::Stale => "the job id is from before a restart",
+        };
+        ApiError::not_found(uuid, message)
+    }
+}

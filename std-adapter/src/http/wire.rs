@@ -1,0 +1,377 @@
+//! The JSON shapes of the binding.
+//!
+//! * [`Record`] — a job record (`GET /api/cluster/jobs/{uuid}`, the list's `records`, and the
+//!   `job` of a completed submission), printed with the fields a [`Fields`] set selects;
+//! * [`JobLink`] — `{"uuid":…,"_links":{"self":{"href":…}}}`, the `job` of a 202;
+//! * [`Page`] — a page of the list with `num_records` and `_links.next`.
+
+use std::borrow::Cow;
+use std::time::SystemTime;
+
+use jobstate::{FailReason, Outcome, State, Tombstone};
+
+use crate::snapshot::Snapshot;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::rfc3339;
+
+/// Where the binding serves one job.
+pub(crate) fn job_href(uuid: &Uuid) -> String {
+    format!("/api/cluster/jobs/{}", uuid.hyphenated())
+}
+
+/// `{"href": …}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Href {
+    /// The path (relative to the service root).
+    pub href: String,
+}
+
+/// `{"self": {"href": …}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SelfLink {
+    /// Where the job is served.
+    #[serde(rename = "self")]
+    pub self_: Href,
+}
+
+/// The `job` object of an accepted asynchronous request:
+/// `{"uuid":…,"_links":{"self":{"href":"/api/cluster/jobs/<uuid>"}}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobLink {
+    /// The job's UUID.
+    pub uuid: String,
+    /// Its link.
+    #[serde(rename = "_links")]
+    pub links: SelfLink,
+}
+
+impl JobLink {
+    /// The link of the job with this UUID.
+    pub fn new(uuid: &Uuid) -> Self {
+        Self {
+            uuid: uuid.hyphenated().to_string(),
+            links: SelfLink {
+                self_: Href {
+                    href: job_href(uuid),
+                },
+            },
+        }
+    }
+}
+
+/// One field a `fields=` list may name.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u16)]
+pub enum Field {
+    /// `description`
+    Description = 1 << 0,
+    /// `state`
+    State = 1 << 1,
+    /// `message`
+    Message = 1 << 2,
+    /// `code`
+    Code = 1 << 3,
+    /// `start_time`
+    StartTime = 1 << 4,
+    /// `end_time`
+    EndTime = 1 << 5,
+    /// `error`
+    Error = 1 << 6,
+    /// `create_time`
+    CreateTime = 1 << 7,
+    /// `last_modified`
+    LastModified = 1 << 8,
+    /// `progress`
+    Progress = 1 << 9,
+    /// `revision`
+    Revision = 1 << 10,
+}
+
+impl Field {
+    /// Every field, in the order a record prints them.
+    pub const ALL: [Field; 11] = [
+        Field::Description,
+        Field::State,
+        Field::Message,
+        Field::Code,
+        Field::StartTime,
+        Field::EndTime,
+        Field::Error,
+        Field::CreateTime,
+        Field::LastModified,
+        Field::Progress,
+        Field::Revision,
+    ];
+
+    /// The JSON name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::Description => "description",
+            Field::State => "state",
+            Field::Message => "message",
+            Field::Code => "code",
+            Field::StartTime => "start_time",
+            Field::EndTime => "end_time",
+            Field::Error => "error",
+            Field::CreateTime => "create_time",
+            Field::LastModified => "last_modified",
+            Field::Progress => "progress",
+            Field::Revision => "revision",
+        }
+    }
+
+    /// The field a `fields=` entry names (`error.code` and `error.message` name `error`;
+    /// `uuid` and `_links` are always printed and name nothing more).
+    pub fn parse(name: &str) -> Option<Option<Field>> {
+        if name == "uuid" || name == "_links" || name.starts_with("_links.") {
+            return Some(None);
+        }
+        if name == "error.code" || name == "error.message" {
+            return Some(Some(Field::Error));
+        }
+        Field::ALL.into_iter().find(|f| f.name() == name).map(Some)
+    }
+}
+
+/// The set of fields to print. `uuid` and `_links` are always printed; `message` is always
+/// printed for a failed job, whatever the set.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Fields(u16);
+
+impl Fields {
+    /// Every field (a single job's default, `fields=*`).
+    pub const ALL: Fields = Fields(u16::MAX);
+    /// Only `uuid` and `_links` (the list's default, as ONTAP's).
+    pub const KEYS: Fields = Fields(0);
+
+    /// Add a field.
+    pub const fn with(self, f: Field) -> Fields {
+        Fields(self.0 | f as u16)
+    }
+
+    /// Whether the set holds `f`.
+    pub const fn has(self, f: Field) -> bool {
+        self.0 & f as u16 != 0
+    }
+}
+
+/// A job record as printed. Build it with [`Record::from_job`] or [`Record::from_tombstone`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<'a> {
+    /// The UUID.
+    pub uuid: Uuid,
+    /// Description (absent for a tombstone).
+    pub description: Option<&'a str>,
+    /// State.
+    pub state: State,
+    /// Message; never empty for a failed job.
+    pub message: Cow<'a, str>,
+    /// Final code (0 for success), once terminal.
+    pub code: Option<i32>,
+    /// When a worker started it.
+    pub start_time: Option<SystemTime>,
+    /// When it ended.
+    pub end_time: Option<SystemTime>,
+    /// When it was submitted (absent for a tombstone).
+    pub create_time: Option<SystemTime>,
+    /// When it last changed.
+    pub last_modified: Option<SystemTime>,
+    /// Percent done (absent for a tombstone).
+    pub progress: Option<u8>,
+    /// The table revision of its last change (absent for a tombstone).
+    pub revision: Option<u64>,
+    /// Which fields to print.
+    pub fields: Fields,
+}
+
+/// The words of a failure reason, for a failed job whose worker left no message.
+fn reason_text(reason: FailReason) -> &'static str {
+    match reason {
+        FailReason::Error => "failed",
+        FailReason::Canceled => "canceled",
+        FailReason::TimedOut => "timed out",
+        FailReason::DependencyFailed => "a job it depends on failed",
+        FailReason::Interrupted => "interrupted by a restart",
+    }
+}
+
+impl<'a> Record<'a> {
+    /// The record of a job snapshot.
+    pub fn from_snapshot<S, const T: usize, const D: usize>(
+        snapshot: &'a Snapshot<S, T, D>,
+        uuid: Uuid,
+        fields: Fields,
+    ) -> Self {
+        let job = &snapshot.job;
+        let message = match (job.outcome(), job.message()) {
+            (Some(Outcome::Failed { reason, .. }), "") => Cow::Borrowed(reason_text(reason)),
+            (_, m) => Cow::Borrowed(m),
+        };
+        Record {
+            uuid,
+            description: Some(job.description()),
+            state: job.state(),
+            message,
+            code: job.outcome().map(Outcome::code),
+            start_time: snapshot.started_at(),
+            end_time: snapshot.ended_at(),
+            create_time: Some(snapshot.created_at()),
+            last_modified: Some(snapshot.modified_at()),
+            progress: Some(job.progress()),
+            revision: Some(job.revision().get()),
+            fields,
+        }
+    }
+
+    /// The record of a removed job, from its tombstone (R-RETAIN): state, code, end time and
+    /// a message saying the record itself is gone.
+    pub fn from_tombstone(
+        t: &Tombstone,
+        uuid: Uuid,
+        fields: Fields,
+        clock: impl Fn(jobstate::Instant) -> SystemTime,
+    ) -> Self {
+        let message = match t.outcome {
+            Outcome::Succeeded { .. } => Cow::Borrowed("job record expired; the job had succeeded"),
+            Outcome::Failed { reason, code } => Cow::Owned(format!(
+                "job record expired; the job had failed: {} (code {code})",
+                reason_text(reason)
+            )),
+        };
+        Record {
+            uuid,
+            description: None,
+            state: t.state(),
+            message,
+            code: Some(t.outcome.code()),
+            start_time: None,
+            end_time: Some(clock(t.ended)),
+            create_time: None,
+            last_modified: Some(clock(t.ended)),
+            progress: None,
+            revision: None,
+            fields,
+        }
+    }
+}
+
+struct Error<'a> {
+    code: i32,
+    message: &'a str,
+}
+
+impl Serialize for Error<'_> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("code", &self.code.to_string())?;
+        m.serialize_entry("message", self.message)?;
+        m.end()
+    }
+}
+
+struct Links<'a>(&'a Uuid);
+
+impl Serialize for Links<'_> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(
+            "self",
+            &Href {
+                href: job_href(self.0),
+            },
+        )?;
+        m.end()
+    }
+}
+
+impl Serialize for Record<'_> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let f = self.fields;
+        let failed = self.state == State::Failed;
+        let mut m = s.serialize_map(None)?;
+        let mut buf = Uuid::encode_buffer();
+        m.serialize_entry("uuid", &*self.uuid.hyphenated().encode_lower(&mut buf))?;
+        if let (true, Some(d)) = (f.has(Field::Description), self.description) {
+            m.serialize_entry("description", d)?;
+        }
+        if f.has(Field::State) {
+            m.serialize_entry("state", self.state.as_str())?;
+        }
+        if f.has(Field::Message) || failed {
+            m.serialize_entry("message", &self.message)?;
+        }
+        if let (true, Some(code)) = (f.has(Field::Code), self.code) {
+            m.serialize_entry("code", &code)?;
+        }
+        let time = |t: &Option<SystemTime>| t.map(rfc3339::format);
+        if let (true, Some(t)) = (f.has(Field::StartTime), time(&self.start_time)) {
+            m.serialize_entry("start_time", &t)?;
+        }
+        if let (true, Some(t)) = (f.has(Field::EndTime), time(&self.end_time)) {
+            m.serialize_entry("end_time", &t)?;
+        }
+        if let (true, true, Some(code)) = (f.has(Field::Error), failed, self.code) {
+            m.serialize_entry(
+                "error",
+                &Error {
+                    code,
+                    message: &self.message,
+                },
+            )?;
+        }
+        if let (true, Some(t)) = (f.has(Field::CreateTime), time(&self.create_time)) {
+            m.serialize_entry("create_time", &t)?;
+        }
+        if let (true, Some(t)) = (f.has(Field::LastModified), time(&self.last_modified)) {
+            m.serialize_entry("last_modified", &t)?;
+        }
+        if let (true, Some(p)) = (f.has(Field::Progress), self.progress) {
+            m.serialize_entry("progress", &p)?;
+        }
+        if let (true, Some(r)) = (f.has(Field::Revision), self.revision) {
+            m.serialize_entry("revision", &r)?;
+        }
+        m.serialize_entry("_links", &Links(&self.uuid))?;
+        m.end()
+    }
+}
+
+/// A page of the job list.
+#[derive(Serialize)]
+pub struct Page<'a> {
+    /// The records.
+    pub records: Vec<Record<'a>>,
+    /// How many records this page holds.
+    pub num_records: usize,
+    /// `self` and, when more records follow, `next`.
+    #[serde(rename = "_links")]
+    pub links: PageLinks,
+}
+
+/// The links of a page.
+#[derive(Serialize)]
+pub struct PageLinks {
+    /// This page.
+    #[serde(rename = "self")]
+    pub self_: Href,
+    /// The next page, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Href>,
+}
+
+/// The body of a job that ended in time (200): `{"job": <record>}`.
+#[derive(Serialize)]
+pub struct Completed<'a> {
+    /// The job record.
+    pub job: Record<'a>,
+}
+
+/// The body of an accepted job (202): `{"job": {"uuid", "_links"}}`.
+#[derive(Serialize)]
+pub struct Accepted {
+    /// The job link.
+    pub job: JobLink,
+}
