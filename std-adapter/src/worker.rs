@@ -167,11 +167,12 @@ where
             if self.stop.load(Ordering::SeqCst) {
                 return Err(Canceled::Shutdown);
             }
-            // The state revision is read under the same lock as the checkpoint, so a resume
-            // that comes right after cannot be missed.
+            // The revision is read under the same lock as the checkpoint, so a resume or cancel
+            // that comes right after cannot be missed. Any change wakes the paused worker: a
+            // resume is a state change, a cancel request only sets a flag.
             let (directive, seen) = self.engine.update(|t, now| {
                 let d = t.checkpoint(self.id, now);
-                (d, t.get(self.id).map(|j| j.state_revision()))
+                (d, t.get(self.id).map(|j| j.revision()))
             });
             match directive {
                 Ok(Directive::Continue) => return Ok(()),
@@ -180,7 +181,7 @@ where
                     let Ok(seen) = seen else {
                         return Err(Canceled::Ended);
                     };
-                    let watch = Watch::Job(self.id, Condition::StateChangedSince(seen));
+                    let watch = Watch::Job(self.id, Condition::ChangedSince(seen));
                     let max = self.engine.config().max_wait;
                     let _ = self.engine.block(watch, max, Some(self.stop));
                 }

@@ -1,0 +1,189 @@
+//! The worker pool (R-SCHED, R-CONTROL worker side, R-OUTCOME, R-DEPS).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobstate::{Condition, FailReason, JobId, NewJob, Outcome, Severity, State};
+use jobstate_std::{Canceled, Engine, EngineConfig, Failure, Success, WorkerPool};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn engine() -> Engine<u32, 16> {
+    Engine::new(EngineConfig::default())
+}
+
+fn terminal(e: &Engine<u32, 16>, id: JobId) -> jobstate::Job<u32, 64, 4> {
+    let w = e.wait(id, Condition::Terminal, LONG).unwrap();
+    assert!(!w.timed_out);
+    w.snapshot.job
+}
+
+#[test]
+fn r_sched_pool_runs_oldest_runnable_first_and_respects_dependencies() {
+    let e = engine();
+    let a = e.submit(NewJob::new(1)).unwrap();
+    let b = e.submit(NewJob::new(2).depends_on(&[a])).unwrap();
+    let c = e.submit(NewJob::new(3)).unwrap();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let seen = order.clone();
+    let pool = WorkerPool::start(e.clone(), 1, move |ctx| {
+        seen.lock().unwrap().push(*ctx.spec());
+        Ok(Success::normal("ok"))
+    });
+    for id in [a, b, c] {
+        assert_eq!(terminal(&e, id).state(), State::Succeeded);
+    }
+    pool.shutdown();
+    assert_eq!(*order.lock().unwrap(), vec![1, 3, 2]);
+}
+
+#[test]
+fn r_outcome_handler_answers_become_outcomes() {
+    let e = engine();
+    let pool = WorkerPool::start(e.clone(), 2, |ctx| match *ctx.spec() {
+        0 => Ok(Success::new(Severity::Warning, "check the log")),
+        1 => Err(Failure::new(7, "no space left")),
+        _ => Ok(Severity::PartialFailure.into()),
+    });
+    let ids: Vec<JobId> = (0..3).map(|k| e.submit(NewJob::new(k)).unwrap()).collect();
+    let warn = terminal(&e, ids[0]);
+    assert_eq!(warn.outcome(), Some(Outcome::Succeeded { severity: Severity::Warning }));
+    assert_eq!(warn.message(), "check the log");
+    let fail = terminal(&e, ids[1]);
+    assert_eq!(fail.outcome(), Some(Outcome::Failed { reason: FailReason::Error, code: 7 }));
+    assert_eq!(fail.message(), "no space left");
+    let partial = terminal(&e, ids[2]);
+    assert_eq!(partial.outcome(), Some(Outcome::Succeeded { severity: Severity::PartialFailure }));
+    pool.shutdown();
+}
+
+#[test]
+fn r_outcome_panicking_handler_fails_job_and_worker_survives() {
+    let e = engine();
+    let pool = WorkerPool::start(e.clone(), 1, |ctx| {
+        if *ctx.spec() == 0 {
+            panic!("boom");
+        }
+        Ok(Success::normal("fine"))
+    });
+    let bad = e.submit(NewJob::new(0)).unwrap();
+    let good = e.submit(NewJob::new(1)).unwrap();
+    let bad = terminal(&e, bad);
+    assert_eq!(bad.outcome(), Some(Outcome::Failed { reason: FailReason::Error, code: 1 }));
+    assert!(bad.message().contains("boom"), "{}", bad.message());
+    assert_eq!(terminal(&e, good).state(), State::Succeeded, "the same single worker ran on");
+    pool.shutdown();
+}
+
+/// A handler that reports it started, then checks in until told to stop; progress, log lines
+/// and heartbeats go through the context.
+fn looping(started: mpsc::Sender<JobId>) -> impl Fn(&mut jobstate_std::JobContext<'_, u32, 16, 64, 4, 64>) -> Result<Success, Failure> + Send + Sync + 'static {
+    let started = Mutex::new(started);
+    move |ctx| {
+        ctx.progress(10, "working")?;
+        ctx.log("started")?;
+        ctx.heartbeat()?;
+        let _ = started.lock().unwrap().send(ctx.id());
+        loop {
+            ctx.checkpoint()?;
+            std::thread::sleep(Duration::from_millis(1)); // pacing the work, not synchronising
+        }
+    }
+}
+
+#[test]
+fn r_control_pause_blocks_in_checkpoint_resume_and_cancel_wake_it() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    let id = e.submit(NewJob::new(1)).unwrap();
+    assert_eq!(rx.recv().unwrap(), id);
+    // Pause: the worker's checkpoint moves it to Paused and blocks there.
+    let rev = e.get(id).unwrap().state_revision();
+    e.request_pause(id).unwrap();
+    let w = e.wait(id, Condition::StateChangedSince(rev), LONG).unwrap();
+    assert_eq!(w.snapshot.state(), State::Paused);
+    // Resume: running again.
+    e.request_resume(id).unwrap();
+    assert_eq!(e.get(id).unwrap().state(), State::Running);
+    // Pause again, then cancel the paused job: the parked worker wakes and ends it.
+    let rev = e.get(id).unwrap().state_revision();
+    e.request_pause(id).unwrap();
+    let w = e.wait(id, Condition::StateChangedSince(rev), LONG).unwrap();
+    assert_eq!(w.snapshot.state(), State::Paused);
+    e.request_cancel(id).unwrap();
+    let done = terminal(&e, id);
+    assert_eq!(done.outcome(), Some(Outcome::Failed { reason: FailReason::Canceled, code: 2 }));
+    // The journal has the worker's log line.
+    let logged = e.with_table(|t| {
+        t.journal(jobstate::Revision::ZERO)
+            .map(|ev| ev.filter(|x| x.job == id).any(|x| matches!(&x.kind, jobstate::EventKind::Log(l) if l.as_str() == "started")))
+            .unwrap_or(false)
+    });
+    assert!(logged);
+    pool.shutdown();
+}
+
+#[test]
+fn r_control_cancel_running_job_at_checkpoint() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 2, looping(tx));
+    let id = e.submit(NewJob::new(1)).unwrap();
+    assert_eq!(rx.recv().unwrap(), id);
+    e.request_cancel(id).unwrap();
+    let done = terminal(&e, id);
+    assert_eq!(done.outcome(), Some(Outcome::Failed { reason: FailReason::Canceled, code: 2 }));
+    pool.shutdown();
+}
+
+#[test]
+fn shutdown_stops_running_and_paused_handlers_and_joins() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 2, looping(tx));
+    let running = e.submit(NewJob::new(1)).unwrap();
+    let paused = e.submit(NewJob::new(2)).unwrap();
+    let mut started = vec![rx.recv().unwrap(), rx.recv().unwrap()];
+    started.sort();
+    let mut both = vec![running, paused];
+    both.sort();
+    assert_eq!(started, both);
+    let rev = e.get(paused).unwrap().state_revision();
+    e.request_pause(paused).unwrap();
+    e.wait(paused, Condition::StateChangedSince(rev), LONG).unwrap();
+    let queued = e.submit(NewJob::new(3)).unwrap();
+    // Both workers are busy; the third job waits. Shut down: it is never started.
+    pool.shutdown();
+    for id in [running, paused] {
+        let j = e.get(id).unwrap();
+        assert_eq!(j.outcome(), Some(Outcome::Failed { reason: FailReason::Error, code: FailReason::Interrupted.default_code() }));
+        assert_eq!(j.message(), Canceled::Shutdown.to_string());
+    }
+    assert_eq!(e.get(queued).unwrap().state(), State::Queued);
+    assert_eq!(e.waiting(), 0);
+}
+
+#[test]
+fn idle_workers_are_not_woken_by_changes_without_runnable_jobs() {
+    // Many idle workers, a stream of submits: every job still runs exactly once.
+    let e = engine();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let r = runs.clone();
+    let pool = WorkerPool::start(e.clone(), 4, move |ctx| {
+        r.lock().unwrap().push(ctx.id());
+        Ok(Success::normal(""))
+    });
+    let mut ids = Vec::new();
+    for k in 0..12 {
+        let id = e.submit(NewJob::new(k)).unwrap();
+        ids.push(id);
+        terminal(&e, id);
+    }
+    pool.shutdown();
+    let mut ran = runs.lock().unwrap().clone();
+    ran.sort();
+    ids.sort();
+    assert_eq!(ran, ids);
+}
