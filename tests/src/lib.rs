@@ -1,3 +1,16 @@
-//! Reference model of the jobstate table, written with std collections, and helpers for
-//! scenario tests. The model is the plain, obviously-correct version the property tests
-//! compare the real table against.
+//! Reference model of the jobstate table and helpers for the scenario tests.
+//!
+//! * [`Model`] is the table's behaviour written the plain way with std collections
+//!   (`BTreeMap`, `VecDeque`, `Vec`), independent of the real table's internals. The property
+//!   test `tests/model.rs` runs random operation sequences against both and requires every
+//!   answer and every observable state to match.
+//! * [`Snapshot`] is everything a caller can observe of a table, as one comparable value:
+//!   the tests take one before and after an operation that must fail and require them equal.
+#![deny(missing_docs)]
+#![allow(clippy::expect_used, clippy::indexing_slicing)]
+
+pub mod model;
+pub mod snapshot;
+
+pub use model::{make_id, Limits, Model};
+pub use snapshot::{read_journal, EventView, JobView, JournalRead, KindView, Snapshot};

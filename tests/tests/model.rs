@@ -1,0 +1,545 @@
+//! Model-based property test: random operation sequences run against the real `JobTable` and
+//! the reference [`Model`]; every answer and the full observable state must match after every
+//! operation, and an operation that answers an error must leave the table exactly as it was.
+//!
+//! Covers R-ID, R-TRANS, R-OUTCOME, R-CONTROL, R-VERSION, R-JOURNAL, R-DEPS, R-SCHED, R-FULL,
+//! R-RETAIN, R-DEADLINE and R-INPUT together.
+//!
+//! `JOBSTATE_MODEL_CASES` (default 2000) and `JOBSTATE_MODEL_OPS` (default 200) set the number
+//! of cases and the operations per case. The long run (see docs/core.md):
+//!
+//! ```text
+//! JOBSTATE_MODEL_CASES=6000 cargo test --release -p jobstate-tests --test model -- --nocapture
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jobstate::{
+    Condition, Config, Duration, Instant, JobId, JobOptions, JobTable, NewJob, Revision, Severity,
+    State,
+};
+use jobstate_tests::{make_id, read_journal, JobView, Limits, Model, Snapshot};
+use proptest::prelude::*;
+
+/// Which id an operation names.
+#[derive(Clone, Debug)]
+enum IdSel {
+    /// A running or paused job in the table.
+    Active(u8),
+    /// A queued, running or paused job in the table.
+    Live(u8),
+    /// Any job in the table.
+    InTable(u8),
+    /// One of the 8 most recently issued ids.
+    Recent(u8),
+    /// Any id issued so far.
+    Any(u16),
+    /// A slot index in range with a generation never issued.
+    Unknown(u16),
+    /// A slot index beyond the capacity.
+    OutOfRange(u16),
+    /// An issued id, but from the epoch before (the table is in epoch 1).
+    PrevEpoch(u16),
+    /// An issued id, but from an epoch still to come.
+    FutureEpoch(u16),
+}
+
+/// A text of `len` bytes; with `wide`, made of two-byte characters where it can.
+#[derive(Clone, Debug)]
+struct Txt {
+    len: u8,
+    wide: bool,
+}
+
+/// How the caller's clock moves before an operation.
+#[derive(Clone, Debug)]
+struct Tick {
+    advance: u16,
+    /// Pass an instant older than the newest one already passed (the table must clamp).
+    back: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Submit {
+        spec: u32,
+        desc: Txt,
+        deps: Vec<IdSel>,
+        pausable: bool,
+        cancelable: bool,
+        run_timeout: Option<u16>,
+        lease: Option<u16>,
+    },
+    Start(IdSel),
+    StartNext,
+    Progress(IdSel, u8, Txt),
+    Log(IdSel, Txt),
+    Heartbeat(IdSel),
+    Pause(IdSel),
+    Resume(IdSel),
+    Cancel(IdSel),
+    Checkpoint(IdSel),
+    Succeed(IdSel, u8, Txt),
+    Fail(IdSel, i32, Txt),
+    Expire,
+    Get(IdSel),
+    Check(IdSel, u8, u16),
+    Journal(i16),
+    Peek,
+}
+
+fn id_sel() -> impl Strategy<Value = IdSel> {
+    prop_oneof![
+        8 => any::<u8>().prop_map(IdSel::Active),
+        6 => any::<u8>().prop_map(IdSel::Live),
+        3 => any::<u8>().prop_map(IdSel::InTable),
+        4 => any::<u8>().prop_map(IdSel::Recent),
+        2 => any::<u16>().prop_map(IdSel::Any),
+        1 => any::<u16>().prop_map(IdSel::Unknown),
+        1 => any::<u16>().prop_map(IdSel::OutOfRange),
+        1 => any::<u16>().prop_map(IdSel::PrevEpoch),
+        1 => any::<u16>().prop_map(IdSel::FutureEpoch),
+    ]
+}
+
+/// Dependencies: mostly jobs in the table, sometimes bad ones.
+fn dep_sel() -> impl Strategy<Value = IdSel> {
+    prop_oneof![
+        6 => any::<u8>().prop_map(IdSel::Live),
+        4 => any::<u8>().prop_map(IdSel::InTable),
+        1 => any::<u8>().prop_map(IdSel::Recent),
+        1 => any::<u16>().prop_map(IdSel::Any),
+        1 => any::<u16>().prop_map(IdSel::Unknown),
+        1 => any::<u16>().prop_map(IdSel::PrevEpoch),
+    ]
+}
+
+fn txt(cap: u8) -> impl Strategy<Value = Txt> {
+    prop_oneof![
+        12 => (0..=cap / 2, any::<bool>()).prop_map(|(len, wide)| Txt { len, wide }),
+        2 => (cap.saturating_sub(2)..=cap.saturating_add(3), any::<bool>())
+            .prop_map(|(len, wide)| Txt { len, wide }),
+    ]
+}
+
+fn tick() -> impl Strategy<Value = Tick> {
+    prop_oneof![
+        8 => Just(Tick { advance: 0, back: false }),
+        8 => (1u16..50).prop_map(|advance| Tick { advance, back: false }),
+        3 => (100u16..2500).prop_map(|advance| Tick { advance, back: false }),
+        1 => (1u16..300).prop_map(|advance| Tick { advance, back: true }),
+    ]
+}
+
+fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
+    let submit = (
+        any::<u32>(),
+        txt(text_cap),
+        prop_oneof![
+            9 => prop::collection::vec(dep_sel(), 0..=max_deps),
+            1 => prop::collection::vec(dep_sel(), max_deps + 1..=max_deps + 1),
+        ],
+        prop::bool::weighted(0.85),
+        prop::bool::weighted(0.85),
+        prop::option::weighted(0.3, 0u16..3000),
+        prop::option::weighted(0.3, 0u16..1500),
+    )
+        .prop_map(
+            |(spec, desc, deps, pausable, cancelable, run_timeout, lease)| Op::Submit {
+                spec,
+                desc,
+                deps,
+                pausable,
+                cancelable,
+                run_timeout,
+                lease,
+            },
+        );
+    prop_oneof![
+        6 => submit,
+        2 => id_sel().prop_map(Op::Start),
+        4 => Just(Op::StartNext),
+        3 => (id_sel(), prop_oneof![9 => 0u8..=100, 1 => 101u8..=255], txt(text_cap))
+            .prop_map(|(i, p, t)| Op::Progress(i, p, t)),
+        1 => (id_sel(), txt(text_cap)).prop_map(|(i, t)| Op::Log(i, t)),
+        1 => id_sel().prop_map(Op::Heartbeat),
+        2 => id_sel().prop_map(Op::Pause),
+        2 => id_sel().prop_map(Op::Resume),
+        2 => id_sel().prop_map(Op::Cancel),
+        3 => id_sel().prop_map(Op::Checkpoint),
+        3 => (id_sel(), 0u8..3, txt(text_cap)).prop_map(|(i, s, t)| Op::Succeed(i, s, t)),
+        1 => (id_sel(), any::<i32>(), txt(text_cap)).prop_map(|(i, c, t)| Op::Fail(i, c, t)),
+        2 => Just(Op::Expire),
+        1 => id_sel().prop_map(Op::Get),
+        1 => (id_sel(), 0u8..4, 0u16..40).prop_map(|(i, k, b)| Op::Check(i, k, b)),
+        1 => (-3i16..40).prop_map(Op::Journal),
+        1 => Just(Op::Peek),
+    ]
+}
+
+fn make_text(t: &Txt) -> String {
+    let mut s = String::new();
+    while s.len() < usize::from(t.len) {
+        let left = usize::from(t.len) - s.len();
+        s.push(if t.wide && left >= 2 { 'é' } else { 'a' });
+    }
+    s
+}
+
+/// The harness state: the caller's clock and the ids issued so far, in issue order.
+struct Run {
+    clock: u64,
+    ids: Vec<JobId>,
+    capacity: u16,
+}
+
+impl Run {
+    fn now(&mut self, tick: &Tick) -> Instant {
+        if tick.back {
+            Instant::from_ticks(self.clock.saturating_sub(u64::from(tick.advance)))
+        } else {
+            self.clock += u64::from(tick.advance);
+            Instant::from_ticks(self.clock)
+        }
+    }
+
+    fn id(&self, sel: &IdSel, table: &Snapshot<u32>) -> JobId {
+        let pick = |k: usize| self.ids.get(k % self.ids.len().max(1)).copied();
+        let among = |k: u8, keep: &dyn Fn(State) -> bool| {
+            let ids: Vec<JobId> = table
+                .jobs
+                .iter()
+                .filter(|j| keep(j.state))
+                .map(|j| j.id)
+                .collect();
+            ids.get(usize::from(k) % ids.len().max(1))
+                .copied()
+                .or_else(|| pick(usize::from(k)))
+        };
+        let known = match sel {
+            IdSel::Active(k) => among(*k, &|s| matches!(s, State::Running | State::Paused)),
+            IdSel::Live(k) => among(*k, &|s| !s.is_terminal()),
+            IdSel::InTable(k) => among(*k, &|_| true),
+            IdSel::Recent(k) => {
+                let window = self.ids.len().min(8).max(1);
+                pick(self.ids.len().saturating_sub(1 + usize::from(*k) % window))
+            }
+            IdSel::Any(k) | IdSel::PrevEpoch(k) | IdSel::FutureEpoch(k) => pick(usize::from(*k)),
+            IdSel::Unknown(k) => {
+                return make_id(1, k % self.capacity, 1_000_000 + u32::from(*k));
+            }
+            IdSel::OutOfRange(k) => {
+                return make_id(1, self.capacity.saturating_add(k % 1000), 1);
+            }
+        };
+        let base = known.unwrap_or_else(|| make_id(1, 0, 1));
+        match sel {
+            IdSel::PrevEpoch(_) => make_id(0, base.index(), base.generation()),
+            IdSel::FutureEpoch(_) => make_id(2, base.index(), base.generation()),
+            _ => base,
+        }
+    }
+}
+
+static OPS: AtomicU64 = AtomicU64::new(0);
+
+/// What the generated sequences reached, printed with `--nocapture` (coverage of the generator).
+mod stats {
+    use super::*;
+    use std::sync::Mutex;
+    pub static SEEN: Mutex<std::collections::BTreeMap<String, u64>> =
+        Mutex::new(std::collections::BTreeMap::new());
+    fn bump(k: String) {
+        *SEEN.lock().unwrap().entry(k).or_default() += 1;
+    }
+    pub fn error(op: &Op, e: String) {
+        let name = format!("{op:?}");
+        let name = name.split(['(', ' ']).next().unwrap_or("").to_string();
+        let e: String = e.chars().take(40).collect();
+        bump(format!("  {name} {e}"));
+    }
+    pub fn note(op: &Op, before: &Snapshot<u32>, after: &Snapshot<u32>, refused: bool) {
+        let name = format!("{op:?}");
+        let name = name.split(['(', ' ']).next().unwrap_or("").to_string();
+        bump(format!("{name} {}", if refused { "err" } else { "ok" }));
+        let removed = after.journal_kept.as_ref().map_or(0, |e| {
+            e.iter()
+                .filter(|e| {
+                    e.revision > before.revision && e.kind == jobstate_tests::KindView::Removed
+                })
+                .count()
+        });
+        if removed > 1 {
+            bump(format!("{name} removed>1"));
+        }
+        if removed == 1 && name == "Submit" {
+            bump("Submit evicted".into());
+        }
+        if after.len == 8 {
+            bump("table at 8".into());
+        }
+        let cascades = after
+            .jobs
+            .iter()
+            .filter(|j| {
+                j.outcome.is_some_and(|o| {
+                    matches!(
+                        o,
+                        jobstate::Outcome::Failed {
+                            reason: jobstate::FailReason::DependencyFailed,
+                            ..
+                        }
+                    )
+                }) && j.ended == Some(after.now)
+                    && j.revision > before.revision
+            })
+            .count();
+        if cascades > 1 {
+            bump("cascade >1 in one op".into());
+        }
+        if after
+            .jobs
+            .iter()
+            .any(|j| j.state == jobstate::State::Paused)
+        {
+            bump("a job paused".into());
+        }
+        if after.journal_from_zero.is_err() {
+            bump("journal compacted".into());
+        }
+    }
+}
+
+fn severity(s: u8) -> Severity {
+    match s {
+        0 => Severity::Normal,
+        1 => Severity::Warning,
+        _ => Severity::PartialFailure,
+    }
+}
+
+/// Run one sequence against a `JobTable<u32, N, T, D, J>` and the model.
+fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
+    ops: &[(Tick, Op)],
+    retention: Duration,
+) -> Result<(), TestCaseError> {
+    let mut table: Box<JobTable<u32, N, T, D, J>> = Box::new(JobTable::new(Config { retention }));
+    let mut model = Model::<u32>::new(Limits {
+        jobs: N,
+        text: T,
+        deps: D,
+        journal: J,
+        retention,
+    });
+    let mut run = Run {
+        clock: 0,
+        ids: Vec::new(),
+        capacity: N as u16,
+    };
+    let mut before = Snapshot::of(&*table);
+    prop_assert_eq!(&before, &model.snapshot());
+    for (step, (tick, op)) in ops.iter().enumerate() {
+        let now = run.now(tick);
+        // `true` when the real table answered an error.
+        let refused: bool;
+        macro_rules! same {
+            ($real:expr, $model:expr) => {{
+                let real = $real;
+                let expected = $model;
+                prop_assert_eq!(&real, &expected, "step {}: {:?}", step, op);
+                refused = real.is_err();
+                if let Err(e) = &real {
+                    stats::error(op, format!("{e:?}"));
+                }
+            }};
+        }
+        match op {
+            Op::Submit {
+                spec,
+                desc,
+                deps,
+                pausable,
+                cancelable,
+                run_timeout,
+                lease,
+            } => {
+                let desc = make_text(desc);
+                let deps: Vec<JobId> = deps.iter().map(|s| run.id(s, &before)).collect();
+                let options = JobOptions {
+                    pausable: *pausable,
+                    cancelable: *cancelable,
+                    restartable: false,
+                    run_timeout: run_timeout.map(|t| Duration::from_ticks(u64::from(t))),
+                    lease: lease.map(|t| Duration::from_ticks(u64::from(t))),
+                };
+                let real = table.submit(
+                    NewJob::new(*spec)
+                        .description(&desc)
+                        .depends_on(&deps)
+                        .options(options),
+                    now,
+                );
+                let expected = model.submit(*spec, &desc, &deps, options, now);
+                prop_assert_eq!(real, expected, "step {}: {:?}", step, op);
+                if let Ok(id) = real {
+                    run.ids.push(id);
+                }
+                refused = real.is_err();
+                if let Err(e) = &real {
+                    stats::error(op, format!("{e:?}"));
+                }
+            }
+            Op::Start(s) => {
+                let id = run.id(s, &before);
+                same!(table.start(id, now), model.start(id, now));
+            }
+            Op::StartNext => {
+                let real = table.start_next(now);
+                prop_assert_eq!(real, model.start_next(now), "step {}", step);
+                refused = false;
+            }
+            Op::Progress(s, p, t) => {
+                let (id, t) = (run.id(s, &before), make_text(t));
+                same!(
+                    table.progress(id, *p, &t, now),
+                    model.progress(id, *p, &t, now)
+                );
+            }
+            Op::Log(s, t) => {
+                let (id, t) = (run.id(s, &before), make_text(t));
+                same!(table.log(id, &t, now), model.log(id, &t, now));
+            }
+            Op::Heartbeat(s) => {
+                let id = run.id(s, &before);
+                same!(table.heartbeat(id, now), model.heartbeat(id, now));
+            }
+            Op::Pause(s) => {
+                let id = run.id(s, &before);
+                same!(table.request_pause(id, now), model.request_pause(id, now));
+            }
+            Op::Resume(s) => {
+                let id = run.id(s, &before);
+                same!(table.request_resume(id, now), model.request_resume(id, now));
+            }
+            Op::Cancel(s) => {
+                let id = run.id(s, &before);
+                same!(table.request_cancel(id, now), model.request_cancel(id, now));
+            }
+            Op::Checkpoint(s) => {
+                let id = run.id(s, &before);
+                same!(table.checkpoint(id, now), model.checkpoint(id, now));
+            }
+            Op::Succeed(s, sev, t) => {
+                let (id, t) = (run.id(s, &before), make_text(t));
+                let sev = severity(*sev);
+                same!(
+                    table.succeed(id, sev, &t, now),
+                    model.succeed(id, sev, &t, now)
+                );
+            }
+            Op::Fail(s, code, t) => {
+                let (id, t) = (run.id(s, &before), make_text(t));
+                same!(
+                    table.fail(id, *code, &t, now),
+                    model.fail(id, *code, &t, now)
+                );
+            }
+            Op::Expire => {
+                let real = table.expire(now);
+                prop_assert_eq!(real, model.expire(now), "step {}", step);
+                refused = false;
+            }
+            Op::Get(s) => {
+                let id = run.id(s, &before);
+                same!(table.get(id).map(JobView::of), model.get(id));
+            }
+            Op::Check(s, kind, back) => {
+                let id = run.id(s, &before);
+                let rev = Revision::new(table.revision().get().saturating_sub(u64::from(*back)));
+                let at = Instant::from_ticks(
+                    table.now().as_ticks().saturating_sub(u64::from(*back) * 20),
+                );
+                let condition = match kind {
+                    0 => Condition::ChangedSince(rev),
+                    1 => Condition::StateChangedSince(rev),
+                    2 => Condition::Terminal,
+                    _ => Condition::ModifiedAfter(at),
+                };
+                same!(
+                    table.check(id, condition).map(|j| j.map(JobView::of)),
+                    model.check(id, condition)
+                );
+            }
+            Op::Journal(back) => {
+                let after =
+                    i64::try_from(table.revision().get()).unwrap_or(i64::MAX) - i64::from(*back);
+                let after = Revision::new(u64::try_from(after.max(0)).unwrap_or(0));
+                same!(read_journal(&*table, after), model.journal(after));
+            }
+            Op::Peek => {
+                prop_assert_eq!(table.peek_runnable(), model.peek_runnable());
+                refused = false;
+            }
+        }
+        let after = Snapshot::of(&*table);
+        stats::note(op, &before, &after, refused);
+        if refused {
+            prop_assert_eq!(
+                &after,
+                &before,
+                "step {}: an error changed the table: {:?}",
+                step,
+                op
+            );
+        }
+        prop_assert_eq!(&after, &model.snapshot(), "step {}: {:?}", step, op);
+        before = after;
+    }
+    OPS.fetch_add(ops.len() as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+fn env(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn ops_strategy(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Vec<(Tick, Op)>> {
+    let n = env("JOBSTATE_MODEL_OPS", 200) as usize;
+    prop::collection::vec((tick(), op(text_cap, max_deps)), n..=n)
+}
+
+/// The main run: 8 jobs, 32-byte texts, 3 dependencies, a 16-event journal.
+#[test]
+fn model_matches_table() {
+    let config = ProptestConfig {
+        cases: env("JOBSTATE_MODEL_CASES", 2000),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let before = OPS.load(Ordering::Relaxed);
+    proptest!(config, |(ops in ops_strategy(32, 3))| {
+        run_case::<8, 32, 3, 16>(&ops, Duration::from_ticks(1000))?;
+    });
+    let total = OPS.load(Ordering::Relaxed) - before;
+    eprintln!("model_matches_table: {total} operations checked against the model");
+    for (k, v) in stats::SEEN.lock().unwrap().iter() {
+        eprintln!("{k:30} {v}");
+    }
+}
+
+/// Tight limits: 3 jobs, 8-byte texts (the table's own messages get cut), 1 dependency, a
+/// 4-event journal (compaction all the time), no retention.
+#[test]
+fn model_matches_tiny_table() {
+    let config = ProptestConfig {
+        cases: env("JOBSTATE_MODEL_CASES", 2000) / 4,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(ops in ops_strategy(8, 1))| {
+        run_case::<3, 8, 1, 4>(&ops, Duration::from_ticks(0))?;
+    });
+}
