@@ -329,6 +329,15 @@ pub fn image_len(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// The table instant an image was taken at ([`JobTable::now`] when it was encoded), read
+/// after checking the header and CRC. Lets a program compute the `now` to restore at, for
+/// example the stored instant plus the time it was down.
+pub fn image_now(bytes: &[u8]) -> Result<Instant, DecodeError> {
+    let mut body = verify_image(bytes)?;
+    let meta: Meta = take(&mut body)?;
+    Ok(Instant::from_ticks(meta.now))
+}
+
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable<S, N, T, D, J> {
     /// The most bytes an image of this table type can take, when a job spec encodes to at most
     /// `spec_max` bytes with postcard. A `const fn`: size a flash page or a buffer with it at
