@@ -99,9 +99,20 @@ where
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
     ) -> (Answer<S, T, D>, bool) {
+        self.block_locked(self.lock(), watch, timeout, stop)
+    }
+
+    /// [`Engine::block`] with the lock already held (so a submit and its waiter's
+    /// registration are one step).
+    fn block_locked(
+        &self,
+        mut st: sync::MutexGuard<'_, crate::engine::State<S, N, T, D, J>>,
+        watch: Watch,
+        timeout: StdDuration,
+        stop: Option<&AtomicBool>,
+    ) -> (Answer<S, T, D>, bool) {
         let timeout = self.clamp(timeout);
         let deadline = StdInstant::now().checked_add(timeout);
-        let mut st = self.lock();
         if let Some(answer) = answer_now(&st.table, watch) {
             return (answer, false);
         }
@@ -199,14 +210,18 @@ where
         return_timeout: StdDuration,
     ) -> Result<Submitted<S, T, D>, SubmitWaitError> {
         Self::check_return_timeout(return_timeout)?;
-        let id = self.submit(job)?;
+        // Submit and register the waiter under one lock: the job cannot end unseen between.
+        let mut st = self.lock();
+        let submitted = st.table.submit(job, self.now());
+        self.shared.commit(&mut st);
+        let id = submitted?;
         if return_timeout.is_zero() {
-            return self
-                .get(id)
-                .map(Submitted::Accepted)
-                .map_err(SubmitWaitError::Lookup);
+            let job = st.table.get(id).cloned().map_err(SubmitWaitError::Lookup)?;
+            return Ok(Submitted::Accepted(self.snapshot(job)));
         }
-        match self.wait(id, Condition::Terminal, return_timeout) {
+        let watch = Watch::Job(id, Condition::Terminal);
+        let (answer, timed_out) = self.block_locked(st, watch, return_timeout, None);
+        match self.to_waited(answer, timed_out) {
             Ok(w) if w.timed_out => Ok(Submitted::Accepted(w.snapshot)),
             Ok(w) => Ok(Submitted::Completed(w.snapshot)),
             Err(WaitError::Lookup(e)) => Err(SubmitWaitError::Lookup(e)),
@@ -227,19 +242,31 @@ where
         if let Err(e) = Self::check_return_timeout(return_timeout) {
             return early(Err(e));
         }
-        let id = match self.submit(job) {
+        let mut st = self.lock();
+        let submitted = st.table.submit(job, self.now());
+        self.shared.commit(&mut st);
+        let id = match submitted {
             Ok(id) => id,
             Err(e) => return early(Err(SubmitWaitError::Submit(e))),
         };
-        if return_timeout.is_zero() {
-            return early(
-                self.get(id)
-                    .map(Submitted::Accepted)
-                    .map_err(SubmitWaitError::Lookup),
+        let watch = Watch::Job(id, Condition::Terminal);
+        let timeout = self.clamp(return_timeout);
+        if timeout.is_zero() {
+            let job = st.table.get(id).cloned().map_err(SubmitWaitError::Lookup);
+            return early(job.map(|j| Submitted::Accepted(self.snapshot(j))));
+        }
+        // Registered now, under the submit's lock; the task's waker replaces the no-op one at
+        // the first poll (an answer that comes before is kept in the registry).
+        let mut waiting = Waiting::new(self.clone(), watch, timeout);
+        if answer_now(&st.table, watch).is_none() {
+            waiting.key = Some(
+                st.waiters
+                    .register(watch, Wake::Task(std::task::Waker::noop().clone())),
             );
         }
+        drop(st);
         SubmitWaitFuture {
-            step: SubmitStep::Waiting(self.wait_async(id, Condition::Terminal, return_timeout)),
+            step: SubmitStep::Waiting(WaitFuture { waiting }),
         }
     }
 }

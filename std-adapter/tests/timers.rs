@@ -12,18 +12,30 @@ use jobstate_std::{Engine, EngineConfig, WaitError};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn timed_out(o: Option<Outcome>) -> bool {
-    matches!(o, Some(Outcome::Failed { reason: FailReason::TimedOut, .. }))
+    matches!(
+        o,
+        Some(Outcome::Failed {
+            reason: FailReason::TimedOut,
+            ..
+        })
+    )
 }
 
 #[test]
 fn r_deadline_running_job_times_out_by_itself() {
     let e: Engine<u32, 8> = Engine::new(EngineConfig::default());
-    let opts = JobOptions { run_timeout: Some(jobstate::Duration::from_millis(30)), ..JobOptions::DEFAULT };
+    let opts = JobOptions {
+        run_timeout: Some(jobstate::Duration::from_millis(30)),
+        ..JobOptions::DEFAULT
+    };
     let id = e.submit(NewJob::new(1).options(opts)).unwrap();
     // The timer thread sleeps with nothing due; starting the job must wake it.
     assert_eq!(e.start_next(), Some(id));
     let w = e.wait(id, Condition::Terminal, WAIT).unwrap();
-    assert!(!w.timed_out, "the timer thread did not fail the job in time");
+    assert!(
+        !w.timed_out,
+        "the timer thread did not fail the job in time"
+    );
     assert_eq!(w.snapshot.state(), State::Failed);
     assert!(timed_out(w.snapshot.outcome()));
 }
@@ -31,7 +43,10 @@ fn r_deadline_running_job_times_out_by_itself() {
 #[test]
 fn r_deadline_lease_without_heartbeat_times_out() {
     let e: Engine<u32, 8> = Engine::new(EngineConfig::default());
-    let opts = JobOptions { lease: Some(jobstate::Duration::from_millis(30)), ..JobOptions::DEFAULT };
+    let opts = JobOptions {
+        lease: Some(jobstate::Duration::from_millis(30)),
+        ..JobOptions::DEFAULT
+    };
     let id = e.submit(NewJob::new(1).options(opts)).unwrap();
     e.start_next().unwrap();
     let w = e.wait(id, Condition::Terminal, WAIT).unwrap();
@@ -43,7 +58,10 @@ fn r_deadline_lease_without_heartbeat_times_out() {
 #[test]
 fn r_deadline_paused_job_times_out_too() {
     let e: Engine<u32, 8> = Engine::new(EngineConfig::default());
-    let opts = JobOptions { run_timeout: Some(jobstate::Duration::from_millis(40)), ..JobOptions::DEFAULT };
+    let opts = JobOptions {
+        run_timeout: Some(jobstate::Duration::from_millis(40)),
+        ..JobOptions::DEFAULT
+    };
     let id = e.submit(NewJob::new(1).options(opts)).unwrap();
     e.start_next().unwrap();
     e.request_pause(id).unwrap();
@@ -56,7 +74,9 @@ fn r_deadline_paused_job_times_out_too() {
 #[test]
 fn r_retain_terminal_job_removed_after_retention_tombstone_kept() {
     let e: Engine<u32, 8> = Engine::new(EngineConfig {
-        table: jobstate::Config { retention: jobstate::Duration::from_millis(30) },
+        table: jobstate::Config {
+            retention: jobstate::Duration::from_millis(30),
+        },
         ..EngineConfig::default()
     });
     let id = e.submit(NewJob::new(1)).unwrap();
@@ -77,7 +97,9 @@ fn r_retain_terminal_job_removed_after_retention_tombstone_kept() {
 #[test]
 fn r_retain_live_jobs_are_never_removed_by_timers() {
     let e: Engine<u32, 8> = Engine::new(EngineConfig {
-        table: jobstate::Config { retention: jobstate::Duration::from_ticks(0) },
+        table: jobstate::Config {
+            retention: jobstate::Duration::from_ticks(0),
+        },
         timer_thread: false,
         ..EngineConfig::default()
     });

@@ -48,13 +48,29 @@ fn r_outcome_handler_answers_become_outcomes() {
     });
     let ids: Vec<JobId> = (0..3).map(|k| e.submit(NewJob::new(k)).unwrap()).collect();
     let warn = terminal(&e, ids[0]);
-    assert_eq!(warn.outcome(), Some(Outcome::Succeeded { severity: Severity::Warning }));
+    assert_eq!(
+        warn.outcome(),
+        Some(Outcome::Succeeded {
+            severity: Severity::Warning
+        })
+    );
     assert_eq!(warn.message(), "check the log");
     let fail = terminal(&e, ids[1]);
-    assert_eq!(fail.outcome(), Some(Outcome::Failed { reason: FailReason::Error, code: 7 }));
+    assert_eq!(
+        fail.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Error,
+            code: 7
+        })
+    );
     assert_eq!(fail.message(), "no space left");
     let partial = terminal(&e, ids[2]);
-    assert_eq!(partial.outcome(), Some(Outcome::Succeeded { severity: Severity::PartialFailure }));
+    assert_eq!(
+        partial.outcome(),
+        Some(Outcome::Succeeded {
+            severity: Severity::PartialFailure
+        })
+    );
     pool.shutdown();
 }
 
@@ -70,15 +86,30 @@ fn r_outcome_panicking_handler_fails_job_and_worker_survives() {
     let bad = e.submit(NewJob::new(0)).unwrap();
     let good = e.submit(NewJob::new(1)).unwrap();
     let bad = terminal(&e, bad);
-    assert_eq!(bad.outcome(), Some(Outcome::Failed { reason: FailReason::Error, code: 1 }));
+    assert_eq!(
+        bad.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Error,
+            code: 1
+        })
+    );
     assert!(bad.message().contains("boom"), "{}", bad.message());
-    assert_eq!(terminal(&e, good).state(), State::Succeeded, "the same single worker ran on");
+    assert_eq!(
+        terminal(&e, good).state(),
+        State::Succeeded,
+        "the same single worker ran on"
+    );
     pool.shutdown();
 }
 
 /// A handler that reports it started, then checks in until told to stop; progress, log lines
 /// and heartbeats go through the context.
-fn looping(started: mpsc::Sender<JobId>) -> impl Fn(&mut jobstate_std::JobContext<'_, u32, 16, 64, 4, 64>) -> Result<Success, Failure> + Send + Sync + 'static {
+fn looping(
+    started: mpsc::Sender<JobId>,
+) -> impl Fn(&mut jobstate_std::JobContext<'_, u32, 16, 64, 4, 64>) -> Result<Success, Failure>
+       + Send
+       + Sync
+       + 'static {
     let started = Mutex::new(started);
     move |ctx| {
         ctx.progress(10, "working")?;
@@ -114,11 +145,21 @@ fn r_control_pause_blocks_in_checkpoint_resume_and_cancel_wake_it() {
     assert_eq!(w.snapshot.state(), State::Paused);
     e.request_cancel(id).unwrap();
     let done = terminal(&e, id);
-    assert_eq!(done.outcome(), Some(Outcome::Failed { reason: FailReason::Canceled, code: 2 }));
+    assert_eq!(
+        done.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Canceled,
+            code: 2
+        })
+    );
     // The journal has the worker's log line.
     let logged = e.with_table(|t| {
         t.journal(jobstate::Revision::ZERO)
-            .map(|ev| ev.filter(|x| x.job == id).any(|x| matches!(&x.kind, jobstate::EventKind::Log(l) if l.as_str() == "started")))
+            .map(|ev| {
+                ev.filter(|x| x.job == id).any(
+                    |x| matches!(&x.kind, jobstate::EventKind::Log(l) if l.as_str() == "started"),
+                )
+            })
             .unwrap_or(false)
     });
     assert!(logged);
@@ -134,7 +175,13 @@ fn r_control_cancel_running_job_at_checkpoint() {
     assert_eq!(rx.recv().unwrap(), id);
     e.request_cancel(id).unwrap();
     let done = terminal(&e, id);
-    assert_eq!(done.outcome(), Some(Outcome::Failed { reason: FailReason::Canceled, code: 2 }));
+    assert_eq!(
+        done.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Canceled,
+            code: 2
+        })
+    );
     pool.shutdown();
 }
 
@@ -152,13 +199,20 @@ fn shutdown_stops_running_and_paused_handlers_and_joins() {
     assert_eq!(started, both);
     let rev = e.get(paused).unwrap().state_revision();
     e.request_pause(paused).unwrap();
-    e.wait(paused, Condition::StateChangedSince(rev), LONG).unwrap();
+    e.wait(paused, Condition::StateChangedSince(rev), LONG)
+        .unwrap();
     let queued = e.submit(NewJob::new(3)).unwrap();
     // Both workers are busy; the third job waits. Shut down: it is never started.
     pool.shutdown();
     for id in [running, paused] {
         let j = e.get(id).unwrap();
-        assert_eq!(j.outcome(), Some(Outcome::Failed { reason: FailReason::Error, code: FailReason::Interrupted.default_code() }));
+        assert_eq!(
+            j.outcome(),
+            Some(Outcome::Failed {
+                reason: FailReason::Error,
+                code: FailReason::Interrupted.default_code()
+            })
+        );
         assert_eq!(j.message(), Canceled::Shutdown.to_string());
     }
     assert_eq!(e.get(queued).unwrap().state(), State::Queued);
@@ -166,7 +220,7 @@ fn shutdown_stops_running_and_paused_handlers_and_joins() {
 }
 
 #[test]
-fn idle_workers_are_not_woken_by_changes_without_runnable_jobs() {
+fn r_sched_every_job_runs_exactly_once_with_idle_workers() {
     // Many idle workers, a stream of submits: every job still runs exactly once.
     let e = engine();
     let runs = Arc::new(Mutex::new(Vec::new()));
