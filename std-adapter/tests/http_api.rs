@@ -27,7 +27,11 @@ async fn r_return_202_with_link_then_get_finds_job_at_once() {
     let job = &r.body["job"];
     let uuid = job["uuid"].as_str().unwrap();
     assert_eq!(href(job), format!("/api/cluster/jobs/{uuid}"));
-    assert_eq!(job.as_object().unwrap().len(), 2, "only uuid and _links: {job}");
+    assert_eq!(
+        job.as_object().unwrap().len(),
+        2,
+        "only uuid and _links: {job}"
+    );
     // No delay: the job is in the table before the 202 left.
     let g = s.get(&href(job)).await;
     assert_eq!(g.status, 200);
@@ -56,7 +60,10 @@ async fn r_return_timeout_200_when_done_in_time_else_202() {
     assert!(started.elapsed() >= Duration::from_secs(1));
     let g = s.get(&href(&r.body["job"])).await;
     assert_eq!(g.status, 200);
-    assert!(matches!(g.body["state"].as_str(), Some("queued" | "running")));
+    assert!(matches!(
+        g.body["state"].as_str(),
+        Some("queued" | "running")
+    ));
     // Fails in time: the error envelope with the job's code and message, and its link.
     let r = s.create("fail", "?return_timeout=30").await;
     assert_envelope(&r, 400);
@@ -69,7 +76,12 @@ async fn r_return_timeout_200_when_done_in_time_else_202() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r_input_return_timeout_out_of_range_adds_nothing() {
     let s = serve(config(KEEP), false).await;
-    for q in ["?return_timeout=121", "?return_timeout=-1", "?return_timeout=x", "?return_timeout="] {
+    for q in [
+        "?return_timeout=121",
+        "?return_timeout=-1",
+        "?return_timeout=x",
+        "?return_timeout=",
+    ] {
         let r = s.create("hold", q).await;
         assert_envelope(&r, 400);
         assert_eq!(r.body["error"]["target"], "return_timeout", "{q}");
@@ -94,7 +106,10 @@ async fn r_longpoll_returns_early_on_change() {
     s.engine.start(id).unwrap();
     let body = poll.await.unwrap().unwrap();
     assert_eq!(body["state"], "running");
-    assert!(started.elapsed() < Duration::from_secs(60), "answered on the change");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "answered on the change"
+    );
     assert_eq!(s.api.long_polls(), 0);
     assert_eq!(s.engine.waiting(), 0, "the wait deregistered");
 }
@@ -103,15 +118,23 @@ async fn r_longpoll_returns_early_on_change() {
 async fn r_longpoll_times_out_with_the_job_as_it_is() {
     let s = serve(config(KEEP), false).await;
     let id = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
-    let before = s.get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(id))).await;
+    let before = s
+        .get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(id)))
+        .await;
     let started = Instant::now();
     let r = s
-        .get(&format!("/api/cluster/jobs/{}?poll_timeout=1", s.api.uuid_of(id)))
+        .get(&format!(
+            "/api/cluster/jobs/{}?poll_timeout=1",
+            s.api.uuid_of(id)
+        ))
         .await;
     let took = started.elapsed();
     assert_eq!(r.status, 200, "a timeout is not an error");
     assert_eq!(r.body, before.body, "unchanged job, unchanged record");
-    assert!(took >= Duration::from_secs(1), "waited the timeout: {took:?}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "waited the timeout: {took:?}"
+    );
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
@@ -122,7 +145,10 @@ async fn r_longpoll_terminal_job_answers_at_once() {
     s.engine.request_cancel(id).unwrap();
     let started = Instant::now();
     let r = s
-        .get(&format!("/api/cluster/jobs/{}?poll_timeout=120", s.api.uuid_of(id)))
+        .get(&format!(
+            "/api/cluster/jobs/{}?poll_timeout=120",
+            s.api.uuid_of(id)
+        ))
         .await;
     assert_eq!(r.body["state"], "failure");
     assert!(started.elapsed() < Duration::from_secs(60));
@@ -236,15 +262,31 @@ async fn record_fields_times_and_failure_message() {
     let path = format!("/api/cluster/jobs/{}", s.api.uuid_of(id));
     let r = s.get(&path).await.body;
     for f in [
-        "uuid", "description", "state", "message", "code", "start_time", "end_time",
-        "create_time", "last_modified", "progress", "revision", "_links",
+        "uuid",
+        "description",
+        "state",
+        "message",
+        "code",
+        "start_time",
+        "end_time",
+        "create_time",
+        "last_modified",
+        "progress",
+        "revision",
+        "_links",
     ] {
         assert!(r.get(f).is_some(), "missing {f}: {r}");
     }
     assert!(r.get("error").is_none(), "no error on success");
-    let (start, end) = (r["start_time"].as_str().unwrap(), r["end_time"].as_str().unwrap());
+    let (start, end) = (
+        r["start_time"].as_str().unwrap(),
+        r["end_time"].as_str().unwrap(),
+    );
     assert!(start.ends_with('Z') && start.len() == 27, "{start}");
-    assert!(jobstate_std::http::parse_time(start).unwrap() <= jobstate_std::http::parse_time(end).unwrap());
+    assert!(
+        jobstate_std::http::parse_time(start).unwrap()
+            <= jobstate_std::http::parse_time(end).unwrap()
+    );
 
     // fields= selects; uuid and _links always come.
     let r = s.get(&format!("{path}?fields=state,code")).await.body;
@@ -258,12 +300,18 @@ async fn record_fields_times_and_failure_message() {
     s.engine.start(f).unwrap();
     s.engine.fail(f, 7, "").unwrap();
     let r = s
-        .get(&format!("/api/cluster/jobs/{}?fields=state", s.api.uuid_of(f)))
+        .get(&format!(
+            "/api/cluster/jobs/{}?fields=state",
+            s.api.uuid_of(f)
+        ))
         .await
         .body;
     assert_eq!(r["state"], "failure");
     assert_eq!(r["message"], "failed");
-    let r = s.get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(f))).await.body;
+    let r = s
+        .get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(f)))
+        .await
+        .body;
     assert_eq!(r["code"], 7);
     assert_eq!(r["error"]["code"], "7");
     assert_eq!(r["error"]["message"], "failed");
@@ -282,24 +330,34 @@ async fn r_retain_gone_job_answers_with_its_tombstone() {
     assert_eq!(s.engine.run_timers().removed, 2);
     assert!(s.engine.get(ok).is_err(), "the record is gone");
 
-    let r = s.get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(ok))).await;
+    let r = s
+        .get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(ok)))
+        .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["state"], "success");
     assert_eq!(r.body["code"], 0);
     assert!(r.body["end_time"].is_string());
-    let r = s.get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(bad))).await;
+    let r = s
+        .get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(bad)))
+        .await;
     assert_eq!(r.body["state"], "failure");
     assert_eq!(r.body["code"], 2);
     assert_eq!(r.body["error"]["code"], "2");
     assert!(r.body["message"].as_str().unwrap().contains("canceled"));
     // A long-poll on it answers at once too.
     let r = s
-        .get(&format!("/api/cluster/jobs/{}?poll_timeout=120", s.api.uuid_of(bad)))
+        .get(&format!(
+            "/api/cluster/jobs/{}?poll_timeout=120",
+            s.api.uuid_of(bad)
+        ))
         .await;
     assert_eq!(r.body["state"], "failure");
     // Actions on it: it already ended.
     let r = s
-        .patch(&format!("/api/cluster/jobs/{}?action=cancel", s.api.uuid_of(ok)))
+        .patch(&format!(
+            "/api/cluster/jobs/{}?action=cancel",
+            s.api.uuid_of(ok)
+        ))
         .await;
     assert_envelope(&r, 409);
 }
@@ -317,7 +375,9 @@ async fn r_id_unknown_uuids_are_404_with_envelope() {
         assert_envelope(&r, 404);
         assert_eq!(r.body["error"]["code"], "4");
         assert_eq!(r.body["error"]["target"], uuid.as_str());
-        let r = s.patch(&format!("/api/cluster/jobs/{uuid}?action=cancel")).await;
+        let r = s
+            .patch(&format!("/api/cluster/jobs/{uuid}?action=cancel"))
+            .await;
         assert_envelope(&r, 404);
     }
     // A slot never used: this table never issued the id.
@@ -364,14 +424,20 @@ async fn list_paging_filters_and_fields() {
     // A job submitted between pages is not lost nor repeated.
     let r = s.get("/api/cluster/jobs?max_records=3").await.body;
     let late = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
-    let r2 = s.get(r["_links"]["next"]["href"].as_str().unwrap()).await.body;
+    let r2 = s
+        .get(r["_links"]["next"]["href"].as_str().unwrap())
+        .await
+        .body;
     let tail: Vec<&str> = r2["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x["uuid"].as_str().unwrap())
         .collect();
-    assert_eq!(tail, [&*want[3], &*want[4], &*s.api.uuid_of(late).to_string()]);
+    assert_eq!(
+        tail,
+        [&*want[3], &*want[4], &*s.api.uuid_of(late).to_string()]
+    );
 
     // Filters.
     let r = s.get("/api/cluster/jobs?state=running").await.body;
@@ -416,7 +482,15 @@ async fn r_control_patch_actions() {
     let poll = {
         let url = s.url(&format!("{path}?action=pause&return_timeout=120"));
         let client = s.client.clone();
-        tokio::spawn(async move { client.patch(url).send().await.unwrap().json::<Value>().await })
+        tokio::spawn(async move {
+            client
+                .patch(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+        })
     };
     let mut paused = false;
     for _ in 0..10_000 {
@@ -434,7 +508,15 @@ async fn r_control_patch_actions() {
     let poll = {
         let url = s.url(&format!("{path}?action=cancel&return_timeout=120"));
         let client = s.client.clone();
-        tokio::spawn(async move { client.patch(url).send().await.unwrap().json::<Value>().await })
+        tokio::spawn(async move {
+            client
+                .patch(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+        })
     };
     let mut canceled = false;
     for _ in 0..10_000 {
@@ -453,7 +535,10 @@ async fn r_control_patch_actions() {
     // cancel a queued job: it fails at once.
     let q = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
     let r = s
-        .patch(&format!("/api/cluster/jobs/{}?action=cancel", s.api.uuid_of(q)))
+        .patch(&format!(
+            "/api/cluster/jobs/{}?action=cancel",
+            s.api.uuid_of(q)
+        ))
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["state"], "failure");
@@ -482,24 +567,33 @@ async fn r_control_each_refusal_has_its_code_and_changes_nothing() {
         (queued, "pause", 409, "460769"),  // not running
         (queued, "resume", 409, "460769"), // not paused
         (running, "resume", 409, "460769"),
-        (fixed, "pause", 409, "460770"),   // not pausable
-        (fixed, "cancel", 409, "460770"),  // not cancelable
-        (done, "pause", 409, "460769"),    // already ended
+        (fixed, "pause", 409, "460770"),  // not pausable
+        (fixed, "cancel", 409, "460770"), // not cancelable
+        (done, "pause", 409, "460769"),   // already ended
         (done, "resume", 409, "460769"),
         (done, "cancel", 409, "460769"),
         (running, "stop", 400, "262185"),
         (running, "", 400, "262185"),
     ] {
         let r = s
-            .patch(&format!("/api/cluster/jobs/{}?action={action}", s.api.uuid_of(id)))
+            .patch(&format!(
+                "/api/cluster/jobs/{}?action={action}",
+                s.api.uuid_of(id)
+            ))
             .await;
         assert_envelope(&r, status);
         assert_eq!(r.body["error"]["code"], code, "{action}: {:?}", r.body);
     }
-    let r = s.patch(&format!("/api/cluster/jobs/{}", s.api.uuid_of(running))).await;
+    let r = s
+        .patch(&format!("/api/cluster/jobs/{}", s.api.uuid_of(running)))
+        .await;
     assert_envelope(&r, 400);
     assert_eq!(r.body["error"]["target"], "action");
-    assert_eq!(s.engine.revision(), revision, "no refusal changed the table");
+    assert_eq!(
+        s.engine.revision(),
+        revision,
+        "no refusal changed the table"
+    );
     assert_eq!(s.engine.get(queued).unwrap().state(), State::Queued);
 }
 
@@ -534,34 +628,154 @@ async fn r_input_every_malformed_parameter_is_4xx_with_envelope() {
     let job = format!("/api/cluster/jobs/{}", s.api.uuid_of(id));
     let before = s.engine.get(id).unwrap().job;
     let cases: Vec<(&str, String, u16, Option<&str>)> = vec![
-        ("GET", "/api/cluster/jobs/not-a-uuid".into(), 400, Some("uuid")),
+        (
+            "GET",
+            "/api/cluster/jobs/not-a-uuid".into(),
+            400,
+            Some("uuid"),
+        ),
         ("GET", "/api/cluster/jobs/%FF%FE".into(), 400, Some("uuid")),
-        ("PATCH", "/api/cluster/jobs/12345?action=cancel".into(), 400, Some("uuid")),
-        ("GET", format!("{job}?poll_timeout=0"), 400, Some("poll_timeout")),
-        ("GET", format!("{job}?poll_timeout=121"), 400, Some("poll_timeout")),
-        ("GET", format!("{job}?poll_timeout=1.5"), 400, Some("poll_timeout")),
-        ("GET", format!("{job}?poll_timeout=-3"), 400, Some("poll_timeout")),
-        ("GET", format!("{job}?poll_timeout=99999999999999999999999"), 400, Some("poll_timeout")),
-        ("GET", format!("{job}?poll_timeout=1&poll_timeout=2"), 400, Some("poll_timeout")),
-        ("GET", format!("{job}?poll_timeout=5&last_modified=yesterday"), 400, Some("last_modified")),
-        ("GET", format!("{job}?last_modified=2026-02-30T00:00:00Z"), 400, Some("last_modified")),
+        (
+            "PATCH",
+            "/api/cluster/jobs/12345?action=cancel".into(),
+            400,
+            Some("uuid"),
+        ),
+        (
+            "GET",
+            format!("{job}?poll_timeout=0"),
+            400,
+            Some("poll_timeout"),
+        ),
+        (
+            "GET",
+            format!("{job}?poll_timeout=121"),
+            400,
+            Some("poll_timeout"),
+        ),
+        (
+            "GET",
+            format!("{job}?poll_timeout=1.5"),
+            400,
+            Some("poll_timeout"),
+        ),
+        (
+            "GET",
+            format!("{job}?poll_timeout=-3"),
+            400,
+            Some("poll_timeout"),
+        ),
+        (
+            "GET",
+            format!("{job}?poll_timeout=99999999999999999999999"),
+            400,
+            Some("poll_timeout"),
+        ),
+        (
+            "GET",
+            format!("{job}?poll_timeout=1&poll_timeout=2"),
+            400,
+            Some("poll_timeout"),
+        ),
+        (
+            "GET",
+            format!("{job}?poll_timeout=5&last_modified=yesterday"),
+            400,
+            Some("last_modified"),
+        ),
+        (
+            "GET",
+            format!("{job}?last_modified=2026-02-30T00:00:00Z"),
+            400,
+            Some("last_modified"),
+        ),
         ("GET", format!("{job}?revision=-1"), 400, Some("revision")),
-        ("GET", format!("{job}?revision=1&last_modified=2026-01-01T00:00:00Z"), 400, Some("revision")),
-        ("GET", format!("{job}?fields=state,colour"), 400, Some("fields")),
+        (
+            "GET",
+            format!("{job}?revision=1&last_modified=2026-01-01T00:00:00Z"),
+            400,
+            Some("revision"),
+        ),
+        (
+            "GET",
+            format!("{job}?fields=state,colour"),
+            400,
+            Some("fields"),
+        ),
         ("GET", format!("{job}?fields="), 400, Some("fields")),
-        ("GET", format!("{job}?pol_timeout=5"), 400, Some("pol_timeout")),
-        ("GET", "/api/cluster/jobs?max_records=0".into(), 400, Some("max_records")),
-        ("GET", "/api/cluster/jobs?max_records=ten".into(), 400, Some("max_records")),
-        ("GET", "/api/cluster/jobs?max_records=10000000".into(), 400, Some("max_records")),
-        ("GET", "/api/cluster/jobs?start=zz".into(), 400, Some("start")),
-        ("GET", "/api/cluster/jobs?state=done".into(), 400, Some("state")),
+        (
+            "GET",
+            format!("{job}?pol_timeout=5"),
+            400,
+            Some("pol_timeout"),
+        ),
+        (
+            "GET",
+            "/api/cluster/jobs?max_records=0".into(),
+            400,
+            Some("max_records"),
+        ),
+        (
+            "GET",
+            "/api/cluster/jobs?max_records=ten".into(),
+            400,
+            Some("max_records"),
+        ),
+        (
+            "GET",
+            "/api/cluster/jobs?max_records=10000000".into(),
+            400,
+            Some("max_records"),
+        ),
+        (
+            "GET",
+            "/api/cluster/jobs?start=zz".into(),
+            400,
+            Some("start"),
+        ),
+        (
+            "GET",
+            "/api/cluster/jobs?state=done".into(),
+            400,
+            Some("state"),
+        ),
         ("GET", "/api/cluster/jobs?state=".into(), 400, Some("state")),
-        ("GET", "/api/cluster/jobs?return_records=maybe".into(), 400, Some("return_records")),
-        ("GET", "/api/cluster/jobs?return_timeout=500".into(), 400, Some("return_timeout")),
-        ("GET", "/api/cluster/jobs?order_by=state".into(), 400, Some("order_by")),
-        ("PATCH", format!("{job}?action=cancel&return_timeout=x"), 400, Some("return_timeout")),
-        ("PATCH", format!("{job}?action=cancel&action=pause"), 400, Some("action")),
-        ("PATCH", format!("{job}?action=cancel&force=true"), 400, Some("force")),
+        (
+            "GET",
+            "/api/cluster/jobs?return_records=maybe".into(),
+            400,
+            Some("return_records"),
+        ),
+        (
+            "GET",
+            "/api/cluster/jobs?return_timeout=500".into(),
+            400,
+            Some("return_timeout"),
+        ),
+        (
+            "GET",
+            "/api/cluster/jobs?order_by=state".into(),
+            400,
+            Some("order_by"),
+        ),
+        (
+            "PATCH",
+            format!("{job}?action=cancel&return_timeout=x"),
+            400,
+            Some("return_timeout"),
+        ),
+        (
+            "PATCH",
+            format!("{job}?action=cancel&action=pause"),
+            400,
+            Some("action"),
+        ),
+        (
+            "PATCH",
+            format!("{job}?action=cancel&force=true"),
+            400,
+            Some("force"),
+        ),
         ("DELETE", job.clone(), 405, None),
         ("POST", "/api/cluster/jobs".into(), 405, None),
         ("GET", "/api/cluster/job".into(), 404, None),
@@ -572,7 +786,11 @@ async fn r_input_every_malformed_parameter_is_4xx_with_envelope() {
         let r = s.send(s.client.request(m, s.url(path))).await;
         assert_envelope(&r, *status);
         if let Some(t) = target {
-            assert_eq!(r.body["error"]["target"], *t, "{method} {path}: {:?}", r.body);
+            assert_eq!(
+                r.body["error"]["target"], *t,
+                "{method} {path}: {:?}",
+                r.body
+            );
         }
     }
     // Bodies of the service's own endpoint.

@@ -11,6 +11,7 @@ use jobstate::{Condition, JobError, JobId, LookupError, Revision};
 use super::error::{ApiError, ErrorCode};
 use super::extract::UuidSegment;
 use super::params::{parse_fields, parse_states, Args, MAX_TIMEOUT_SECS};
+use super::rfc3339;
 use super::wire::{Fields, Href, Page, PageLinks, Record};
 use super::JobsApi;
 use crate::error::WaitError;
@@ -75,7 +76,9 @@ where
     // `last_modified`, a job not modified after it has not changed since its current revision.
     let changed_now = match (revision, last_modified) {
         (Some(r), _) => snapshot.revision().get() > r,
-        (None, Some(t)) => snapshot.modified() > engine.to_instant(t),
+        // Compared as printed (whole microseconds), so a client that echoes the job's own
+        // `last_modified` back is never answered early by a sub-microsecond remainder.
+        (None, Some(t)) => rfc3339::truncate(snapshot.modified_at()) > t,
         (None, None) => false,
     };
     if changed_now || snapshot.is_terminal() {

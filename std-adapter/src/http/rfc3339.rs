@@ -55,6 +55,14 @@ pub fn format(t: SystemTime) -> String {
     )
 }
 
+/// `t` cut to whole microseconds, as [`format`] prints it.
+pub fn truncate(t: SystemTime) -> SystemTime {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => UNIX_EPOCH + Duration::new(d.as_secs(), d.subsec_micros() * 1000),
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
 /// Why a timestamp was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct BadTime;
