@@ -16,7 +16,9 @@ use jobstate::{
 use crate::check;
 
 /// What a job does: `steps` steps of `step_ms` each, then success (or failure if `fail`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, defmt::Format, serde::Serialize, serde::Deserialize,
+)]
 pub struct Op {
     steps: u8,
     step_ms: u16,
@@ -96,7 +98,11 @@ async fn wait_leaves(table: &Table, id: JobId, state: State, within: Duration) -
     let mut job = snapshot(table, id)?;
     while job.state() == state {
         let seen = table
-            .wait(id, Condition::StateChangedSince(job.state_revision()), within)
+            .wait(
+                id,
+                Condition::StateChangedSince(job.state_revision()),
+                within,
+            )
             .await
             .ok()?;
         if seen.timed_out {
@@ -157,7 +163,9 @@ async fn run_job(table: &Table, id: JobId, op: Op) {
                 Ok(Ok(Directive::Continue)) => break,
                 Ok(Ok(Directive::Pause)) => {
                     // Parked: sleep until a resume or a cancel request changes the job.
-                    let Some(job) = snapshot(table, id) else { return };
+                    let Some(job) = snapshot(table, id) else {
+                        return;
+                    };
                     defmt::info!("job {} parked", id);
                     let _ = table
                         .wait(id, Condition::ChangedSince(job.revision()), LONG)
@@ -193,7 +201,10 @@ async fn timers(table: &'static Table) {
 ///    after the set succeeds, and ends `DependencyFailed` when the set fails.
 async fn oracle_dependencies() {
     let t = &ORACLE;
-    let set = submit(t, NewJob::new(op(3, 10)).description("create backend set bs1"));
+    let set = submit(
+        t,
+        NewJob::new(op(3, 10)).description("create backend set bs1"),
+    );
     let Ok(set) = set else {
         return check("oracle: submit set", false);
     };
@@ -216,7 +227,14 @@ async fn oracle_dependencies() {
     };
     check("oracle: server started after set ended", ordered);
 
-    let bad = submit(t, NewJob::new(Op { fail: true, ..op(1, 10) }).description("create backend set bs2"));
+    let bad = submit(
+        t,
+        NewJob::new(Op {
+            fail: true,
+            ..op(1, 10)
+        })
+        .description("create backend set bs2"),
+    );
     let Ok(bad) = bad else {
         return check("oracle: submit failing set", false);
     };
@@ -226,7 +244,10 @@ async fn oracle_dependencies() {
     };
     let dep_done = wait_terminal(t, dependent, Duration::from_secs(2)).await;
     let bad_done = snapshot(t, bad);
-    check("oracle: failing set failed", failed_with(&bad_done, FailReason::Error));
+    check(
+        "oracle: failing set failed",
+        failed_with(&bad_done, FailReason::Error),
+    );
     check(
         "oracle: dependent DependencyFailed",
         failed_with(&dep_done, FailReason::DependencyFailed),
@@ -313,7 +334,10 @@ async fn pause_resume_cancel() {
             let asked = t.update(|t| t.request_resume(id, now()));
             check("control: resumed", matches!(asked, Ok(Ok(()))));
             let done = wait_terminal(t, id, Duration::from_secs(2)).await;
-            check("control: resumed job continued to success", succeeded(&done));
+            check(
+                "control: resumed job continued to success",
+                succeeded(&done),
+            );
         }
     }
 }

@@ -24,7 +24,7 @@ pub const CORE_HZ: u32 = 12_500_000;
 /// Interrupts per second; must equal the `tick-hz-*` feature chosen for embassy-time.
 pub const TICK_HZ: u32 = 1_000;
 const _: () = assert!(embassy_time_driver::TICK_HZ == TICK_HZ as u64);
-const _: () = assert!(CORE_HZ % TICK_HZ == 0 && CORE_HZ / TICK_HZ <= 1 << 24);
+const _: () = assert!(CORE_HZ.is_multiple_of(TICK_HZ) && CORE_HZ / TICK_HZ <= 1 << 24);
 
 struct State {
     ticks: u64,
