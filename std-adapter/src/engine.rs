@@ -140,18 +140,27 @@ fn boxed_table<S: Send, const N: usize, const T: usize, const D: usize, const J:
 ) -> Box<JobTable<S, N, T, D, J>> {
     let size = std::mem::size_of::<JobTable<S, N, T, D, J>>();
     if size <= 64 * 1024 {
-        return Box::new(JobTable::new(config));
+        return build_here(config);
     }
     let stack = size.saturating_mul(4).saturating_add(1 << 20);
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("jobstate-alloc".into())
             .stack_size(stack)
-            .spawn_scoped(s, || Box::new(JobTable::new(config)))
+            .spawn_scoped(s, || build_here(config))
             .ok()
             .and_then(|h| h.join().ok())
     })
-    .unwrap_or_else(|| Box::new(JobTable::new(config)))
+    .unwrap_or_else(|| build_here(config))
+}
+
+/// The table is built in this function's own frame, which only the thread that calls it
+/// pays for (kept out of line so `boxed_table`'s frame stays small).
+#[inline(never)]
+fn build_here<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    config: Config,
+) -> Box<JobTable<S, N, T, D, J>> {
+    Box::new(JobTable::new(config))
 }
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Shared<S, N, T, D, J>
