@@ -415,6 +415,7 @@ impl NorFlashError for RamFlashError {
 /// Erased bytes read `0xFF`; a write can only clear bits (like NOR cells). For tests, it can cut
 /// the power after a number of byte operations ([`RamFlash::cut_after`]): the operation under
 /// way stops half done, and every later one fails until [`RamFlash::power_on`].
+#[derive(Clone)]
 pub struct RamFlash<const SIZE: usize, const W: usize, const E: usize> {
     bytes: [u8; SIZE],
     budget: Option<usize>,
