@@ -88,12 +88,16 @@ where
         Some(r) => Revision::new(r),
         None => snapshot.revision(),
     };
+    let mut closing = api.closing();
+    if *closing.borrow_and_update() {
+        return Ok(answer(&api, &uuid, id, now, fields));
+    }
     let _in_flight = api.poll_guard();
-    let waited = engine
-        .wait_async(id, Condition::ChangedSince(since), timeout)
-        .await
-        .map(|w| w.snapshot)
-        .map_err(|WaitError::Lookup(e)| e);
+    let wait = engine.wait_async(id, Condition::ChangedSince(since), timeout);
+    let waited = tokio::select! {
+        w = wait => w.map(|w| w.snapshot).map_err(|WaitError::Lookup(e)| e),
+        _ = closing.changed() => engine.get(id),
+    };
     Ok(answer(&api, &uuid, id, waited, fields))
 }
 

@@ -139,6 +139,7 @@ pub struct JobsApi<S, const N: usize, const T: usize = 64, const D: usize = 4, c
     config: ApiConfig,
     openapi: Bytes,
     polls: Arc<AtomicUsize>,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
@@ -151,6 +152,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
             config: self.config,
             openapi: self.openapi.clone(),
             polls: self.polls.clone(),
+            closing: self.closing.clone(),
         }
     }
 }
@@ -188,6 +190,7 @@ where
             config: ApiConfig::default(),
             openapi: Bytes::from(openapi::document().to_string()),
             polls: Arc::new(AtomicUsize::new(0)),
+            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -248,6 +251,18 @@ where
         self.polls.load(Ordering::Relaxed)
     }
 
+    /// End every long-poll in flight now (each answers with the job as it is, as at its
+    /// timeout) and answer later ones at once: call it when the service shuts down, so a
+    /// graceful shutdown does not wait up to `poll_timeout` for them.
+    pub fn close_polls(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// A receiver that sees [`JobsApi::close_polls`].
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
     pub(crate) fn poll_guard(&self) -> PollGuard {
         self.polls.fetch_add(1, Ordering::Relaxed);
         PollGuard(self.polls.clone())
@@ -305,6 +320,33 @@ where
             .await
             .map_err(|e| self.submit_error(e))?;
         Ok(self.submitted(&submitted))
+    }
+
+    /// Answer for a job the service submitted itself (for example under its own lock, with
+    /// [`Engine::submit`]): wait up to `return_timeout` for it to end, then answer as
+    /// [`JobsApi::submit`] does.
+    pub async fn respond(&self, id: JobId, return_timeout: Duration) -> Result<Response, ApiError> {
+        let uuid = self.uuid_of(id).to_string();
+        let submitted = if return_timeout.is_zero() {
+            self.engine.get(id).map(Submitted::Accepted)
+        } else {
+            self.engine
+                .wait_async(id, jobstate::Condition::Terminal, return_timeout)
+                .await
+                .map(|w| {
+                    if w.timed_out {
+                        Submitted::Accepted(w.snapshot)
+                    } else {
+                        Submitted::Completed(w.snapshot)
+                    }
+                })
+                .map_err(|crate::WaitError::Lookup(e)| e)
+        };
+        match submitted {
+            Ok(s) => Ok(self.submitted(&s)),
+            Err(LookupError::Expired(Some(_))) => Ok(self.accepted(id)),
+            Err(e) => Err(self.lookup_error(&uuid, e)),
+        }
     }
 
     /// The answer to a [`Submitted`]: 202, 200, or 400 for a job that failed in time.
