@@ -65,6 +65,8 @@ pub const RECORD_MAGIC: [u8; 4] = *b"JSAB";
 pub const RECORD_HEADER: usize = 16;
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// Records are checked in chunks of this many bytes on the stack.
+const CHUNK: usize = 256;
 
 /// Why a store operation failed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -73,7 +75,7 @@ pub enum StoreError<E> {
     /// The flash driver failed (the other slot is untouched).
     Flash(E),
     /// Regions not aligned to the erase size, overlapping the end of the flash, or too small for
-    /// a record header.
+    /// a record header; or a flash read size that does not divide 256.
     Layout,
     /// The caller's buffer is smaller than [`AbStore::buffer_len`] for this payload.
     BufferTooSmall,
@@ -164,7 +166,9 @@ impl<F: NorFlash> AbStore<F> {
             || (base.checked_rem(erase) == Some(0) && slot_len.checked_rem(erase) == Some(0));
         let fits = usize::try_from(end).is_ok_and(|e| e <= flash.capacity());
         let roomy = usize::try_from(slot_len).is_ok_and(|l| l > Self::HEADER_AREA);
-        if !aligned || !fits || !roomy {
+        // Reads go through a stack chunk: the read size must divide it.
+        let readable = F::READ_SIZE <= CHUNK && CHUNK.checked_rem(F::READ_SIZE.max(1)) == Some(0);
+        if !aligned || !fits || !roomy || !readable {
             return Err(StoreError::Layout);
         }
         Ok(Self {
@@ -195,16 +199,18 @@ impl<F: NorFlash> AbStore<F> {
         }
     }
 
-    /// Read and check the record in `slot` into `buf`; its sequence number and payload length
-    /// when valid.
+    /// Check the record in `slot` (reading it in small chunks on the stack) and, with `into`,
+    /// copy it there as well; its sequence number and payload length when valid.
     fn read_record(
         &mut self,
         slot: u8,
-        buf: &mut [u8],
+        mut into: Option<&mut [u8]>,
     ) -> Result<Option<(u32, usize)>, StoreError<F::Error>> {
         let off = self.slot_offset(slot);
-        let head_len = round_up(RECORD_HEADER, max(F::READ_SIZE, 1));
-        let head = buf.get_mut(..head_len).ok_or(StoreError::BufferTooSmall)?;
+        let read = max(F::READ_SIZE, 1);
+        let mut chunk = [0u8; CHUNK];
+        let head_len = round_up(RECORD_HEADER, read);
+        let head = chunk.get_mut(..head_len).ok_or(StoreError::Layout)?;
         self.flash.read(off, head).map_err(StoreError::Flash)?;
         let field = |b: &[u8], at: usize| -> u32 {
             let mut w = [0u8; 4];
@@ -226,22 +232,46 @@ impl<F: NorFlash> AbStore<F> {
         if total > slot_len {
             return Ok(None);
         }
-        let read_len = round_up(total, max(F::READ_SIZE, 1));
-        let all = buf.get_mut(..read_len).ok_or(StoreError::BufferTooSmall)?;
-        self.flash.read(off, all).map_err(StoreError::Flash)?;
+        let read_len = round_up(total, read);
         let mut digest = CRC.digest();
-        digest.update(all.get(..12).unwrap_or(&[]));
-        digest.update(all.get(Self::HEADER_AREA..total).unwrap_or(&[]));
+        digest.update(head.get(..12).unwrap_or(&[]));
+        if let Some(dst) = into.as_deref_mut() {
+            let dst = dst.get_mut(..head_len).ok_or(StoreError::BufferTooSmall)?;
+            dst.copy_from_slice(chunk.get(..head_len).unwrap_or(&[]));
+        }
+        let mut pos = head_len;
+        while pos < read_len {
+            let n = CHUNK.min(read_len.saturating_sub(pos));
+            let part = chunk.get_mut(..n).ok_or(StoreError::Layout)?;
+            let at = u32::try_from(pos).map_err(|_| StoreError::Layout)?;
+            self.flash
+                .read(off.saturating_add(at), part)
+                .map_err(StoreError::Flash)?;
+            // The payload's bytes within this chunk.
+            let from = Self::HEADER_AREA.max(pos).saturating_sub(pos).min(n);
+            let to = total
+                .min(pos.saturating_add(n))
+                .saturating_sub(pos)
+                .max(from);
+            digest.update(part.get(from..to).unwrap_or(&[]));
+            if let Some(dst) = into.as_deref_mut() {
+                let dst = dst
+                    .get_mut(pos..pos.saturating_add(n))
+                    .ok_or(StoreError::BufferTooSmall)?;
+                dst.copy_from_slice(part);
+            }
+            pos = pos.saturating_add(n);
+        }
         if digest.finalize() != crc {
             return Ok(None);
         }
         Ok(Some((seq, len)))
     }
 
-    /// Find the newest valid record (reads both slots, checks both CRCs). Uses `buf` as scratch.
-    pub fn scan(&mut self, buf: &mut [u8]) -> Result<Option<Newest>, StoreError<F::Error>> {
-        let a = self.read_record(0, buf)?;
-        let b = self.read_record(1, buf)?;
+    /// Find the newest valid record (reads both slots, checks both CRCs).
+    pub fn scan(&mut self) -> Result<Option<Newest>, StoreError<F::Error>> {
+        let a = self.read_record(0, None)?;
+        let b = self.read_record(1, None)?;
         let newest = match (a, b) {
             (None, None) => None,
             (Some((sa, _)), None) => Some(Newest { slot: 0, seq: sa }),
@@ -267,10 +297,10 @@ impl<F: NorFlash> AbStore<F> {
         &mut self,
         buf: &'b mut [u8],
     ) -> Result<Option<&'b [u8]>, StoreError<F::Error>> {
-        let Some(newest) = self.scan(buf)? else {
+        let Some(newest) = self.scan()? else {
             return Ok(None);
         };
-        match self.read_record(newest.slot, buf)? {
+        match self.read_record(newest.slot, Some(&mut *buf))? {
             Some((_, len)) => Ok(buf.get(Self::HEADER_AREA..Self::HEADER_AREA.saturating_add(len))),
             // Changed between two reads: a flash that does not hold its contents.
             None => {
@@ -286,7 +316,7 @@ impl<F: NorFlash> AbStore<F> {
     pub fn save(&mut self, buf: &mut [u8], len: usize) -> Result<u32, StoreError<F::Error>> {
         let newest = match self.newest {
             Some(n) => n,
-            None => self.scan(buf)?,
+            None => self.scan()?,
         };
         let (target, seq) = match newest {
             None => (0u8, 1u32),
