@@ -330,13 +330,24 @@ impl<
         }
     }
 
-    /// A snapshot of the job, yielding to the executor while the table is borrowed.
-    async fn snapshot(&self, id: JobId) -> Result<Job<S, T, D>, LookupError> {
+    /// The job's snapshot now, and whether `condition` fails to hold for it (`timed_out`).
+    /// The one place a wait clones a job.
+    async fn answer(
+        &self,
+        id: JobId,
+        condition: Condition,
+    ) -> Result<Waited<Job<S, T, D>>, LookupError> {
         loop {
-            if let Ok(r) = self.read(|t| t.get(id).cloned()) {
-                return r;
+            let read = self.read(|t| {
+                t.get(id).map(|job| Waited {
+                    timed_out: !condition.holds(job),
+                    job: job.clone(),
+                })
+            });
+            match read {
+                Ok(r) => return r,
+                Err(Busy) => YieldNow(false).await,
             }
-            YieldNow(false).await;
         }
     }
 
@@ -360,18 +371,11 @@ impl<
             registered: None,
             target: Target::Job(id, condition),
         };
-        match embassy_time::with_timeout(timeout, watch).await {
-            Ok(Seen::Job(Ok(job))) => Ok(Waited {
-                job,
-                timed_out: false,
-            }),
-            Ok(Seen::Job(Err(e))) => Err(e),
-            Ok(Seen::Revision) | Err(_) => {
-                let job = self.snapshot(id).await?;
-                let timed_out = !condition.holds(&job);
-                Ok(Waited { job, timed_out })
-            }
+        if let Ok(Err(e)) = embassy_time::with_timeout(timeout, watch).await {
+            return Err(e);
         }
+        // Condition met or timeout: answer the job as it is now, in the same poll.
+        self.answer(id, condition).await
     }
 
     /// Submit a job, then wait up to `return_timeout` (clamped to [`SharedTable::max_wait`])
@@ -394,16 +398,14 @@ impl<
                 Err(Busy) => YieldNow(false).await,
             }
         };
-        let waited = if return_timeout == Duration::from_ticks(0) {
-            self.snapshot(id).await.map(|job| Waited {
-                job,
-                timed_out: true,
-            })
+        let zero = return_timeout == Duration::from_ticks(0);
+        let waited = if zero {
+            self.answer(id, Condition::Terminal).await
         } else {
             self.wait(id, Condition::Terminal, return_timeout).await
         };
         Ok(match waited {
-            Ok(Waited { job, .. }) if job.is_terminal() => Submitted::Completed(job),
+            Ok(Waited { job, .. }) if job.is_terminal() && !zero => Submitted::Completed(job),
             Ok(Waited { job, .. }) => Submitted::Accepted(job),
             Err(LookupError::Expired(tombstone)) => Submitted::Removed(id, tombstone),
             Err(_) => Submitted::Removed(id, None),
@@ -437,15 +439,9 @@ struct Watch<
     target: Target,
 }
 
-/// What a watch answers: a job snapshot, or that the table changed.
-enum Seen<S, const T: usize, const D: usize> {
-    Job(Result<Job<S, T, D>, LookupError>),
-    Revision,
-}
-
 impl<
         M: RawMutex,
-        S: Clone,
+        S,
         const N: usize,
         const T: usize,
         const D: usize,
@@ -453,21 +449,20 @@ impl<
         const W: usize,
     > Watch<'_, M, S, N, T, D, J, W>
 {
-    fn poll_seen(&mut self, cx: &mut Context<'_>) -> Poll<Seen<S, T, D>> {
+    /// Ready with `Ok` once the target is reached, with the lookup error if the job is gone.
+    /// Never clones a job: the caller reads the snapshot once, when the watch is over.
+    fn poll_seen(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LookupError>> {
         let key = self.key;
         let target = self.target;
         let polled = self.shared.inner.lock(|cell| {
             let mut inner = cell.try_borrow_mut().ok()?;
             let seen = match target {
                 Target::Job(id, condition) => match inner.table.check(id, condition) {
-                    Ok(Some(job)) => Some(Seen::Job(Ok(job.clone()))),
+                    Ok(Some(_)) => Some(Ok(())),
                     Ok(None) => None,
-                    Err(e) => Some(Seen::Job(Err(e))),
+                    Err(e) => Some(Err(e)),
                 },
-                Target::Revision(after) => {
-                    let r = inner.table.revision();
-                    (r > after).then_some(Seen::Revision)
-                }
+                Target::Revision(after) => (inner.table.revision() > after).then_some(Ok(())),
             };
             if seen.is_none() {
                 inner.wakers.register(key, cx.waker());
@@ -513,7 +508,7 @@ impl<
 
 impl<
         M: RawMutex,
-        S: Clone,
+        S,
         const N: usize,
         const T: usize,
         const D: usize,
@@ -521,7 +516,7 @@ impl<
         const W: usize,
     > Future for Watch<'_, M, S, N, T, D, J, W>
 {
-    type Output = Seen<S, T, D>;
+    type Output = Result<(), LookupError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.get_mut().poll_seen(cx)

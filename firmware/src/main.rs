@@ -9,6 +9,8 @@
 #![no_main]
 
 mod logger;
+#[cfg(all(feature = "probe", not(feature = "scenarios")))]
+mod probe;
 #[cfg(feature = "scenarios")]
 mod scenarios;
 mod time_driver;
@@ -42,7 +44,9 @@ async fn main(spawner: Spawner) {
     time_driver::init(p.SYST);
     #[cfg(feature = "scenarios")]
     scenarios::run(spawner).await;
-    #[cfg(not(feature = "scenarios"))]
+    #[cfg(all(feature = "probe", not(feature = "scenarios")))]
+    probe::run(spawner).await;
+    #[cfg(not(any(feature = "scenarios", feature = "probe")))]
     {
         let _ = spawner;
         embassy_time::Timer::after_millis(1).await;
