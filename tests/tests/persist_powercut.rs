@@ -50,7 +50,10 @@ fn reboot(flash: &Flash) -> Option<Vec<u8>> {
     store.load(&mut buf).unwrap().map(<[u8]>::to_vec)
 }
 
-fn save(store: &mut Store, image: &[u8]) -> Result<u32, jobstate::flash::StoreError<jobstate::flash::RamFlashError>> {
+fn save(
+    store: &mut Store,
+    image: &[u8],
+) -> Result<u32, jobstate::flash::StoreError<jobstate::flash::RamFlashError>> {
     let mut buf = vec![0u8; BUF];
     let area = Store::HEADER_AREA;
     buf[area..area + image.len()].copy_from_slice(image);

@@ -281,8 +281,11 @@ fn r_persist_version_and_capacity_refused() {
     assert_eq!(wider.len(), 6);
     // Shorter texts than stored: refused as malformed.
     let mut t = table();
-    t.submit(NewJob::new(1).description("sixteen bytes!!!"), Instant::from_secs(0))
-        .unwrap();
+    t.submit(
+        NewJob::new(1).description("sixteen bytes!!!"),
+        Instant::from_secs(0),
+    )
+    .unwrap();
     assert_eq!(
         JobTable::<u32, 6, 8, 3, 8>::decode(&encode(&t)).err(),
         Some(DecodeError::Malformed)
@@ -351,7 +354,9 @@ fn r_persist_size_bound_holds_and_measured() {
     }
     let mut buf = vec![0u8; JobTable::<u32, 16>::image_size_bound(5)];
     let typ = typical.encode(&mut buf).unwrap();
-    let empty = JobTable::<u32, 16>::new(Config::DEFAULT).encode(&mut buf).unwrap();
+    let empty = JobTable::<u32, 16>::new(Config::DEFAULT)
+        .encode(&mut buf)
+        .unwrap();
     println!(
         "image sizes, N=16: empty {empty} B; typical (T=64, 16 jobs) {typ} B = {:.1} B/slot; \
          worst case (T=64, D=4) {worst} B = {:.1} B/slot; bound {BOUND} B = {:.1} B/slot",

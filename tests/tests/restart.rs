@@ -1,0 +1,269 @@
+//! R-PERSIST end to end with the std engine: run jobs, save, "crash" mid-run, restore, and
+//! check the restart policy, ids across the restart, and long-pollers of the restarted engine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use jobstate::persist::DecodeError;
+use jobstate::{
+    Condition, Directive, FailReason, JobId, JobOptions, LookupError, NewJob, Outcome, Severity,
+    State,
+};
+use jobstate_std::persist::{FileStore, LoadError, Persister};
+use jobstate_std::{Engine, EngineConfig};
+
+type E = Engine<String, 16>;
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        timer_thread: false,
+        ..EngineConfig::default()
+    }
+}
+
+/// A fresh directory per test (removed at the end).
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("jobstate-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn submit(e: &E, what: &str, deps: &[JobId], options: JobOptions) -> JobId {
+    e.submit(
+        NewJob::new(what.to_string())
+            .description(what)
+            .depends_on(deps)
+            .options(options),
+    )
+    .unwrap()
+}
+
+fn reason(e: &E, id: JobId) -> Option<FailReason> {
+    match e.get(id).unwrap().outcome() {
+        Some(Outcome::Failed { reason, .. }) => Some(reason),
+        _ => None,
+    }
+}
+
+/// Wait until `n` long-pollers are registered (they block on the engine, not on time).
+fn until_waiting(e: &E, n: usize) {
+    while e.waiting() < n {
+        std::thread::yield_now();
+    }
+}
+
+/// R-PERSIST: the restart scenario.
+#[test]
+fn r_persist_restart_scenario() {
+    let dir = TempDir::new("restart");
+    let store = FileStore::new(dir.0.join("jobs.bin"));
+    let restartable = JobOptions {
+        restartable: true,
+        ..JobOptions::DEFAULT
+    };
+    let plain = JobOptions::DEFAULT;
+
+    // ----- before the crash -----
+    let e1: E = Engine::new(config());
+    let backup = submit(&e1, "backup", &[], plain);
+    let resize = submit(&e1, "resize", &[], plain);
+    let after_resize = submit(&e1, "after resize", &[resize], plain);
+    let scrub = submit(&e1, "scrub", &[], restartable);
+    let migrate = submit(&e1, "migrate", &[], plain);
+    let doomed = submit(&e1, "doomed", &[], restartable);
+    let report = submit(&e1, "report", &[], plain);
+
+    assert_eq!(e1.start_next(), Some(backup));
+    e1.succeed(backup, Severity::Normal, "saved").unwrap();
+    for id in [resize, scrub, migrate, doomed] {
+        e1.start(id).unwrap();
+    }
+    e1.progress(resize, 60, "moving extents").unwrap();
+    e1.request_pause(migrate).unwrap();
+    assert_eq!(e1.checkpoint(migrate).unwrap(), Directive::Pause);
+    e1.request_cancel(doomed).unwrap();
+    let saved = store.save(&e1).unwrap();
+    assert_eq!(saved, e1.revision());
+
+    // Work after the last save is lost with the crash.
+    let unsaved = submit(&e1, "unsaved", &[], plain);
+    e1.succeed(resize, Severity::Normal, "done too late")
+        .unwrap();
+    drop(e1); // the crash
+
+    // ----- after the restart -----
+    let (e2, restored) = store
+        .load::<String, 16, 64, 4, 64>(config())
+        .unwrap()
+        .unwrap();
+    assert_eq!(restored.jobs, 7);
+    assert_eq!(restored.interrupted, 2); // resize, migrate
+    assert_eq!(restored.requeued, 1); // scrub
+    assert_eq!(restored.canceled, 1); // doomed
+    assert!(
+        e2.revision() > saved,
+        "the revision continues, never goes back"
+    );
+
+    assert_eq!(e2.get(backup).unwrap().state(), State::Succeeded);
+    assert_eq!(reason(&e2, resize), Some(FailReason::Interrupted));
+    assert_eq!(reason(&e2, migrate), Some(FailReason::Interrupted));
+    assert_eq!(
+        reason(&e2, after_resize),
+        Some(FailReason::DependencyFailed)
+    );
+    assert_eq!(reason(&e2, doomed), Some(FailReason::Canceled));
+    assert_eq!(e2.get(scrub).unwrap().state(), State::Queued);
+    assert_eq!(e2.get(report).unwrap().state(), State::Queued);
+    assert_eq!(e2.get(resize).unwrap().message(), "interrupted by restart");
+    // An id issued before the restart that the image never held is stale, not another job.
+    assert_eq!(e2.get(unsaved).err(), Some(LookupError::Stale));
+
+    // Long-pollers of the restarted engine: an interrupted job answers at once; queued ones
+    // answer when a worker finishes them.
+    let now = e2
+        .wait(migrate, Condition::Terminal, Duration::from_secs(60))
+        .unwrap();
+    assert!(!now.timed_out);
+    assert_eq!(now.snapshot.state(), State::Failed);
+    let pollers: Vec<_> = [scrub, report]
+        .into_iter()
+        .map(|id| {
+            let e = e2.clone();
+            std::thread::spawn(move || e.wait(id, Condition::Terminal, Duration::from_secs(60)))
+        })
+        .collect();
+    until_waiting(&e2, 2);
+
+    // Start order: what was runnable before the crash, then the re-queued job.
+    assert_eq!(e2.start_next(), Some(report));
+    assert_eq!(e2.start_next(), Some(scrub));
+    e2.succeed(report, Severity::Normal, "written").unwrap();
+    e2.fail(scrub, 17, "disk gone").unwrap();
+    let answers: Vec<_> = pollers
+        .into_iter()
+        .map(|p| p.join().unwrap().unwrap())
+        .collect();
+    assert!(answers.iter().all(|w| !w.timed_out));
+    assert_eq!(answers[0].snapshot.state(), State::Failed); // scrub
+    assert_eq!(answers[1].snapshot.state(), State::Succeeded); // report
+
+    // New ids carry the new epoch and work.
+    let fresh = submit(&e2, "fresh", &[backup], plain);
+    assert_eq!(fresh.epoch(), 2);
+    assert_eq!(e2.start_next(), Some(fresh));
+    e2.succeed(fresh, Severity::Normal, "ok").unwrap();
+
+    // Background persistence, then a second restart: everything kept, epoch 3.
+    let persister = Persister::spawn(e2.clone(), store.clone(), Duration::ZERO).unwrap();
+    let last = submit(&e2, "last", &[], plain);
+    persister.stop().unwrap();
+    let revision = e2.revision();
+    drop(e2);
+    let (e3, _) = store
+        .load::<String, 16, 64, 4, 64>(config())
+        .unwrap()
+        .unwrap();
+    assert_eq!(e3.revision(), revision);
+    for id in [backup, resize, scrub, report, fresh, last] {
+        assert!(e3.get(id).is_ok(), "{id}");
+    }
+    assert_eq!(e3.get(unsaved).err(), Some(LookupError::Stale));
+    assert_eq!(e3.submit(NewJob::new("x".into())).unwrap().epoch(), 3);
+}
+
+/// R-PERSIST, R-RETAIN: time spent down counts; a terminal job whose retention passed while
+/// the service was down is removed by the first timer sweep (its tombstone answers).
+#[test]
+fn r_persist_downtime_counts_for_retention() {
+    let e: E = Engine::new(config());
+    let done = submit(&e, "done", &[], JobOptions::DEFAULT);
+    let waiting = submit(&e, "waiting", &[], JobOptions::DEFAULT);
+    assert_eq!(e.start_next(), Some(done));
+    e.succeed(done, Severity::Normal, "ok").unwrap();
+    let (bytes, _) = FileStore::encode(&e).unwrap();
+    drop(e);
+
+    let later = SystemTime::now() + Duration::from_secs(600); // retention is 300 s
+    let (table, _) = FileStore::decode::<String, 16, 64, 4, 64>(&bytes, later).unwrap();
+    let e = Engine::from_boxed_table(table, config());
+    assert_eq!(e.run_timers().removed, 1);
+    assert!(
+        matches!(e.get(done), Err(LookupError::Expired(Some(t))) if t.state() == State::Succeeded)
+    );
+    assert_eq!(e.get(waiting).unwrap().state(), State::Queued);
+
+    // Right after the save: nothing is due yet.
+    let (table, _) = FileStore::decode::<String, 16, 64, 4, 64>(&bytes, SystemTime::now()).unwrap();
+    let e = Engine::from_boxed_table(table, config());
+    assert_eq!(e.run_timers().removed, 0);
+}
+
+/// R-PERSIST: no file is a first start; a torn temporary file is ignored; a corrupted or
+/// truncated file is refused with a typed error and loads nothing.
+#[test]
+fn r_persist_file_errors_are_typed() {
+    let dir = TempDir::new("files");
+    let path = dir.0.join("jobs.bin");
+    let store = FileStore::new(&path);
+    assert!(store
+        .load::<String, 16, 64, 4, 64>(config())
+        .unwrap()
+        .is_none());
+
+    let e: E = Engine::new(config());
+    let id = submit(&e, "keep", &[], JobOptions::DEFAULT);
+    store.save(&e).unwrap();
+    // A crash mid-save leaves a torn temporary file next to the good one.
+    std::fs::write(dir.0.join("jobs.bin.tmp"), b"JSTF torn").unwrap();
+    let (loaded, _) = store
+        .load::<String, 16, 64, 4, 64>(config())
+        .unwrap()
+        .unwrap();
+    assert!(loaded.get(id).is_ok());
+
+    let good = std::fs::read(&path).unwrap();
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    assert!(matches!(
+        store.load::<String, 16, 64, 4, 64>(config()),
+        Err(LoadError::Decode(DecodeError::Checksum))
+    ));
+    std::fs::write(&path, &good[..good.len() - 3]).unwrap();
+    assert!(matches!(
+        store.load::<String, 16, 64, 4, 64>(config()),
+        Err(LoadError::Decode(DecodeError::Truncated))
+    ));
+    std::fs::write(&path, b"something else entirely").unwrap();
+    assert!(matches!(
+        store.load::<String, 16, 64, 4, 64>(config()),
+        Err(LoadError::NotAStoreFile)
+    ));
+    // A smaller table than the one that wrote the file refuses it.
+    std::fs::write(&path, &good).unwrap();
+    let mut big: Engine<String, 32> = Engine::new(config());
+    for k in 0..20 {
+        big.submit(NewJob::new(k.to_string())).unwrap();
+    }
+    store.save(&big).unwrap();
+    big = Engine::new(config());
+    drop(big);
+    assert!(matches!(
+        store.load::<String, 16, 64, 4, 64>(config()),
+        Err(LoadError::Decode(DecodeError::CapacityTooSmall {
+            needed: 20
+        }))
+    ));
+}
