@@ -65,11 +65,10 @@ unsafe impl defmt::Logger for Logger {
     fn acquire() {
         // SAFETY: paired with `critical_section::release` in `release`.
         let restore = unsafe { critical_section::acquire() };
+        // Interrupts are off from here to `release`, so only a log from inside the logger
+        // could re-enter; defmt forbids that and so do we.
         if SHARED.taken.swap(true, Ordering::Relaxed) {
-            // Re-entered (a log from inside a log): drop this frame's critical section nesting.
-            // SAFETY: releases the section acquired just above.
-            unsafe { critical_section::release(restore) };
-            return;
+            panic!("defmt logger taken reentrantly");
         }
         // SAFETY: exclusive access, see `Shared`.
         let inner = unsafe { &mut *SHARED.inner.get() };
