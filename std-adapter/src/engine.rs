@@ -22,6 +22,7 @@ pub const DEFAULT_MAX_WAIT: StdDuration = StdDuration::from_secs(120);
 pub const MAX_RETURN_TIMEOUT: StdDuration = StdDuration::from_secs(120);
 
 /// The timer thread re-checks at least this often, whatever it was told.
+#[cfg(not(loom))]
 const TIMER_SAFETY_PERIOD: StdDuration = StdDuration::from_secs(30);
 
 /// Engine settings.
@@ -222,6 +223,7 @@ where
 
     /// The timer thread: sleep until the table's next timer (or a change makes one due
     /// sooner), then `expire`.
+    #[cfg(not(loom))]
     fn run_timer(&self) {
         let mut st = sync::lock(&self.state);
         loop {

@@ -279,6 +279,7 @@ where
     engine: Engine<S, N, T, D, J>,
     watch: Watch,
     timeout: StdDuration,
+    #[cfg_attr(loom, allow(dead_code))]
     deadline: Option<StdInstant>,
     key: Option<usize>,
     #[cfg(not(loom))]
