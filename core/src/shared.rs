@@ -275,18 +275,7 @@ impl<
             Ok(f(&inner.table))
         })
     }
-}
 
-impl<
-        M: RawMutex,
-        S: Clone,
-        const N: usize,
-        const T: usize,
-        const D: usize,
-        const J: usize,
-        const W: usize,
-    > SharedTable<M, S, N, T, D, J, W>
-{
     /// Wait until a change of the table after revision `after`, for at most `timeout`; answers
     /// the table's revision then (equal to `after` on timeout). A table-wide watcher.
     pub async fn changed(&self, after: Revision, timeout: Duration) -> Revision {
@@ -329,7 +318,18 @@ impl<
             let _ = self.update(|t| t.expire(Instant::now()));
         }
     }
+}
 
+impl<
+        M: RawMutex,
+        S: Clone,
+        const N: usize,
+        const T: usize,
+        const D: usize,
+        const J: usize,
+        const W: usize,
+    > SharedTable<M, S, N, T, D, J, W>
+{
     /// The job's snapshot now, and whether `condition` fails to hold for it (`timed_out`).
     /// The one place a wait clones a job.
     async fn answer(
