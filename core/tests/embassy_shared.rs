@@ -460,3 +460,37 @@ fn r_deadline_run_timers_expires_in_virtual_time() {
         Err(LookupError::Expired(Some(_)))
     ));
 }
+
+// R-RETURN: with a zero return timeout the answer is Accepted at once, even for a job that is
+// already terminal when submitted (its dependency had failed).
+#[test]
+fn r_return_zero_timeout_is_accepted_even_if_terminal() {
+    let _g = setup();
+    let shared: Shared<4> = SharedTable::new(Config::DEFAULT);
+    let dep = started(&shared, 1);
+    shared
+        .update(|t| t.fail(dep, 9, "broken", now()))
+        .unwrap()
+        .unwrap();
+    let deps = [dep];
+    let c = Counter::new();
+    let mut z = pin!(shared.submit_and_wait(
+        NewJob::new(2).depends_on(&deps),
+        Duration::from_ticks(0),
+        now()
+    ));
+    let Poll::Ready(Ok(Submitted::Accepted(job))) = poll(z.as_mut(), &c) else {
+        panic!("zero return timeout answers Accepted at once");
+    };
+    assert_eq!(job.state(), State::Failed);
+    // With a return timeout, the same situation answers Completed.
+    let mut w = pin!(shared.submit_and_wait(
+        NewJob::new(3).depends_on(&deps),
+        Duration::from_secs(1),
+        now()
+    ));
+    assert!(matches!(
+        poll(w.as_mut(), &c),
+        Poll::Ready(Ok(Submitted::Completed(_)))
+    ));
+}
