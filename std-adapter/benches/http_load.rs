@@ -31,7 +31,7 @@ use jobstate_std::{Engine, EngineConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Raise the soft open-file limit to the hard one.
-fn raise_fd_limit() -> u64 {
+fn raise_fd_limit() -> libc::rlim_t {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -45,7 +45,7 @@ fn raise_fd_limit() -> u64 {
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 fn unix_nanos() -> u128 {

@@ -158,7 +158,7 @@ impl Fields {
     }
 }
 
-/// A job record as printed. Build it with [`Record::from_job`] or [`Record::from_tombstone`].
+/// A job record as printed. Build it with [`Record::from_snapshot`] or [`Record::from_tombstone`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record<'a> {
     /// The UUID.
