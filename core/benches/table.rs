@@ -6,7 +6,9 @@
 //! works on a small working set of `K` jobs that is replenished, untimed, between batches. So
 //! the 4096 table really is 2048 jobs full while `submit`, `start`, `succeed`, … are timed.
 //!
-//! `cargo bench -p jobstate --bench table`
+//! `cargo bench -p jobstate --bench table` (criterion, sequential), or
+//! `JOBSTATE_BENCH_RATIO=30 cargo bench -p jobstate --bench table` for the sizes measured
+//! round-robin, best of 30 rounds each, with the ratios to the 16-job table.
 
 use std::hint::black_box;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
@@ -70,118 +72,143 @@ fn batched<const N: usize>(
     total.mul_f64(iters as f64 / (batches * K as u64) as f64)
 }
 
-fn sizes<const N: usize>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
-    let mut table = filled::<N>();
-    let id = BenchmarkId::from_parameter(N);
+/// Time `iters` operations `name` on `table`. The same code serves criterion and the
+/// interleaved ratio run.
+fn measure<const N: usize>(table: &mut JobTable<u32, N>, name: &str, iters: u64) -> StdDuration {
     match name {
-        "submit" => g.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                batched(
-                    &mut table,
-                    iters,
-                    |_| [JobId::from_bytes([0; 10]); K],
-                    |t, _| submit_k(t),
-                    |t, ids| fail_all(t, ids),
-                )
-            })
-        }),
+        "submit" => batched(
+            table,
+            iters,
+            |_| [JobId::from_bytes([0; 10]); K],
+            |t, _| submit_k(t),
+            |t, ids| fail_all(t, ids),
+        ),
         "get" => {
-            let ids = submit_k(&mut *table);
-            let mut i = 0;
-            g.bench_function(id, |b| {
-                b.iter(|| {
-                    i = (i + 1) % K;
-                    black_box(table.get(black_box(ids[i])).is_ok())
-                })
-            })
+            let ids = submit_k(table);
+            let t0 = StdInstant::now();
+            for i in 0..iters {
+                black_box(table.get(black_box(ids[i as usize % K])).is_ok());
+            }
+            let d = t0.elapsed();
+            fail_all(table, &ids);
+            d
         }
-        "start" => g.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                batched(
-                    &mut table,
-                    iters,
-                    |t| submit_k(t),
-                    |t, ids| {
-                        for id in ids {
-                            t.start(*id, now()).unwrap();
-                        }
-                        *ids
-                    },
-                    |t, ids| fail_all(t, ids),
-                )
-            })
-        }),
+        "start" => batched(
+            table,
+            iters,
+            |t| submit_k(t),
+            |t, ids| {
+                for id in ids {
+                    t.start(*id, now()).unwrap();
+                }
+                *ids
+            },
+            |t, ids| fail_all(t, ids),
+        ),
         "progress" => {
-            let ids = submit_k(&mut *table);
+            let ids = submit_k(table);
             for id in ids {
                 table.start(id, now()).unwrap();
             }
-            let mut i = 0;
-            let mut pct = 0u8;
-            g.bench_function(id, |b| {
-                b.iter(|| {
-                    i = (i + 1) % K;
-                    pct = (pct + 1) % 101;
-                    table.progress(black_box(ids[i]), pct, "copying", now())
-                })
-            })
+            let t0 = StdInstant::now();
+            for i in 0..iters {
+                let pct = (i % 101) as u8;
+                let id = black_box(ids[i as usize % K]);
+                black_box(table.progress(id, pct, "copying", now())).unwrap();
+            }
+            let d = t0.elapsed();
+            fail_all(table, &ids);
+            d
         }
-        "complete" => g.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                batched(
-                    &mut table,
-                    iters,
-                    |t| {
-                        let ids = submit_k(t);
-                        for id in ids {
-                            t.start(id, now()).unwrap();
-                        }
-                        ids
-                    },
-                    |t, ids| {
-                        for id in ids {
-                            t.succeed(*id, Severity::Normal, "done", now()).unwrap();
-                        }
-                        *ids
-                    },
-                    |t, _| {
-                        t.expire(now());
-                    },
-                )
-            })
-        }),
-        "next_runnable" => g.bench_function(id, |b| {
-            b.iter_custom(|iters| {
-                batched(
-                    &mut table,
-                    iters,
-                    |t| submit_k(t),
-                    |t, _| core::array::from_fn(|_| t.start_next(now()).unwrap()),
-                    |t, ids| fail_all(t, ids),
-                )
-            })
-        }),
+        "complete" => batched(
+            table,
+            iters,
+            |t| {
+                let ids = submit_k(t);
+                for id in ids {
+                    t.start(id, now()).unwrap();
+                }
+                ids
+            },
+            |t, ids| {
+                for id in ids {
+                    t.succeed(*id, Severity::Normal, "done", now()).unwrap();
+                }
+                *ids
+            },
+            |t, _| {
+                t.expire(now());
+            },
+        ),
+        "next_runnable" => batched(
+            table,
+            iters,
+            |t| submit_k(t),
+            |t, _| core::array::from_fn(|_| t.start_next(now()).unwrap()),
+            |t, ids| fail_all(t, ids),
+        ),
         _ => unreachable!(),
-    };
-    // The fill the operation ran at: the background plus at most one working set.
-    assert!(table.len() >= N / 2 && table.len() <= N / 2 + K);
+    }
+}
+
+const OPS: [&str; 6] = [
+    "submit",
+    "get",
+    "start",
+    "progress",
+    "complete",
+    "next_runnable",
+];
+
+fn sizes<const N: usize>(g: &mut BenchmarkGroup<'_, WallTime>, name: &str) {
+    let mut table = filled::<N>();
+    g.bench_function(BenchmarkId::from_parameter(N), |b| {
+        b.iter_custom(|iters| measure(&mut *table, name, iters))
+    });
+    // The fill the operation ran at: the background, the working set swept away again.
+    assert_eq!(table.len(), N / 2);
 }
 
 fn table_ops(c: &mut Criterion) {
-    for name in [
-        "submit",
-        "get",
-        "start",
-        "progress",
-        "complete",
-        "next_runnable",
-    ] {
+    for name in OPS {
         let mut g = c.benchmark_group(name);
         sizes::<16>(&mut g, name);
         sizes::<256>(&mut g, name);
         sizes::<4096>(&mut g, name);
         g.finish();
     }
+}
+
+/// `JOBSTATE_BENCH_RATIO=<rounds>`: measure the three sizes of each operation round-robin,
+/// `rounds` times, and keep each size's best round (noise from other processes only ever adds
+/// time). Prints a markdown table of ns/op and the ratio to the 16-job table of the same run.
+fn ratio_run(rounds: u32) {
+    const ITERS: u64 = 20_000;
+    let mut t16 = filled::<16>();
+    let mut t256 = filled::<256>();
+    let mut t4096 = filled::<4096>();
+    println!(
+        "| operation | 16 jobs (ns) | 256 jobs (ns) | 4096 jobs (ns) | 256 / 16 | 4096 / 16 |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for name in OPS {
+        let mut best = [f64::MAX; 3];
+        for _ in 0..rounds {
+            let per_op = |d: StdDuration| d.as_secs_f64() * 1e9 / ITERS as f64;
+            best[0] = best[0].min(per_op(measure(&mut *t16, name, ITERS)));
+            best[1] = best[1].min(per_op(measure(&mut *t256, name, ITERS)));
+            best[2] = best[2].min(per_op(measure(&mut *t4096, name, ITERS)));
+        }
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            best[0],
+            best[1],
+            best[2],
+            best[1] / best[0],
+            best[2] / best[0]
+        );
+    }
+    assert_eq!((t16.len(), t256.len(), t4096.len()), (8, 128, 2048));
 }
 
 criterion_group! {
@@ -198,6 +225,12 @@ fn main() {
     std::thread::Builder::new()
         .stack_size(256 << 20)
         .spawn(|| {
+            if let Some(rounds) = std::env::var("JOBSTATE_BENCH_RATIO")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                return ratio_run(rounds);
+            }
             benches();
             Criterion::default().configure_from_args().final_summary();
         })
