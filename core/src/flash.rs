@@ -419,6 +419,32 @@ impl<F: NorFlash> AbStore<F> {
     }
 }
 
+impl<F: NorFlash> AbStore<F> {
+    /// [`restore_table`](AbStore::restore_table) into an existing table, in place (for a table
+    /// in a `static`, or too big for the stack): see [`JobTable::restore_in_place`].
+    /// `Ok(None)` (table unchanged) when the store holds no valid record.
+    pub fn restore_into<
+        S: DeserializeOwned,
+        const N: usize,
+        const T: usize,
+        const D: usize,
+        const J: usize,
+    >(
+        &mut self,
+        table: &mut JobTable<S, N, T, D, J>,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Result<Option<Restored>, StoreError<F::Error>> {
+        match self.load(buf)? {
+            None => Ok(None),
+            Some(image) => table
+                .restore_in_place(image, now)
+                .map(Some)
+                .map_err(StoreError::Decode),
+        }
+    }
+}
+
 /// Errors of [`RamFlash`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

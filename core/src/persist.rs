@@ -70,8 +70,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::id::Revision;
 use crate::job::Job;
-use crate::journal::EventKind;
-use crate::links::{List, NIL};
+use crate::journal::{EventKind, Journal};
+use crate::links::{Ends, Links, List, NIL};
 use crate::retain::Tombstones;
 use crate::state::{FailReason, Outcome, State};
 use crate::table::{Config, JobTable};
@@ -535,6 +535,39 @@ impl<S: DeserializeOwned, const N: usize, const T: usize, const D: usize, const 
     JobTable<S, N, T, D, J>
 {
     fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut table = Self::new(Config::DEFAULT);
+        table.load_body(body)?;
+        Ok(table)
+    }
+
+    /// [`JobTable::restore`] into this table, in place: for a table in a `static` or too big
+    /// for the stack. The table's previous contents are replaced. On an error in the header or
+    /// CRC nothing changes; on an error in the body the table is left empty (as
+    /// [`JobTable::new`] with its config), never half-loaded.
+    pub fn restore_in_place(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<Restored, DecodeError> {
+        let body = verify_image(bytes)?;
+        let config = self.config;
+        if let Err(e) = self.load_body(body) {
+            self.reset(config);
+            return Err(e);
+        }
+        match self.epoch.checked_add(1) {
+            Some(epoch) => self.epoch = epoch,
+            None => {
+                self.reset(config);
+                return Err(DecodeError::EpochExhausted);
+            }
+        }
+        Ok(self.apply_restart_policy(now))
+    }
+
+    /// Fill this table from a checked body. On error the table is in an unspecified (but
+    /// memory-safe) state: callers reset or drop it.
+    fn load_body(&mut self, body: &[u8]) -> Result<(), DecodeError> {
         let mut rest = body;
         let meta: Meta = take(&mut rest)?;
         let fresh = usize::from(meta.fresh);
@@ -552,7 +585,8 @@ impl<S: DeserializeOwned, const N: usize, const T: usize, const D: usize, const 
         if meta.epoch == 0 {
             return Err(bad(Inconsistency::Epoch));
         }
-        let mut table = Self::new(meta.config);
+        let table = self;
+        table.reset(meta.config);
         table.revision = meta.revision;
         table.epoch = meta.epoch;
         table.now = Instant::from_ticks(meta.now);
@@ -562,15 +596,13 @@ impl<S: DeserializeOwned, const N: usize, const T: usize, const D: usize, const 
         for slot in table.slots.iter_mut().take(fresh) {
             slot.generation = take(&mut rest)?;
         }
-        let mut tombstones = Tombstones::<N>::new();
         for _ in 0..meta.tombstones {
             let t: crate::Tombstone = take(&mut rest)?;
             if t.id.epoch() > meta.epoch || t.id.epoch() == 0 {
                 return Err(bad(Inconsistency::Epoch));
             }
-            tombstones.push(t);
+            table.tombstones.push(t);
         }
-        table.tombstones = tombstones;
 
         for _ in 0..meta.jobs {
             let job: Job<S, T, D> = take(&mut rest)?;
@@ -594,12 +626,32 @@ impl<S: DeserializeOwned, const N: usize, const T: usize, const D: usize, const 
         if !rest.is_empty() {
             return Err(DecodeError::Malformed);
         }
-        table.check_lists()?;
-        Ok(table)
+        table.check_lists()
     }
 }
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable<S, N, T, D, J> {
+    /// Empty, in place (no table-sized temporary): as [`JobTable::new`] with `config`.
+    fn reset(&mut self, config: Config) {
+        for slot in self.slots.iter_mut() {
+            slot.generation = 0;
+            slot.job = None;
+            slot.links = Links::EMPTY;
+        }
+        self.fresh = 0;
+        self.free = NIL;
+        self.runnable = Ends::EMPTY;
+        self.active = Ends::EMPTY;
+        self.retained = Ends::EMPTY;
+        self.len = 0;
+        self.revision = Revision::ZERO;
+        self.epoch = 1;
+        self.now = Instant::from_ticks(0);
+        self.config = config;
+        self.journal = Journal::new();
+        self.tombstones = Tombstones::new();
+    }
+
     /// Put a decoded job into its slot, checking it on its own.
     fn place(&mut self, job: Job<S, T, D>) -> Result<(), DecodeError> {
         let id = job.id;

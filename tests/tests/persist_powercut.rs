@@ -196,3 +196,28 @@ fn r_persist_store_save_and_restore_table() {
     assert_eq!(report.interrupted, 1);
     assert_eq!(r.epoch(), 2);
 }
+
+/// The in-place path of the store: a table in a `static` is restored without a table-sized
+/// temporary; a blank store leaves it as it was.
+#[test]
+fn r_persist_store_restore_into_existing_table() {
+    let images = tables();
+    let mut store = Store::new(Flash::new(), 0, SLOT).unwrap();
+    let mut buf = vec![0u8; BUF];
+    let mut target = table();
+    assert_eq!(
+        store
+            .restore_into(&mut target, &mut buf, Instant::from_secs(1))
+            .unwrap(),
+        None
+    );
+    assert!(target.is_empty());
+    save(&mut store, &images[3]).unwrap();
+    let report = store
+        .restore_into(&mut target, &mut buf, Instant::from_secs(1))
+        .unwrap()
+        .unwrap();
+    let (expected, expected_report) = Table::restore(&images[3], Instant::from_secs(1)).unwrap();
+    assert_eq!(report, expected_report);
+    assert_eq!(encode(&target), encode(&expected));
+}

@@ -387,3 +387,55 @@ fn r_persist_ids_across_restores() {
     assert!(r2.get(kept).is_ok() && r2.get(new).is_ok());
     assert_eq!(r2.get(gone).err(), Some(LookupError::Stale));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// R-PERSIST: restoring in place over a table with other contents gives the same table as
+    /// `restore`; a refused body leaves the table empty (config kept), a refused header leaves
+    /// it unchanged — never half-loaded.
+    #[test]
+    fn r_persist_restore_in_place_same_as_restore(
+        image_ops in ops(30),
+        other_ops in ops(30),
+        flip in (any::<usize>(), 1u8..=255),
+    ) {
+        let mut t = table();
+        let mut run = Run::new();
+        run.apply_all(&mut t, &image_ops);
+        let image = encode(&t);
+        let (expected, report) = Table::restore(&image, t.now()).unwrap();
+
+        let mut target = Table::new(Config { retention: Duration::from_secs(99) });
+        let mut other = Run::new();
+        other.apply_all(&mut target, &other_ops);
+        let got = target.restore_in_place(&image, t.now()).unwrap();
+        prop_assert_eq!(got, report);
+        let mut ids = run.ids.clone();
+        ids.extend(other.ids.iter().copied());
+        assert_same(&expected, &target, &ids);
+
+        // A header/CRC error changes nothing.
+        let before = encode(&target);
+        let mut bad = image.clone();
+        bad[HEADER_LEN - 1] ^= 1;
+        prop_assert_eq!(target.restore_in_place(&bad, t.now()).err(), Some(DecodeError::Checksum));
+        prop_assert_eq!(encode(&target), before);
+
+        // A body error leaves it empty, with its own config.
+        let mut body = image[HEADER_LEN..].to_vec();
+        let n = body.len();
+        body[flip.0 % n] ^= flip.1;
+        let config = *target.config();
+        if target.restore_in_place(&seal(&body), t.now()).is_err() {
+            prop_assert!(target.is_empty());
+            prop_assert_eq!(target.epoch(), 1);
+            prop_assert_eq!(target.revision(), Revision::ZERO);
+            prop_assert_eq!(target.peek_runnable(), None);
+            prop_assert_eq!(*target.config(), config);
+            prop_assert_eq!(target.tombstones().count(), 0);
+            let fresh = encode(&Table::new(config));
+            prop_assert_eq!(encode(&target), fresh);
+        }
+    }
+}
