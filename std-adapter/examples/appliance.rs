@@ -378,10 +378,9 @@ async fn get_set(State(app): State<App>, Path(name): Path<String>) -> Result<Res
 
 /// Run `steps` with a progress message each, checking in between them.
 fn steps(ctx: &mut Ctx<'_>, step: Duration, steps: &[&str]) -> Result<(), Failure> {
-    let total = u8::try_from(steps.len()).unwrap_or(u8::MAX).max(1);
     for (k, what) in steps.iter().enumerate() {
         ctx.checkpoint()?;
-        let done = u8::try_from(k).unwrap_or(0).saturating_mul(100) / total;
+        let done = u8::try_from(k * 100 / steps.len().max(1)).unwrap_or(100);
         ctx.progress(done, what)?;
         ctx.log(what)?;
         std::thread::sleep(step);
@@ -413,14 +412,21 @@ fn run(ctx: &mut Ctx<'_>, config: &Mutex<Config>, step: Duration) -> Result<Succ
             )))
         }
         Op::AddBackend { set, ip, port } => {
-            steps(ctx, step, &["resolving backend", "opening health check"])?;
+            steps(
+                ctx,
+                step,
+                &[
+                    "resolving backend",
+                    "opening health check",
+                    "adding to rotation",
+                ],
+            )?;
             if ip == "0.0.0.0" {
                 return Err(Failure::new(
                     1001,
-                    format!("backend {ip}:{port} unreachable"),
+                    format!("health check of {ip}:{port} failed: unreachable"),
                 ));
             }
-            steps(ctx, step, &["adding to rotation"])?;
             let key = SocketAddr::new(ip.parse().map_err(|_| Failure::new(1002, "bad ip"))?, port)
                 .to_string();
             if let Some(b) = lock()

@@ -111,6 +111,7 @@ where
     S: Clone + Send + Sync + 'static,
 {
     let action = args.take("action")?;
+    let fields = args.fields(Fields::ALL)?;
     let wait = args
         .seconds("return_timeout", 0..=MAX_TIMEOUT_SECS)?
         .unwrap_or(Duration::ZERO);
@@ -147,7 +148,7 @@ where
             .map(|w| w.snapshot)
             .map_err(|WaitError::Lookup(e)| e);
     }
-    Ok(answer(&api, &uuid, id, now, Fields::ALL))
+    Ok(answer(&api, &uuid, id, now, fields))
 }
 
 #[derive(Clone, Copy)]

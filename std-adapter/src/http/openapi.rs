@@ -139,6 +139,7 @@ pub fn document() -> Value {
                     "description": "Clients request; workers act: a pause takes effect at the worker's next checkpoint, a cancel fails a queued job at once and a running or paused one at its next checkpoint.",
                     "parameters": [
                         uuid_param,
+                        fields_param(),
                         {"name": "action", "in": "query", "required": true,
                          "schema": {"type": "string", "enum": ["pause", "resume", "cancel"]}},
                         timeout_param("return_timeout", 0, "Seconds to wait for the action to take effect (paused, or ended for cancel) before answering.")
