@@ -13,7 +13,26 @@ fn check(image: &[u8]) {
         let len2 = again.encode(&mut buf2).expect("the bound is enough");
         assert_eq!(&buf[..len], &buf2[..len2]);
     }
-    let _ = Table::restore(image, jobstate::Instant::from_secs(1));
+    let restored = Table::restore(image, jobstate::Instant::from_secs(1));
+    // In place over a table with contents: same answer; on a body error, empty.
+    let mut t = jobstate_fuzz::table();
+    let mut ids = Vec::new();
+    let mut now = jobstate::Instant::from_secs(0);
+    jobstate_fuzz::run_ops(&mut t, &mut ids, &mut now, &[0, 1, 2, 2, 0, 0, 0, 3, 4]);
+    match (
+        t.restore_in_place(image, jobstate::Instant::from_secs(1)),
+        restored,
+    ) {
+        (Ok(a), Ok((r, b))) => {
+            assert_eq!(a, b);
+            jobstate_fuzz::assert_same(&t, &r, &ids);
+        }
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b);
+            assert!(t.len() == 0 || ids.iter().all(|id| t.get(*id).is_ok()));
+        }
+        (a, b) => panic!("in place {a:?} but by value {:?}", b.map(|(_, r)| r)),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -45,7 +45,7 @@ use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
@@ -96,10 +96,13 @@ impl std::error::Error for LoadError {
     }
 }
 
-/// One file holding one engine's table.
+/// One file holding one engine's table. Clones share a lock: saves through any of them happen
+/// one at a time, each writing what it encoded under that lock, so an older encoding never
+/// overwrites a newer one.
 #[derive(Clone, Debug)]
 pub struct FileStore {
     path: PathBuf,
+    writing: Arc<Mutex<()>>,
 }
 
 fn micros_since_epoch(t: SystemTime) -> u64 {
@@ -112,7 +115,10 @@ impl FileStore {
     /// A store at `path`; the temporary file is `path` with `.tmp` appended, in the same
     /// directory (so the rename stays on one file system).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            writing: Arc::new(Mutex::new(())),
+        }
     }
 
     /// The file's path.
@@ -170,13 +176,20 @@ impl FileStore {
     where
         S: Clone + Send + Serialize + 'static,
     {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let (bytes, revision) = Self::encode(engine)?;
-        self.write_atomically(&bytes)?;
+        self.write_file(&bytes)?;
         Ok(revision)
     }
 
-    /// Replace the file's contents with `bytes`, crash-safely.
+    /// Replace the file's contents with `bytes` (as [`FileStore::encode`] made them),
+    /// crash-safely.
     pub fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_file(bytes)
+    }
+
+    fn write_file(&self, bytes: &[u8]) -> io::Result<()> {
         let tmp = self.temp_path();
         {
             let mut file = File::create(&tmp)?;

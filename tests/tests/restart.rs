@@ -267,3 +267,54 @@ fn r_persist_file_errors_are_typed() {
         }))
     ));
 }
+
+/// R-PERSIST, R-VERSION: saves racing from several threads (clones of one store) while the
+/// engine changes: every file a reader sees is complete, and the saved revision never goes
+/// back.
+#[test]
+fn r_persist_concurrent_saves_never_go_back() {
+    let dir = TempDir::new("concurrent");
+    let store = FileStore::new(dir.0.join("jobs.bin"));
+    let e: Engine<String, 64> = Engine::new(config());
+    store.save(&e).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let writers: Vec<_> = (0..2)
+        .map(|k| {
+            let (e, store, barrier) = (e.clone(), store.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for n in 0..40 {
+                    if k == 0 && n % 2 == 0 {
+                        let _ = e.submit(NewJob::new(format!("{n}")));
+                    }
+                    store.save(&e).unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = store.clone();
+        let barrier = barrier.clone();
+        std::thread::spawn(move || {
+            barrier.wait();
+            let mut last = 0u64;
+            for _ in 0..80 {
+                let bytes = std::fs::read(store.path()).unwrap();
+                let (t, _) =
+                    FileStore::decode::<String, 64, 64, 4, 64>(&bytes, SystemTime::now()).unwrap();
+                assert!(t.revision().get() >= last, "went back");
+                last = t.revision().get();
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    reader.join().unwrap();
+    store.save(&e).unwrap();
+    let (loaded, _) = store
+        .load::<String, 64, 64, 4, 64>(config())
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.revision(), e.revision());
+}
