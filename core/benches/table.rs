@@ -96,7 +96,7 @@ fn measure<const N: usize>(table: &mut JobTable<u32, N>, name: &str, iters: u64)
         "start" => batched(
             table,
             iters,
-            |t| submit_k(t),
+            submit_k,
             |t, ids| {
                 for id in ids {
                     t.start(*id, now()).unwrap();
@@ -143,7 +143,7 @@ fn measure<const N: usize>(table: &mut JobTable<u32, N>, name: &str, iters: u64)
         "next_runnable" => batched(
             table,
             iters,
-            |t| submit_k(t),
+            submit_k,
             |t, _| core::array::from_fn(|_| t.start_next(now()).unwrap()),
             |t, ids| fail_all(t, ids),
         ),

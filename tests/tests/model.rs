@@ -221,7 +221,7 @@ impl Run {
             IdSel::Live(k) => among(*k, &|s| !s.is_terminal()),
             IdSel::InTable(k) => among(*k, &|_| true),
             IdSel::Recent(k) => {
-                let window = self.ids.len().min(8).max(1);
+                let window = self.ids.len().clamp(1, 8);
                 pick(self.ids.len().saturating_sub(1 + usize::from(*k) % window))
             }
             IdSel::Any(k) | IdSel::PrevEpoch(k) | IdSel::FutureEpoch(k) => pick(usize::from(*k)),

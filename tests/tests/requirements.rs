@@ -292,7 +292,8 @@ fn r_trans_illegal_transitions_name_from_and_to_and_change_nothing() {
 fn r_trans_legal_path_takes_a_revision_per_change() {
     let mut table = table();
     let id = queued(&mut table, 0);
-    let steps: [(&str, fn(&mut Small, JobId)); 5] = [
+    type Step = fn(&mut Small, JobId);
+    let steps: [(&str, Step); 5] = [
         ("start", |tb, id| tb.start(id, t(1)).unwrap()),
         ("pause", |tb, id| tb.request_pause(id, t(1)).unwrap()),
         ("checkpoint", |tb, id| {
@@ -307,20 +308,11 @@ fn r_trans_legal_path_takes_a_revision_per_change() {
         let (rev, version) = (table.revision(), table.get(id).unwrap().version());
         step(&mut table, id);
         let job = table.get(id).unwrap();
-        assert_eq!(table.revision(), rev.next_for_test(), "{name}");
+        assert_eq!(table.revision(), Revision::new(rev.get() + 1), "{name}");
         assert_eq!(job.revision(), table.revision(), "{name}");
         assert_eq!(job.version(), version + 1, "{name}");
     }
     assert_eq!(state(&table, id), State::Succeeded);
-}
-
-trait NextForTest {
-    fn next_for_test(self) -> Revision;
-}
-impl NextForTest for Revision {
-    fn next_for_test(self) -> Revision {
-        Revision::new(self.get() + 1)
-    }
 }
 
 // ----- R-OUTCOME ----------------------------------------------------------------------------
@@ -1093,4 +1085,21 @@ fn r_input_journal_from_the_future_is_empty() {
     let mut table = table();
     queued(&mut table, 0);
     assert_eq!(table.journal(Revision::new(u64::MAX)).unwrap().count(), 0);
+}
+
+// ----- fixed RAM (SPEC §1) ------------------------------------------------------------------
+
+/// All memory is inside the table value: each byte of text capacity costs two bytes per slot
+/// (description and message) and one per journal event (a log line); each slot costs the same
+/// whatever the capacity. The figures are printed by `cargo run -p jobstate --example size`.
+#[test]
+fn fixed_ram_grows_linearly_with_capacity_and_text() {
+    use core::mem::size_of;
+    let s16 = size_of::<JobTable<u32, 16, 64, 4, 64>>();
+    let s64 = size_of::<JobTable<u32, 64, 64, 4, 64>>();
+    let s16_wide = size_of::<JobTable<u32, 16, 128, 4, 64>>();
+    let per_slot = (s64 - s16) / 48;
+    assert_eq!(s64 - s16, per_slot * 48);
+    assert_eq!(s16_wide - s16, 16 * 2 * 64 + 64 * 64);
+    assert!(per_slot < 512, "a slot takes {per_slot} bytes");
 }
