@@ -28,14 +28,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use jobstate::{JobId, NewJob, State as JobState};
 use jobstate_std::http::{
-    fallback, openapi, ApiError, ErrorCode, JobsApi, JsonBody, ReturnTimeout,
+    fallback, openapi, ApiError, ErrorCode, JobsApi, JsonBody, PathParams, ReturnTimeout,
 };
 use jobstate_std::{Engine, EngineConfig, Failure, JobContext, Success, WorkerPool};
 use serde::{Deserialize, Serialize};
@@ -238,7 +238,7 @@ async fn create_set(
 
 async fn delete_set(
     State(app): State<App>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     ReturnTimeout(wait): ReturnTimeout,
 ) -> Result<Response, ApiError> {
     let id = {
@@ -274,7 +274,7 @@ async fn delete_set(
 
 async fn add_backend(
     State(app): State<App>,
-    Path(set_name): Path<String>,
+    PathParams(set_name): PathParams<String>,
     ReturnTimeout(wait): ReturnTimeout,
     JsonBody(body): JsonBody<AddBackend>,
 ) -> Result<Response, ApiError> {
@@ -321,7 +321,7 @@ async fn add_backend(
 
 async fn remove_backend(
     State(app): State<App>,
-    Path((set_name, backend)): Path<(String, String)>,
+    PathParams((set_name, backend)): PathParams<(String, String)>,
     ReturnTimeout(wait): ReturnTimeout,
 ) -> Result<Response, ApiError> {
     let id = {
@@ -365,7 +365,10 @@ async fn list_sets(State(app): State<App>) -> Response {
     Json(json!({"records": records, "num_records": records.len()})).into_response()
 }
 
-async fn get_set(State(app): State<App>, Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn get_set(
+    State(app): State<App>,
+    PathParams(name): PathParams<String>,
+) -> Result<Response, ApiError> {
     let mut config = app.config();
     app.prune(&mut config);
     match config.sets.get(&name) {

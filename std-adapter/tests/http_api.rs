@@ -780,6 +780,13 @@ async fn r_input_every_malformed_parameter_is_4xx_with_envelope() {
         ("POST", "/api/cluster/jobs".into(), 405, None),
         ("GET", "/api/cluster/job".into(), 404, None),
         ("GET", "/api/nothing/here".into(), 404, None),
+        ("GET", "/api/test/items/abc".into(), 400, Some("path")),
+        (
+            "GET",
+            "/api/test/items/99999999999".into(),
+            400,
+            Some("path"),
+        ),
     ];
     for (method, path, status, target) in &cases {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

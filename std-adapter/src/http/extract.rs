@@ -11,6 +11,23 @@ use serde::de::DeserializeOwned;
 use super::error::{ApiError, ErrorCode};
 use super::params::{Args, MAX_TIMEOUT_SECS};
 
+/// Path parameters (`{name}` segments) whose refusals — a segment that does not parse as
+/// `T`, or is not valid percent-encoded UTF-8 — answer 400 with the envelope
+/// (`target: "path"`) instead of axum's plain text.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(PathParams(v)),
+            Err(e) => Err(ApiError::invalid("path", e.body_text())),
+        }
+    }
+}
+
 /// The `{uuid}` segment of a job path, as sent.
 #[derive(Clone, Debug)]
 pub(crate) struct UuidSegment(pub(crate) String);

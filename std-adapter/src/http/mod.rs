@@ -105,7 +105,7 @@ use crate::error::SubmitWaitError;
 use crate::snapshot::{Snapshot, Submitted};
 
 pub use error::{fallback, ApiError, ErrorCode};
-pub use extract::{JsonBody, ReturnTimeout};
+pub use extract::{JsonBody, PathParams, ReturnTimeout};
 pub use ids::JobUuids;
 pub use params::MAX_TIMEOUT_SECS;
 pub use rfc3339::{format as format_time, parse as parse_time, BadTime};

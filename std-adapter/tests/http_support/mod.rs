@@ -12,7 +12,7 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use jobstate::{JobOptions, NewJob};
-use jobstate_std::http::{fallback, ApiError, JobsApi, JsonBody, ReturnTimeout};
+use jobstate_std::http::{fallback, ApiError, JobsApi, JsonBody, PathParams, ReturnTimeout};
 use jobstate_std::{Engine, EngineConfig, Failure, Success, WorkerPool};
 use serde::Deserialize;
 use serde_json::Value;
@@ -115,6 +115,10 @@ pub async fn serve(config: EngineConfig, workers: bool) -> Server {
     });
     let app: Router = Router::new()
         .route("/api/test/jobs", post(create))
+        .route(
+            "/api/test/items/{n}",
+            axum::routing::get(|PathParams(n): PathParams<u32>| async move { n.to_string() }),
+        )
         .with_state(api.clone())
         .merge(api.router())
         .fallback(fallback);
