@@ -175,6 +175,39 @@ fn throughput(secs: f64) {
         j / b
     );
     drop(client_rt);
+
+    // Where the server's time goes: the same two routes called in process (no sockets, no
+    // HTTP parsing), one request after another.
+    let app: Router = Router::new()
+        .route(
+            "/constant",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], body) }),
+        )
+        .merge(api.router());
+    let per_request = |uri: &str| {
+        server_rt.block_on(async {
+            let n = 200_000u32;
+            let started = Instant::now();
+            for _ in 0..n {
+                let req = axum::http::Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .expect("request");
+                let resp = tower::ServiceExt::oneshot(app.clone(), req)
+                    .await
+                    .expect("infallible");
+                let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .expect("body");
+                assert_eq!(bytes.len(), body.len());
+            }
+            started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+        })
+    };
+    let c = per_request("/constant");
+    let j = per_request(&path);
+    println!(
+        "    in process (router only, no sockets): constant {c:.2} us/request, job GET {j:.2} us/request"
+    );
     drop(server_rt);
 }
 
