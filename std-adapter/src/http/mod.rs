@@ -109,7 +109,7 @@ pub use extract::{JsonBody, PathParams, ReturnTimeout};
 pub use ids::JobUuids;
 pub use params::MAX_TIMEOUT_SECS;
 pub use rfc3339::{format as format_time, parse as parse_time, BadTime};
-pub use wire::{Field, Fields, JobLink, Record};
+pub use wire::{Field, Fields, Href, JobLink, Record, SelfLink};
 
 /// Settings of the binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
