@@ -1,6 +1,8 @@
 //! The engine: the core table behind one lock, with waiters, timers and wall-clock time.
 
-use std::time::Duration as StdDuration;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use jobstate::{
     Config, Directive, EventKind, Expired, Instant, Job, JobError, JobId, JobTable, LookupError,
@@ -32,9 +34,10 @@ pub struct EngineConfig {
     pub table: Config,
     /// Waits longer than this are clamped to it (R-LONGPOLL). Default 120 s.
     pub max_wait: StdDuration,
-    /// Run the timer thread that fails jobs whose deadline or heartbeat lease passed and
-    /// removes terminal jobs whose retention passed (default `true`). Without it, call
-    /// [`Engine::run_timers`] yourself.
+    /// Run the job timers on the engine's timer thread: fail jobs whose deadline or heartbeat
+    /// lease passed, remove terminal jobs whose retention passed (default `true`). Without
+    /// them, call [`Engine::run_timers`] yourself. (The thread runs either way: it also ends
+    /// async waits at their timeout.)
     pub timer_thread: bool,
 }
 
@@ -51,8 +54,11 @@ impl Default for EngineConfig {
 /// When the timer thread is due, and whether it must stop.
 #[derive(Default)]
 pub(crate) struct TimerState {
-    /// The instant the timer thread sleeps until (`None`: nothing due).
+    /// The job timer the timer thread sleeps until (`None`: nothing due).
     at: Option<Instant>,
+    /// When the timer thread wakes next (`None`: it is not asleep).
+    #[cfg_attr(loom, allow(dead_code))]
+    wake_at: Option<StdInstant>,
     /// The engine is gone: the timer thread ends.
     stop: bool,
 }
@@ -66,6 +72,13 @@ pub(crate) struct State<S, const N: usize, const T: usize, const D: usize, const
     timer: TimerState,
     /// Worker threads waiting for a runnable job.
     pub(crate) idle_workers: usize,
+    /// Deadlines of async waits: (deadline, registry key, token). Entries of waits that
+    /// ended first stay until popped or pruned.
+    #[cfg_attr(loom, allow(dead_code))]
+    deadlines: BinaryHeap<Reverse<(StdInstant, usize, u64)>>,
+    /// How many entries of `deadlines` belong to waits that already ended.
+    #[cfg_attr(loom, allow(dead_code))]
+    stale: usize,
 }
 
 /// What engine handles share.
@@ -182,6 +195,7 @@ where
             waiters,
             timer,
             idle_workers,
+            ..
         } = st;
         let timers = self.config.timer_thread;
         let mut due: Option<Instant> = None;
@@ -221,8 +235,9 @@ where
         }
     }
 
-    /// The timer thread: sleep until the table's next timer (or a change makes one due
-    /// sooner), then `expire`.
+    /// The timer thread: sleep until the table's next job timer or the earliest async wait
+    /// deadline (or until a change makes something due sooner); then run the job timers
+    /// (`expire`, when enabled) and wake the async waits whose deadline passed.
     #[cfg(not(loom))]
     fn run_timer(&self) {
         let mut st = sync::lock(&self.state);
@@ -230,19 +245,68 @@ where
             if st.timer.stop {
                 return;
             }
-            let now = self.clock.now();
-            st.table.expire(now);
-            self.commit(&mut st);
-            let next = st.table.next_timer();
-            st.timer.at = next;
-            let sleep = next
-                .map_or(TIMER_SAFETY_PERIOD, |t| {
-                    self.clock
-                        .std_instant_of(t)
-                        .saturating_duration_since(std::time::Instant::now())
-                })
-                .clamp(StdDuration::from_micros(100), TIMER_SAFETY_PERIOD);
-            st = sync::wait_timeout(&self.timer_cv, st, sleep);
+            let mut wake = StdInstant::now().checked_add(TIMER_SAFETY_PERIOD);
+            if self.config.timer_thread {
+                st.table.expire(self.clock.now());
+                self.commit(&mut st);
+                let next = st.table.next_timer();
+                st.timer.at = next;
+                if let Some(t) = next {
+                    let t = self.clock.std_instant_of(t);
+                    wake = Some(wake.map_or(t, |w| w.min(t)));
+                }
+            }
+            let now = StdInstant::now();
+            let State {
+                waiters,
+                deadlines,
+                stale,
+                ..
+            } = &mut *st;
+            while let Some(Reverse((at, key, token))) = deadlines.peek().copied() {
+                if at > now {
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                    break;
+                }
+                deadlines.pop();
+                if !waiters.expire(key, token) {
+                    *stale = stale.saturating_sub(1);
+                }
+            }
+            st.timer.wake_at = wake;
+            let sleep = wake.map_or(TIMER_SAFETY_PERIOD, |w| w.saturating_duration_since(now));
+            st = sync::wait_timeout(&self.timer_cv, st, sleep.max(StdDuration::from_micros(50)));
+        }
+    }
+
+    /// An async wait registered with this deadline: the timer thread wakes it then. Wakes
+    /// the timer thread only if it planned to sleep past the deadline.
+    #[cfg(not(loom))]
+    pub(crate) fn add_deadline(
+        &self,
+        st: &mut State<S, N, T, D, J>,
+        at: StdInstant,
+        key: usize,
+        token: u64,
+    ) {
+        st.deadlines.push(Reverse((at, key, token)));
+        if st.timer.wake_at.is_none_or(|w| at < w) {
+            st.timer.wake_at = Some(at);
+            self.timer_cv.notify_one();
+        }
+    }
+
+    /// An async wait with a deadline ended before it: its heap entry is stale now. When
+    /// stale entries are the majority, drop them (amortised O(1) per wait).
+    #[cfg(not(loom))]
+    pub(crate) fn forget_deadline(&self, st: &mut State<S, N, T, D, J>) {
+        st.stale = st.stale.saturating_add(1);
+        if st.stale > 64 && st.stale.saturating_mul(2) > st.deadlines.len() {
+            let State {
+                waiters, deadlines, ..
+            } = &mut *st;
+            deadlines.retain(|Reverse((_, key, token))| waiters.is_live(*key, *token));
+            st.stale = 0;
         }
     }
 }
@@ -287,8 +351,8 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Engine<S
 where
     S: Clone + Send + 'static,
 {
-    /// An engine over a new, empty table; starts the timer thread (unless
-    /// [`EngineConfig::timer_thread`] is off).
+    /// An engine over a new, empty table; starts the engine's timer thread (job timers unless
+    /// [`EngineConfig::timer_thread`] is off; async wait timeouts always).
     pub fn new(config: EngineConfig) -> Self {
         Self::from_boxed_table(boxed_table(config.table), config)
     }
@@ -315,6 +379,8 @@ where
                 waiters: Registry::new(N),
                 timer: TimerState::default(),
                 idle_workers: 0,
+                deadlines: BinaryHeap::new(),
+                stale: 0,
             }),
             timer_cv: Condvar::new(),
             work_cv: Condvar::new(),
@@ -323,7 +389,7 @@ where
             #[cfg(loom)]
             time_up: AtomicBool::new(false),
         });
-        let timer = Self::spawn_timer(&shared, config.timer_thread);
+        let timer = Self::spawn_timer(&shared);
         Self {
             shared: shared.clone(),
             _owner: Arc::new(Owner { shared, timer }),
@@ -331,13 +397,7 @@ where
     }
 
     #[cfg(not(loom))]
-    fn spawn_timer(
-        shared: &Arc<Shared<S, N, T, D, J>>,
-        enabled: bool,
-    ) -> Option<std::thread::JoinHandle<()>> {
-        if !enabled {
-            return None;
-        }
+    fn spawn_timer(shared: &Arc<Shared<S, N, T, D, J>>) -> Option<std::thread::JoinHandle<()>> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("jobstate-timer".into())
@@ -348,10 +408,7 @@ where
     /// Loom explores every interleaving; an endless timer thread would make that infinite,
     /// so the model runs without it.
     #[cfg(loom)]
-    fn spawn_timer(
-        _shared: &Arc<Shared<S, N, T, D, J>>,
-        _enabled: bool,
-    ) -> Option<std::thread::JoinHandle<()>> {
+    fn spawn_timer(_shared: &Arc<Shared<S, N, T, D, J>>) -> Option<std::thread::JoinHandle<()>> {
         None
     }
 

@@ -66,9 +66,10 @@
 //!
 //! ## Async
 //!
-//! [`Engine::wait_async`] returns a future that works on any executor: its timeout is a
-//! `futures-timer` delay (one shared helper thread, no runtime needed), so it runs under
-//! tokio and under `futures::executor::block_on` alike. Dropping it deregisters it.
+//! [`Engine::wait_async`] returns a future that works on any executor: its timeout is kept by
+//! the engine's own timer thread (a deadline heap under the engine lock, no runtime needed),
+//! so it runs under tokio and under `futures::executor::block_on` alike. Dropping it
+//! deregisters it.
 //!
 //! ## Time
 //!

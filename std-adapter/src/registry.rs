@@ -13,6 +13,9 @@
 //! * Waking happens under the lock: once a waiter has deregistered (its wait returned, its
 //!   future was dropped), nothing can wake it any more.
 
+// The timer-heap half is unused in the loom build (no timer thread there).
+#![cfg_attr(loom, allow(dead_code))]
+
 use std::task::Waker;
 
 use jobstate::{Condition, JobId, LookupError, Revision};
@@ -59,6 +62,11 @@ struct Entry<P> {
     watch: Watch,
     wake: Wake,
     ready: Option<Ready<P>>,
+    /// Unique for the registry's life (slab keys are reused): names this wait in the timer
+    /// heap.
+    token: u64,
+    /// The engine's timer passed this wait's deadline.
+    expired: bool,
 }
 
 /// All registered waiters. `P` is the job snapshot handed to a woken waiter.
@@ -68,6 +76,7 @@ pub(crate) struct Registry<P> {
     by_slot: Vec<Vec<usize>>,
     /// Keys of table watchers not yet woken.
     table: Vec<usize>,
+    next_token: u64,
 }
 
 fn forget(list: &mut Vec<usize>, key: usize) {
@@ -85,6 +94,7 @@ impl<P> Registry<P> {
             entries: Slab::new(),
             by_slot,
             table: Vec::new(),
+            next_token: 0,
         }
     }
 
@@ -100,10 +110,13 @@ impl<P> Registry<P> {
 
     /// Add a waiter; the key identifies it until [`Registry::deregister`].
     pub(crate) fn register(&mut self, watch: Watch, wake: Wake) -> usize {
+        self.next_token = self.next_token.wrapping_add(1);
         let key = self.entries.insert(Entry {
             watch,
             wake,
             ready: None,
+            token: self.next_token,
+            expired: false,
         });
         match watch {
             Watch::Job(id, _) => {
@@ -131,6 +144,36 @@ impl<P> Registry<P> {
                 w.clone_from(waker);
             }
         }
+    }
+
+    /// The waiter's unique token (for the timer heap).
+    pub(crate) fn token(&self, key: usize) -> Option<u64> {
+        self.entries.get(key).map(|e| e.token)
+    }
+
+    /// Whether `key` still names the wait `token` named.
+    pub(crate) fn is_live(&self, key: usize, token: u64) -> bool {
+        self.entries.get(key).is_some_and(|e| e.token == token)
+    }
+
+    /// The wait's deadline passed: mark it and wake it, unless it already has its answer or
+    /// is gone. Returns whether the wait was still registered.
+    pub(crate) fn expire(&mut self, key: usize, token: u64) -> bool {
+        match self.entries.get_mut(key) {
+            Some(e) if e.token == token => {
+                if e.ready.is_none() && !e.expired {
+                    e.expired = true;
+                    e.wake.wake();
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the engine's timer passed this wait's deadline.
+    pub(crate) fn is_expired(&self, key: usize) -> bool {
+        self.entries.get(key).is_some_and(|e| e.expired)
     }
 
     /// Whether the waiter has been woken with an answer.

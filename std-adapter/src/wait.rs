@@ -153,8 +153,8 @@ where
     }
 
     /// [`Engine::wait`] as a future. Works on any executor (tokio, `futures::executor`,
-    /// …): its timeout is a `futures-timer` delay, not a runtime's. Dropping the future
-    /// deregisters it.
+    /// …): its timeout is kept by the engine's own timer thread, not a runtime's. Dropping the
+    /// future deregisters it.
     pub fn wait_async(
         &self,
         id: JobId,
@@ -259,10 +259,7 @@ where
         // the first poll (an answer that comes before is kept in the registry).
         let mut waiting = Waiting::new(self.clone(), watch, timeout);
         if answer_now(&st.table, watch).is_none() {
-            waiting.key = Some(
-                st.waiters
-                    .register(watch, Wake::Task(std::task::Waker::noop().clone())),
-            );
+            waiting.register(&mut st, std::task::Waker::noop().clone());
         }
         drop(st);
         SubmitWaitFuture {
@@ -282,9 +279,12 @@ where
     #[cfg_attr(loom, allow(dead_code))]
     deadline: Option<StdInstant>,
     key: Option<usize>,
-    #[cfg(not(loom))]
-    delay: Option<futures_timer::Delay>,
+    /// The deadline is in the engine's timer heap.
+    in_heap: bool,
 }
+
+type Guard<'a, S, const N: usize, const T: usize, const D: usize, const J: usize> =
+    sync::MutexGuard<'a, crate::engine::State<S, N, T, D, J>>;
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Waiting<S, N, T, D, J>
 where
@@ -297,22 +297,54 @@ where
             timeout,
             deadline: StdInstant::now().checked_add(timeout),
             key: None,
-            #[cfg(not(loom))]
-            delay: None,
+            in_heap: false,
         }
     }
 
+    /// Register (under the caller's lock) and hand the deadline to the engine's timer.
+    fn register(&mut self, st: &mut Guard<'_, S, N, T, D, J>, waker: std::task::Waker) {
+        let key = st.waiters.register(self.watch, Wake::Task(waker));
+        self.key = Some(key);
+        #[cfg(not(loom))]
+        if let (Some(at), Some(token)) = (self.deadline, st.waiters.token(key)) {
+            self.engine.shared.add_deadline(st, at, key, token);
+            self.in_heap = true;
+        }
+    }
+
+    /// Deregister (under the caller's lock); the answer, if the waiter had one.
+    fn deregister(&mut self, st: &mut Guard<'_, S, N, T, D, J>) -> Option<Answer<S, T, D>> {
+        let key = self.key.take()?;
+        let answer = st.waiters.deregister(key);
+        if std::mem::take(&mut self.in_heap) {
+            #[cfg(not(loom))]
+            self.engine.shared.forget_deadline(st);
+        }
+        answer
+    }
+
+    /// Whether the wait's deadline passed (the engine's timer marked it).
+    fn expired(&self, st: &Guard<'_, S, N, T, D, J>, key: usize) -> bool {
+        #[cfg(loom)]
+        let _ = (st, key);
+        #[cfg(loom)]
+        return self.engine.shared.time_up.load(Ordering::SeqCst);
+        #[cfg(not(loom))]
+        st.waiters.is_expired(key)
+    }
+
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(Answer<S, T, D>, bool)> {
-        let mut st = sync::lock(&self.engine.shared.state);
-        match self.key {
+        let engine = self.engine.clone();
+        let mut st = engine.lock();
+        let key = match self.key {
             Some(key) => {
                 if st.waiters.is_ready(key) {
-                    self.key = None;
-                    if let Some(answer) = st.waiters.deregister(key) {
+                    if let Some(answer) = self.deregister(&mut st) {
                         return Poll::Ready((answer, false));
                     }
                 }
                 st.waiters.set_waker(key, cx.waker());
+                key
             }
             None => {
                 if let Some(answer) = answer_now(&st.table, self.watch) {
@@ -321,42 +353,23 @@ where
                 if self.timeout.is_zero() {
                     return Poll::Ready((current(&st.table, self.watch), true));
                 }
-                self.key = Some(
-                    st.waiters
-                        .register(self.watch, Wake::Task(cx.waker().clone())),
-                );
-            }
-        }
-        #[cfg(not(loom))]
-        let fired = timer_fired(&mut self.delay, self.deadline, cx);
-        #[cfg(loom)]
-        let fired = self.engine.shared.time_up.load(Ordering::SeqCst);
-        if fired {
-            if let Some(key) = self.key.take() {
-                if let Some(answer) = st.waiters.deregister(key) {
-                    return Poll::Ready((answer, false));
+                self.register(&mut st, cx.waker().clone());
+                match self.key {
+                    Some(key) => key,
+                    None => return Poll::Pending,
                 }
+            }
+        };
+        if self.expired(&st, key) {
+            // The heap entry was popped when the deadline passed.
+            self.in_heap = false;
+            if let Some(answer) = self.deregister(&mut st) {
+                return Poll::Ready((answer, false));
             }
             return Poll::Ready((current(&st.table, self.watch), true));
         }
         Poll::Pending
     }
-}
-
-/// Whether the wait's timeout passed; the delay is made on first use.
-#[cfg(not(loom))]
-fn timer_fired(
-    delay: &mut Option<futures_timer::Delay>,
-    deadline: Option<StdInstant>,
-    cx: &mut Context<'_>,
-) -> bool {
-    let Some(deadline) = deadline else {
-        return false;
-    };
-    let delay = delay.get_or_insert_with(|| {
-        futures_timer::Delay::new(deadline.saturating_duration_since(StdInstant::now()))
-    });
-    Pin::new(delay).poll(cx).is_ready()
 }
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Drop
@@ -365,8 +378,10 @@ where
     S: Clone + Send + 'static,
 {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let _ = self.engine.lock().waiters.deregister(key);
+        if self.key.is_some() {
+            let engine = self.engine.clone();
+            let mut st = engine.lock();
+            let _ = self.deregister(&mut st);
         }
     }
 }
