@@ -248,6 +248,27 @@ async fn r_longpoll_wakes_only_the_polls_of_the_changed_job() {
     assert_eq!(pb.await.unwrap().unwrap()["state"], "failure");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_polls_answers_open_long_polls_for_shutdown() {
+    let s = serve(config(KEEP), false).await;
+    let id = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
+    let path = format!("/api/cluster/jobs/{}?poll_timeout=120", s.api.uuid_of(id));
+    let started = Instant::now();
+    let poll = {
+        let (client, url) = (s.client.clone(), s.url(&path));
+        tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await })
+    };
+    s.until_polls(1).await;
+    s.api.close_polls();
+    let body = poll.await.unwrap().unwrap();
+    assert_eq!(body["state"], "queued", "the job as it is, as at a timeout");
+    assert_eq!(s.engine.waiting(), 0, "the wait deregistered");
+    // Later polls answer at once.
+    let r = s.get(&path).await;
+    assert_eq!(r.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
 // ----- records, fields, R-RETAIN ---------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
