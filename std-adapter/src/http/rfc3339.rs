@@ -42,17 +42,28 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 
 /// `t` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (times before 1970 print as 1970-01-01T00:00:00Z).
 pub fn format(t: SystemTime) -> String {
-    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 2);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60,
-        since.subsec_micros()
-    )
+    Rfc3339(t).to_string()
+}
+
+/// Displays a time as [`format`] does, without an intermediate string.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rfc3339(pub(crate) SystemTime);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = i64::try_from(since.as_secs()).unwrap_or(i64::MAX / 2);
+        let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+        let sod = secs.rem_euclid(86_400);
+        write!(
+            f,
+            "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+            sod / 3600,
+            sod / 60 % 60,
+            sod % 60,
+            since.subsec_micros()
+        )
+    }
 }
 
 /// `t` cut to whole microseconds, as [`format`] prints it.

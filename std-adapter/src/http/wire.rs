@@ -277,13 +277,31 @@ struct Links<'a>(&'a Uuid);
 impl Serialize for Links<'_> {
     fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
         let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry("self", &HrefOf(self.0))?;
+        m.end()
+    }
+}
+
+/// `{"href": "/api/cluster/jobs/<uuid>"}`, written without an intermediate string.
+struct HrefOf<'a>(&'a Uuid);
+
+impl Serialize for HrefOf<'_> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        let mut m = s.serialize_map(Some(1))?;
         m.serialize_entry(
-            "self",
-            &Href {
-                href: job_href(self.0),
-            },
+            "href",
+            &Display(format_args!("/api/cluster/jobs/{}", self.0.hyphenated())),
         )?;
         m.end()
+    }
+}
+
+/// Serializes a `Display` value as a string, straight into the output.
+struct Display<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Display<T> {
+    fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        s.collect_str(&self.0)
     }
 }
 
@@ -306,7 +324,7 @@ impl Serialize for Record<'_> {
         if let (true, Some(code)) = (f.has(Field::Code), self.code) {
             m.serialize_entry("code", &code)?;
         }
-        let time = |t: &Option<SystemTime>| t.map(rfc3339::format);
+        let time = |t: &Option<SystemTime>| t.map(|t| Display(rfc3339::Rfc3339(t)));
         if let (true, Some(t)) = (f.has(Field::StartTime), time(&self.start_time)) {
             m.serialize_entry("start_time", &t)?;
         }
