@@ -274,6 +274,12 @@ where
     S: Clone + Send + 'static,
 {
     engine: Engine<S, N, T, D, J>,
+    slot: Slot,
+}
+
+/// A wait's own state, apart from the engine handle (so the engine's lock and this can be
+/// borrowed together without touching the handle's reference counts).
+struct Slot {
     watch: Watch,
     timeout: StdDuration,
     #[cfg_attr(loom, allow(dead_code))]
@@ -285,6 +291,62 @@ where
 
 type Guard<'a, S, const N: usize, const T: usize, const D: usize, const J: usize> =
     sync::MutexGuard<'a, crate::engine::State<S, N, T, D, J>>;
+type Shared<S, const N: usize, const T: usize, const D: usize, const J: usize> =
+    crate::engine::Shared<S, N, T, D, J>;
+
+impl Slot {
+    /// Register (under the caller's lock) and hand the deadline to the engine's timer.
+    fn register<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
+        &mut self,
+        shared: &Shared<S, N, T, D, J>,
+        st: &mut Guard<'_, S, N, T, D, J>,
+        waker: std::task::Waker,
+    ) {
+        let key = st.waiters.register(self.watch, Wake::Task(waker));
+        self.key = Some(key);
+        #[cfg(not(loom))]
+        if let (Some(at), Some(token)) = (self.deadline, st.waiters.token(key)) {
+            shared.add_deadline(st, at, key, token);
+            self.in_heap = true;
+        }
+        #[cfg(loom)]
+        let _ = shared;
+    }
+
+    /// Deregister (under the caller's lock); the answer, if the waiter had one.
+    fn deregister<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
+        &mut self,
+        shared: &Shared<S, N, T, D, J>,
+        st: &mut Guard<'_, S, N, T, D, J>,
+    ) -> Option<Answer<S, T, D>> {
+        let key = self.key.take()?;
+        let answer = st.waiters.deregister(key);
+        if std::mem::take(&mut self.in_heap) {
+            #[cfg(not(loom))]
+            shared.forget_deadline(st);
+        }
+        #[cfg(loom)]
+        let _ = shared;
+        answer
+    }
+
+    /// Whether the wait's deadline passed (the engine's timer marked it).
+    fn expired<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+        shared: &Shared<S, N, T, D, J>,
+        st: &Guard<'_, S, N, T, D, J>,
+        key: usize,
+    ) -> bool {
+        #[cfg(loom)]
+        let _ = (st, key);
+        #[cfg(loom)]
+        return shared.time_up.load(Ordering::SeqCst);
+        #[cfg(not(loom))]
+        {
+            let _ = shared;
+            st.waiters.is_expired(key)
+        }
+    }
+}
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Waiting<S, N, T, D, J>
 where
@@ -293,53 +355,29 @@ where
     fn new(engine: Engine<S, N, T, D, J>, watch: Watch, timeout: StdDuration) -> Self {
         Self {
             engine,
-            watch,
-            timeout,
-            deadline: StdInstant::now().checked_add(timeout),
-            key: None,
-            in_heap: false,
+            slot: Slot {
+                watch,
+                timeout,
+                deadline: StdInstant::now().checked_add(timeout),
+                key: None,
+                in_heap: false,
+            },
         }
     }
 
-    /// Register (under the caller's lock) and hand the deadline to the engine's timer.
+    /// Register under the caller's lock (a submit's).
     fn register(&mut self, st: &mut Guard<'_, S, N, T, D, J>, waker: std::task::Waker) {
-        let key = st.waiters.register(self.watch, Wake::Task(waker));
-        self.key = Some(key);
-        #[cfg(not(loom))]
-        if let (Some(at), Some(token)) = (self.deadline, st.waiters.token(key)) {
-            self.engine.shared.add_deadline(st, at, key, token);
-            self.in_heap = true;
-        }
-    }
-
-    /// Deregister (under the caller's lock); the answer, if the waiter had one.
-    fn deregister(&mut self, st: &mut Guard<'_, S, N, T, D, J>) -> Option<Answer<S, T, D>> {
-        let key = self.key.take()?;
-        let answer = st.waiters.deregister(key);
-        if std::mem::take(&mut self.in_heap) {
-            #[cfg(not(loom))]
-            self.engine.shared.forget_deadline(st);
-        }
-        answer
-    }
-
-    /// Whether the wait's deadline passed (the engine's timer marked it).
-    fn expired(&self, st: &Guard<'_, S, N, T, D, J>, key: usize) -> bool {
-        #[cfg(loom)]
-        let _ = (st, key);
-        #[cfg(loom)]
-        return self.engine.shared.time_up.load(Ordering::SeqCst);
-        #[cfg(not(loom))]
-        st.waiters.is_expired(key)
+        self.slot.register(&self.engine.shared, st, waker);
     }
 
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(Answer<S, T, D>, bool)> {
-        let engine = self.engine.clone();
-        let mut st = engine.lock();
-        let key = match self.key {
+        let shared = &*self.engine.shared;
+        let w = &mut self.slot;
+        let mut st = sync::lock(&shared.state);
+        let key = match w.key {
             Some(key) => {
                 if st.waiters.is_ready(key) {
-                    if let Some(answer) = self.deregister(&mut st) {
+                    if let Some(answer) = w.deregister(shared, &mut st) {
                         return Poll::Ready((answer, false));
                     }
                 }
@@ -347,26 +385,26 @@ where
                 key
             }
             None => {
-                if let Some(answer) = answer_now(&st.table, self.watch) {
+                if let Some(answer) = answer_now(&st.table, w.watch) {
                     return Poll::Ready((answer, false));
                 }
-                if self.timeout.is_zero() {
-                    return Poll::Ready((current(&st.table, self.watch), true));
+                if w.timeout.is_zero() {
+                    return Poll::Ready((current(&st.table, w.watch), true));
                 }
-                self.register(&mut st, cx.waker().clone());
-                match self.key {
+                w.register(shared, &mut st, cx.waker().clone());
+                match w.key {
                     Some(key) => key,
                     None => return Poll::Pending,
                 }
             }
         };
-        if self.expired(&st, key) {
+        if Slot::expired(shared, &st, key) {
             // The heap entry was popped when the deadline passed.
-            self.in_heap = false;
-            if let Some(answer) = self.deregister(&mut st) {
+            w.in_heap = false;
+            if let Some(answer) = w.deregister(shared, &mut st) {
                 return Poll::Ready((answer, false));
             }
-            return Poll::Ready((current(&st.table, self.watch), true));
+            return Poll::Ready((current(&st.table, w.watch), true));
         }
         Poll::Pending
     }
@@ -378,10 +416,10 @@ where
     S: Clone + Send + 'static,
 {
     fn drop(&mut self) {
-        if self.key.is_some() {
-            let engine = self.engine.clone();
-            let mut st = engine.lock();
-            let _ = self.deregister(&mut st);
+        if self.slot.key.is_some() {
+            let shared = &*self.engine.shared;
+            let mut st = sync::lock(&shared.state);
+            let _ = self.slot.deregister(shared, &mut st);
         }
     }
 }
