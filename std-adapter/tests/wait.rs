@@ -392,3 +392,15 @@ fn r_control_errors_pass_through_typed_and_change_nothing() {
     );
     assert_eq!(e.get(id).unwrap().progress(), 0);
 }
+
+#[test]
+fn engine_is_send_sync_and_its_futures_are_send() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: &T) {}
+    let e = manual::<8>();
+    send_sync(&e);
+    let id = e.submit(NewJob::new(1)).unwrap();
+    send(&e.wait_async(id, Condition::Terminal, LONG));
+    send(&e.wait_table_async(e.revision(), LONG));
+    send(&e.submit_and_wait_async(NewJob::new(2), Duration::ZERO));
+}
