@@ -3,7 +3,8 @@
 //! Measured as a ping-pong (two wakes per round trip), each against its baseline in the same
 //! run:
 //! * blocking: `Engine::wait` + `Engine::progress` vs a raw `Mutex` + `Condvar` pair;
-//! * async: `Engine::wait_async` vs `tokio::sync::Notify`, two tasks on a 2-worker runtime.
+//! * async: `Engine::wait_async` vs `tokio::sync::Notify`, two tasks on a 2-worker runtime,
+//!   and vs `Notify` plus a `Mutex<HashMap>` of jobs changed and read around each wake.
 //!
 //! Criterion reports the mean round trip; afterwards p50 / p99 of single round trips are printed
 //! (`wake = round trip / 2`). Run: `cargo bench -p jobstate-std --bench wake`.
@@ -183,6 +184,65 @@ fn notify_async(rt: &tokio::runtime::Runtime, rounds: usize) -> Vec<Duration> {
     })
 }
 
+/// `Notify` plus the state a job API keeps: a `Mutex<HashMap>` of jobs, changed before each
+/// notify and read (a snapshot clone) after each wake — the async wait a team writes itself.
+fn notify_with_state(rt: &tokio::runtime::Runtime, rounds: usize) -> Vec<Duration> {
+    #[derive(Clone, Default)]
+    #[allow(dead_code)]
+    struct Job {
+        description: String,
+        message: String,
+        progress: u8,
+        version: u64,
+    }
+    let jobs: Arc<Mutex<std::collections::HashMap<u64, Job>>> = Arc::default();
+    for k in [0u64, 1] {
+        let job = Job {
+            description: "a job of the bench".into(),
+            ..Job::default()
+        };
+        jobs.lock().unwrap().insert(k, job);
+    }
+    let change = |jobs: &Mutex<std::collections::HashMap<u64, Job>>, k: u64| {
+        if let Some(j) = jobs.lock().unwrap().get_mut(&k) {
+            j.progress = 1;
+            j.version += 1;
+        }
+    };
+    let read = |jobs: &Mutex<std::collections::HashMap<u64, Job>>, k: u64| {
+        jobs.lock().unwrap().get(&k).cloned()
+    };
+    let to_b = Arc::new(Notify::new());
+    let to_a = Arc::new(Notify::new());
+    rt.block_on(async {
+        let b = {
+            let (to_b, to_a, jobs) = (to_b.clone(), to_a.clone(), jobs.clone());
+            tokio::spawn(async move {
+                for _ in 0..rounds {
+                    to_b.notified().await;
+                    std::hint::black_box(read(&jobs, 0));
+                    change(&jobs, 1);
+                    to_a.notify_one();
+                }
+            })
+        };
+        let a = tokio::spawn(async move {
+            let mut out = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                let t = Instant::now();
+                change(&jobs, 0);
+                to_b.notify_one();
+                to_a.notified().await;
+                std::hint::black_box(read(&jobs, 1));
+                out.push(t.elapsed());
+            }
+            out
+        });
+        b.await.unwrap();
+        a.await.unwrap()
+    })
+}
+
 fn total(v: Vec<Duration>) -> Duration {
     v.into_iter().sum()
 }
@@ -218,6 +278,9 @@ fn main() {
         g.bench_function("tokio_notify", |b| {
             b.iter_custom(|n| total(notify_async(&rt, n as usize)))
         });
+        g.bench_function("tokio_notify_with_job_map", |b| {
+            b.iter_custom(|n| total(notify_with_state(&rt, n as usize)))
+        });
         g.finish();
     }
     c.final_summary();
@@ -226,17 +289,20 @@ fn main() {
     const ROUNDS: usize = 20_000;
     let mut rows = Vec::new();
     let (mut eb, mut rb, mut ea, mut na) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut ns = Vec::new();
     for _ in 0..2 {
         eb.extend(engine_blocking(ROUNDS / 2));
         rb.extend(raw_blocking(ROUNDS / 2));
         ea.extend(engine_async(&rt, ROUNDS / 2));
         na.extend(notify_async(&rt, ROUNDS / 2));
+        ns.extend(notify_with_state(&rt, ROUNDS / 2));
     }
     for (name, v) in [
         ("blocking  engine.wait", eb),
         ("blocking  raw Mutex+Condvar", rb),
         ("async     engine.wait_async", ea),
         ("async     tokio Notify", na),
+        ("async     Notify + job map", ns),
     ] {
         let (p50, p99) = percentiles(v);
         rows.push((name, p50, p99));
@@ -247,10 +313,13 @@ fn main() {
         println!("{name:<30} {p50:>10.2} {p99:>10.2}");
     }
     println!(
-        "ratios: blocking p50 {:.2}x p99 {:.2}x; async p50 {:.2}x p99 {:.2}x",
+        "ratios: blocking p50 {:.2}x p99 {:.2}x; async vs Notify p50 {:.2}x p99 {:.2}x; \
+         async vs Notify + job map p50 {:.2}x p99 {:.2}x",
         rows[0].1 / rows[1].1,
         rows[0].2 / rows[1].2,
         rows[2].1 / rows[3].1,
-        rows[2].2 / rows[3].2
+        rows[2].2 / rows[3].2,
+        rows[2].1 / rows[4].1,
+        rows[2].2 / rows[4].2
     );
 }
