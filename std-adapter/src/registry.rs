@@ -274,8 +274,27 @@ impl<P> Registry<P> {
         jobs
     }
 
+    /// Wake the waiters of `job` that have no answer yet, without giving them one (they
+    /// re-check and wait again). For the worker pool's shutdown.
+    pub(crate) fn poke_job(&mut self, job: JobId) -> usize {
+        let Some(list) = self.by_slot.get(usize::from(job.index())) else {
+            return 0;
+        };
+        let mut woken = 0usize;
+        for key in list {
+            if let Some(entry) = self.entries.get(*key) {
+                if matches!(entry.watch, Watch::Job(id, _) if id == job) {
+                    entry.wake.wake();
+                    woken = woken.saturating_add(1);
+                }
+            }
+        }
+        woken
+    }
+
     /// Wake every waiter that has no answer yet, without giving it one (it re-checks and waits
-    /// again). For shutdown, and for the loom model's clock.
+    /// again). The loom model's clock.
+    #[cfg(loom)]
     pub(crate) fn poke_all(&mut self) -> usize {
         let mut woken = 0usize;
         for (_, entry) in self.entries.iter() {

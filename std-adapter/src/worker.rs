@@ -11,7 +11,7 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use jobstate::{Condition, Directive, FailReason, JobError, JobId, Severity};
@@ -233,6 +233,8 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 /// ```
 pub struct WorkerPool {
     stop: Arc<AtomicBool>,
+    /// The job each worker runs, if any (shutdown wakes their parked checkpoints).
+    running: Arc<Mutex<Vec<Option<JobId>>>>,
     threads: Vec<JoinHandle<()>>,
     wake: Box<dyn Fn() + Send + Sync>,
 }
@@ -241,6 +243,10 @@ impl fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerPool")
             .field("threads", &self.threads.len())
+            .field(
+                "running",
+                &self.running.lock().map(|r| r.iter().flatten().count()).ok(),
+            )
             .field("stopping", &self.stop.load(Ordering::Relaxed))
             .finish()
     }
@@ -266,25 +272,33 @@ impl WorkerPool {
             + Sync
             + 'static,
     {
+        let threads = threads.max(1);
         let stop = Arc::new(AtomicBool::new(false));
+        let running = Arc::new(Mutex::new(vec![None; threads]));
         let handler = Arc::new(handler);
         let mut handles = Vec::new();
-        for n in 0..threads.max(1) {
-            let (engine, handler, stop) = (engine.clone(), handler.clone(), stop.clone());
+        for n in 0..threads {
+            let (engine, handler) = (engine.clone(), handler.clone());
+            let (stop, running) = (stop.clone(), running.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("jobstate-worker-{n}"))
-                .spawn(move || work(&engine, &*handler, &stop));
+                .spawn(move || work(&engine, &*handler, &stop, &running, n));
             if let Ok(h) = spawned {
                 handles.push(h);
             }
         }
+        let jobs = running.clone();
         let wake = Box::new(move || {
             let mut st = engine.lock();
             engine.shared.work_cv.notify_all();
-            st.waiters.poke_all();
+            let jobs = jobs.lock().unwrap_or_else(|e| e.into_inner());
+            for id in jobs.iter().flatten() {
+                st.waiters.poke_job(*id);
+            }
         });
         WorkerPool {
             stop,
+            running,
             threads: handles,
             wake,
         }
@@ -323,11 +337,20 @@ fn work<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
     engine: &Engine<S, N, T, D, J>,
     handler: &F,
     stop: &AtomicBool,
+    running: &Mutex<Vec<Option<JobId>>>,
+    me: usize,
 ) where
     S: Clone + Send + 'static,
     F: Fn(&mut JobContext<'_, S, N, T, D, J>) -> Result<Success, Failure>,
 {
+    let set_running = |job: Option<JobId>| {
+        let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = r.get_mut(me) {
+            *slot = job;
+        }
+    };
     while let Some((id, spec)) = next_job(engine, stop) {
+        set_running(Some(id));
         let mut ctx = JobContext {
             engine,
             id,
@@ -344,6 +367,7 @@ fn work<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
                 engine.fail(id, FailReason::Error.default_code(), fit(&message, T))
             }
         };
+        set_running(None);
     }
 }
 

@@ -1,5 +1,7 @@
 //! The worker pool (R-SCHED, R-CONTROL worker side, R-OUTCOME, R-DEPS).
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -240,4 +242,24 @@ fn r_sched_every_job_runs_exactly_once_with_idle_workers() {
     ran.sort();
     ids.sort();
     assert_eq!(ran, ids);
+}
+
+#[test]
+fn r_longpoll_shutdown_wakes_only_the_pools_own_jobs() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    let busy = e.submit(NewJob::new(1)).unwrap();
+    assert_eq!(rx.recv().unwrap(), busy);
+    // A client long-polls a job the pool is not running (the only worker is busy).
+    let other = e.submit(NewJob::new(2)).unwrap();
+    let waker = Arc::new(common::CountingWaker::default());
+    let mut fut = e.wait_async(other, Condition::Terminal, LONG);
+    assert!(common::poll_once(&mut fut, &waker).is_pending());
+    pool.shutdown();
+    assert_eq!(e.get(busy).unwrap().state(), State::Failed);
+    assert_eq!(waker.count(), 0, "shutdown woke an unrelated waiter");
+    assert_eq!(e.waiting(), 1);
+    drop(fut);
+    assert_eq!(e.waiting(), 0);
 }
