@@ -106,3 +106,8 @@ pub use state::{Directive, FailReason, Outcome, Request, Severity, State};
 pub use table::{Config, Expired, JobTable};
 pub use time::{Duration, Instant};
 pub use wait::Condition;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
