@@ -4,7 +4,7 @@ use heapless::{String, Vec};
 
 use crate::id::{JobId, Revision};
 use crate::state::{Outcome, State};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, Stamp};
 
 /// Per-job rules, chosen at submit time.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -111,10 +111,8 @@ pub struct Job<S, const T: usize, const D: usize> {
     pub(crate) message: String<T>,
     #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))]
     pub(crate) created: Instant,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) started: Option<Instant>,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) ended: Option<Instant>,
+    pub(crate) started: Stamp,
+    pub(crate) ended: Stamp,
     #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))]
     pub(crate) modified: Instant,
     pub(crate) revision: Revision,
@@ -125,10 +123,8 @@ pub struct Job<S, const T: usize, const D: usize> {
     pub(crate) options: JobOptions,
     pub(crate) pause_requested: bool,
     pub(crate) cancel_requested: bool,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) deadline: Option<Instant>,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) lease_until: Option<Instant>,
+    pub(crate) deadline: Stamp,
+    pub(crate) lease_until: Stamp,
 }
 
 impl<S, const T: usize, const D: usize> Job<S, T, D> {
@@ -162,11 +158,11 @@ impl<S, const T: usize, const D: usize> Job<S, T, D> {
     }
     /// When a worker first started it.
     pub fn started(&self) -> Option<Instant> {
-        self.started
+        self.started.get()
     }
     /// When it reached a terminal state.
     pub fn ended(&self) -> Option<Instant> {
-        self.ended
+        self.ended.get()
     }
     /// When it last changed observably.
     pub fn modified(&self) -> Instant {
@@ -206,11 +202,11 @@ impl<S, const T: usize, const D: usize> Job<S, T, D> {
     }
     /// When it times out (run timeout), if it has one and has started.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.get()
     }
     /// When its heartbeat lease runs out, while running.
     pub fn lease_until(&self) -> Option<Instant> {
-        self.lease_until
+        self.lease_until.get()
     }
     /// `true` once `Succeeded` or `Failed`.
     pub fn is_terminal(&self) -> bool {
