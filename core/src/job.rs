@@ -3,6 +3,13 @@
 use heapless::{String, Vec};
 
 use crate::id::{JobId, Revision};
+
+/// A job's text (description, message): `T` bytes with a 16-bit length, so the table's text
+/// capacity is at most 65 535 bytes.
+pub(crate) type Text<const T: usize> = String<T, u16>;
+
+/// A job's dependencies: at most `D` ≤ 255 of them, with an 8-bit length.
+pub(crate) type Deps<const D: usize> = Vec<JobId, D, u8>;
 use crate::state::{Outcome, State};
 use crate::time::{Duration, Instant, Stamp};
 
@@ -105,10 +112,10 @@ impl<'a, S> NewJob<'a, S> {
 pub struct Job<S, const T: usize, const D: usize> {
     pub(crate) id: JobId,
     pub(crate) spec: S,
-    pub(crate) description: String<T>,
+    pub(crate) description: Text<T>,
     pub(crate) state: State,
     pub(crate) progress: u8,
-    pub(crate) message: String<T>,
+    pub(crate) message: Text<T>,
     #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))]
     pub(crate) created: Instant,
     pub(crate) started: Stamp,
@@ -119,7 +126,7 @@ pub struct Job<S, const T: usize, const D: usize> {
     pub(crate) state_revision: Revision,
     pub(crate) version: u32,
     pub(crate) outcome: Option<Outcome>,
-    pub(crate) depends_on: Vec<JobId, D>,
+    pub(crate) depends_on: Deps<D>,
     pub(crate) options: JobOptions,
     pub(crate) pause_requested: bool,
     pub(crate) cancel_requested: bool,

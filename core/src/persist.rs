@@ -64,12 +64,11 @@
 
 use core::fmt;
 
-use heapless::String;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::id::Revision;
-use crate::job::Job;
+use crate::job::{Job, Text};
 use crate::journal::{EventKind, Journal};
 use crate::links::{Ends, Links, List, NIL};
 use crate::retain::Tombstones;
@@ -494,7 +493,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 let from = job.state;
                 let cancel = job.cancel_requested;
                 let restartable = job.options.restartable;
-                let mut msg = String::<T>::new();
+                let mut msg = Text::<T>::new();
                 if cancel {
                     let _ = msg.push_str("canceled");
                     self.finish(i, Self::failure(FailReason::Canceled), msg);
@@ -507,7 +506,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                         job.deadline = Stamp::NEVER;
                         job.lease_until = Stamp::NEVER;
                         job.progress = 0;
-                        job.message = String::new();
+                        job.message = Text::new();
                     }
                     self.push_back(List::Runnable, i);
                     self.change(

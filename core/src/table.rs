@@ -6,7 +6,7 @@ use heapless::{String, Vec};
 
 use crate::error::{Compacted, JobError, LookupError, SubmitError};
 use crate::id::{JobId, Revision};
-use crate::job::{Job, NewJob};
+use crate::job::{Deps, Job, NewJob, Text};
 use crate::journal::{Event, EventKind, Journal};
 use crate::links::{Edge, Ends, Links, List, NIL, NIL_EDGE, UNLINKED};
 use crate::retain::{Tombstone, Tombstones};
@@ -115,8 +115,11 @@ pub struct JobTable<S, const N: usize, const T: usize = 64, const D: usize = 4, 
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable<S, N, T, D, J> {
     const LIMITS: () = assert!(
-        N < NIL as usize && D <= u8::MAX as usize && N.saturating_mul(D) < UNLINKED as usize,
-        "jobstate: capacity must be below 65535 and dependencies at most 255"
+        N < NIL as usize
+            && D <= u8::MAX as usize
+            && T <= u16::MAX as usize
+            && N.saturating_mul(D) < UNLINKED as usize,
+        "jobstate: capacity must be below 65535, text at most 65535 bytes, dependencies at most 255"
     );
 
     /// An empty table in epoch 1.
@@ -252,9 +255,9 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     /// room; if there is none, [`SubmitError::TableFull`]. On any error nothing changes.
     pub fn submit(&mut self, new: NewJob<'_, S>, now: Instant) -> Result<JobId, SubmitError> {
         let description =
-            String::<T>::try_from(new.description).map_err(|_| SubmitError::TextTooLong)?;
-        let depends_on = Vec::<JobId, D>::from_slice(new.depends_on)
-            .map_err(|_| SubmitError::TooManyDependencies)?;
+            Text::<T>::try_from(new.description).map_err(|_| SubmitError::TextTooLong)?;
+        let depends_on =
+            Deps::<D>::from_slice(new.depends_on).map_err(|_| SubmitError::TooManyDependencies)?;
         let mut unmet: u8 = 0;
         let mut failed_dep: Option<JobId> = None;
         for (k, dep) in depends_on.iter().enumerate() {
@@ -292,7 +295,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
             description,
             state: State::Queued,
             progress: 0,
-            message: String::new(),
+            message: Text::new(),
             created: now,
             started: Stamp::NEVER,
             ended: Stamp::NEVER,
@@ -312,7 +315,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         self.change(i, EventKind::Submitted, true);
         self.link_dependencies(i);
         if let Some(dep) = failed_dep {
-            let mut msg = String::<T>::new();
+            let mut msg = Text::<T>::new();
             let _ = write!(msg, "dependency {dep} failed");
             self.finish(
                 i,
@@ -386,7 +389,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         if percent > 100 {
             return Err(JobError::ProgressOutOfRange(percent));
         }
-        let message = String::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
+        let message = Text::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
         let now = self.clock(now);
         if let Some(job) = self.job_mut(i) {
             job.progress = percent;
@@ -450,7 +453,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         match state {
             State::Queued => Err(JobError::NotRunning),
             _ if cancel => {
-                let mut msg = String::new();
+                let mut msg = Text::<T>::new();
                 let _ = msg.push_str("canceled");
                 self.finish(i, Self::failure(FailReason::Canceled), msg);
                 Ok(Directive::Canceled)
@@ -492,7 +495,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 to: State::Succeeded,
             });
         }
-        let message = String::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
+        let message = Text::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
         self.clock(now);
         self.finish(i, Outcome::Succeeded { severity }, message);
         Ok(())
@@ -515,7 +518,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 to: State::Failed,
             });
         }
-        let message = String::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
+        let message = Text::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
         self.clock(now);
         let outcome = Outcome::Failed {
             reason: FailReason::Error,
@@ -604,7 +607,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         }
         self.clock(now);
         if state == State::Queued {
-            let mut msg = String::new();
+            let mut msg = Text::<T>::new();
             let _ = msg.push_str("canceled");
             self.finish(i, Self::failure(FailReason::Canceled), msg);
         } else {
@@ -632,7 +635,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 let lease =
                     job.state == State::Running && job.lease_until.get().is_some_and(|l| l <= now);
                 if deadline || lease {
-                    let mut msg = String::new();
+                    let mut msg = Text::<T>::new();
                     let _ = msg.push_str(if deadline {
                         "deadline passed"
                     } else {
@@ -793,7 +796,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// Move the job in slot `i` to its terminal state, then release or fail its dependents.
-    pub(crate) fn finish(&mut self, i: u16, outcome: Outcome, message: String<T>) {
+    pub(crate) fn finish(&mut self, i: u16, outcome: Outcome, message: Text<T>) {
         self.end(i, outcome, message);
         if let Outcome::Succeeded { .. } = outcome {
             self.release_dependents(i);
@@ -802,7 +805,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         }
     }
 
-    fn end(&mut self, i: u16, outcome: Outcome, message: String<T>) {
+    fn end(&mut self, i: u16, outcome: Outcome, message: Text<T>) {
         let now = self.now;
         let Some(job) = self.job_mut(i) else { return };
         let from = job.state;
@@ -867,7 +870,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                     self.unlink_edge(e);
                     continue;
                 };
-                let mut msg = String::<T>::new();
+                let mut msg = Text::<T>::new();
                 if let Some(id) = failed_id {
                     let _ = write!(msg, "dependency {id} failed");
                 }
