@@ -106,6 +106,10 @@ impl<'a, S> NewJob<'a, S> {
 ///
 /// `T` is the text capacity (description, message) in bytes, `D` the most dependencies a job
 /// may have. Both are set by the table type ([`crate::JobTable`]).
+///
+/// Its optional instants ([`Job::started`], [`Job::ended`], [`Job::deadline`],
+/// [`Job::lease_until`]) are kept compactly: the one instant they cannot hold, the very end of
+/// time (`u64::MAX` ticks), reads back one tick earlier.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

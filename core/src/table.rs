@@ -67,7 +67,8 @@ impl<S, const T: usize, const D: usize> Slot<S, T, D> {
 ///
 /// * `S` — the caller's spec type: what a job is to do;
 /// * `N` — capacity in jobs (at most 65 534);
-/// * `T` — text capacity in bytes of the description, the message and a log line (default 64);
+/// * `T` — text capacity in bytes of the description, the message and a log line (default 64,
+///   at most 65 535);
 /// * `D` — the most dependencies a job may have (default 4, at most 255);
 /// * `J` — journal capacity in events (default 64).
 ///
