@@ -3,8 +3,15 @@
 use heapless::{String, Vec};
 
 use crate::id::{JobId, Revision};
+
+/// A job's text (description, message): `T` bytes with a 16-bit length, so the table's text
+/// capacity is at most 65 535 bytes.
+pub(crate) type Text<const T: usize> = String<T, u16>;
+
+/// A job's dependencies: at most `D` ≤ 255 of them, with an 8-bit length.
+pub(crate) type Deps<const D: usize> = Vec<JobId, D, u8>;
 use crate::state::{Outcome, State};
-use crate::time::{Duration, Instant};
+use crate::time::{Duration, Instant, Stamp};
 
 /// Per-job rules, chosen at submit time.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -99,36 +106,36 @@ impl<'a, S> NewJob<'a, S> {
 ///
 /// `T` is the text capacity (description, message) in bytes, `D` the most dependencies a job
 /// may have. Both are set by the table type ([`crate::JobTable`]).
+///
+/// Its optional instants ([`Job::started`], [`Job::ended`], [`Job::deadline`],
+/// [`Job::lease_until`]) are kept compactly: the one instant they cannot hold, the very end of
+/// time (`u64::MAX` ticks), reads back one tick earlier.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Job<S, const T: usize, const D: usize> {
     pub(crate) id: JobId,
     pub(crate) spec: S,
-    pub(crate) description: String<T>,
+    pub(crate) description: Text<T>,
     pub(crate) state: State,
     pub(crate) progress: u8,
-    pub(crate) message: String<T>,
+    pub(crate) message: Text<T>,
     #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))]
     pub(crate) created: Instant,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) started: Option<Instant>,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) ended: Option<Instant>,
+    pub(crate) started: Stamp,
+    pub(crate) ended: Stamp,
     #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))]
     pub(crate) modified: Instant,
     pub(crate) revision: Revision,
     pub(crate) state_revision: Revision,
     pub(crate) version: u32,
     pub(crate) outcome: Option<Outcome>,
-    pub(crate) depends_on: Vec<JobId, D>,
+    pub(crate) depends_on: Deps<D>,
     pub(crate) options: JobOptions,
     pub(crate) pause_requested: bool,
     pub(crate) cancel_requested: bool,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) deadline: Option<Instant>,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
-    pub(crate) lease_until: Option<Instant>,
+    pub(crate) deadline: Stamp,
+    pub(crate) lease_until: Stamp,
 }
 
 impl<S, const T: usize, const D: usize> Job<S, T, D> {
@@ -162,11 +169,11 @@ impl<S, const T: usize, const D: usize> Job<S, T, D> {
     }
     /// When a worker first started it.
     pub fn started(&self) -> Option<Instant> {
-        self.started
+        self.started.get()
     }
     /// When it reached a terminal state.
     pub fn ended(&self) -> Option<Instant> {
-        self.ended
+        self.ended.get()
     }
     /// When it last changed observably.
     pub fn modified(&self) -> Instant {
@@ -206,11 +213,11 @@ impl<S, const T: usize, const D: usize> Job<S, T, D> {
     }
     /// When it times out (run timeout), if it has one and has started.
     pub fn deadline(&self) -> Option<Instant> {
-        self.deadline
+        self.deadline.get()
     }
     /// When its heartbeat lease runs out, while running.
     pub fn lease_until(&self) -> Option<Instant> {
-        self.lease_until
+        self.lease_until.get()
     }
     /// `true` once `Succeeded` or `Failed`.
     pub fn is_terminal(&self) -> bool {

@@ -36,22 +36,31 @@ impl Ends {
     };
 }
 
+/// "Not on a dependents list": the `prev` of an unlinked edge. Distinct from [`NIL_EDGE`],
+/// which as a `prev` means "first on the list".
+pub(crate) const UNLINKED: u32 = u32::MAX - 1;
+
 /// One dependency of a job: an entry in the target's doubly linked list of dependents.
+///
+/// Edge `k` of slot `i` stands for the job's dependency `depends_on[k]`; the target slot is
+/// that id's index, so it is not stored here.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Edge {
-    pub(crate) target: u16,
+    /// The previous edge, [`NIL_EDGE`] at the head, [`UNLINKED`] when not on a list.
     pub(crate) prev: u32,
     pub(crate) next: u32,
-    pub(crate) linked: bool,
 }
 
 impl Edge {
     pub(crate) const EMPTY: Edge = Edge {
-        target: NIL,
-        prev: NIL_EDGE,
+        prev: UNLINKED,
         next: NIL_EDGE,
-        linked: false,
     };
+
+    /// On its target's dependents list.
+    pub(crate) const fn linked(&self) -> bool {
+        self.prev != UNLINKED
+    }
 }
 
 /// The link fields of a slot.

@@ -64,18 +64,17 @@
 
 use core::fmt;
 
-use heapless::String;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::id::Revision;
-use crate::job::Job;
+use crate::job::{Job, Text};
 use crate::journal::{EventKind, Journal};
 use crate::links::{Ends, Links, List, NIL};
 use crate::retain::Tombstones;
 use crate::state::{FailReason, Outcome, State};
 use crate::table::{Config, JobTable};
-use crate::time::Instant;
+use crate::time::{Instant, Stamp};
 use crate::LookupError;
 
 /// The first bytes of every image.
@@ -494,7 +493,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 let from = job.state;
                 let cancel = job.cancel_requested;
                 let restartable = job.options.restartable;
-                let mut msg = String::<T>::new();
+                let mut msg = Text::<T>::new();
                 if cancel {
                     let _ = msg.push_str("canceled");
                     self.finish(i, Self::failure(FailReason::Canceled), msg);
@@ -504,10 +503,10 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                     if let Some(job) = self.job_mut(i) {
                         job.state = State::Queued;
                         job.pause_requested = false;
-                        job.deadline = None;
-                        job.lease_until = None;
+                        job.deadline = Stamp::NEVER;
+                        job.lease_until = Stamp::NEVER;
                         job.progress = 0;
-                        job.message = String::new();
+                        job.message = Text::new();
                     }
                     self.push_back(List::Runnable, i);
                     self.change(
@@ -666,12 +665,14 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         }
         let terminal = job.state.is_terminal();
         let consistent = job.outcome.map(Outcome::state) == terminal.then_some(job.state)
-            && job.ended.is_some() == terminal
+            && job.ended.get().is_some() == terminal
             && job.progress <= 100
             && (!job.pause_requested || job.state == State::Running)
             && (!job.cancel_requested || matches!(job.state, State::Running | State::Paused))
-            && (job.lease_until.is_none() || matches!(job.state, State::Running | State::Paused))
-            && (job.started.is_some() || !matches!(job.state, State::Running | State::Paused))
+            && (job.lease_until.get().is_none()
+                || matches!(job.state, State::Running | State::Paused))
+            && (job.started.get().is_some()
+                || !matches!(job.state, State::Running | State::Paused))
             && job
                 .depends_on
                 .iter()

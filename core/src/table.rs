@@ -6,12 +6,12 @@ use heapless::{String, Vec};
 
 use crate::error::{Compacted, JobError, LookupError, SubmitError};
 use crate::id::{JobId, Revision};
-use crate::job::{Job, NewJob};
+use crate::job::{Deps, Job, NewJob, Text};
 use crate::journal::{Event, EventKind, Journal};
-use crate::links::{Edge, Ends, Links, List, NIL, NIL_EDGE};
+use crate::links::{Edge, Ends, Links, List, NIL, NIL_EDGE, UNLINKED};
 use crate::retain::{Tombstone, Tombstones};
 use crate::state::{Directive, FailReason, Outcome, Request, Severity, State};
-use crate::time::{self, Duration, Instant};
+use crate::time::{self, Duration, Instant, Stamp};
 use crate::wait::Condition;
 
 /// Table-wide settings.
@@ -67,7 +67,8 @@ impl<S, const T: usize, const D: usize> Slot<S, T, D> {
 ///
 /// * `S` — the caller's spec type: what a job is to do;
 /// * `N` — capacity in jobs (at most 65 534);
-/// * `T` — text capacity in bytes of the description, the message and a log line (default 64);
+/// * `T` — text capacity in bytes of the description, the message and a log line (default 64,
+///   at most 65 535);
 /// * `D` — the most dependencies a job may have (default 4, at most 255);
 /// * `J` — journal capacity in events (default 64).
 ///
@@ -115,8 +116,11 @@ pub struct JobTable<S, const N: usize, const T: usize = 64, const D: usize = 4, 
 
 impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable<S, N, T, D, J> {
     const LIMITS: () = assert!(
-        N < NIL as usize && D <= u8::MAX as usize && N.saturating_mul(D) < NIL_EDGE as usize,
-        "jobstate: capacity must be below 65535 and dependencies at most 255"
+        N < NIL as usize
+            && D <= u8::MAX as usize
+            && T <= u16::MAX as usize
+            && N.saturating_mul(D) < UNLINKED as usize,
+        "jobstate: capacity must be below 65535, text at most 65535 bytes, dependencies at most 255"
     );
 
     /// An empty table in epoch 1.
@@ -228,9 +232,9 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         let mut i = self.active.head;
         while let Some(slot) = self.slot(i) {
             if let Some(job) = &slot.job {
-                keep(job.deadline);
+                keep(job.deadline.get());
                 if job.state == State::Running {
-                    keep(job.lease_until);
+                    keep(job.lease_until.get());
                 }
             }
             i = slot.links.next;
@@ -252,9 +256,9 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     /// room; if there is none, [`SubmitError::TableFull`]. On any error nothing changes.
     pub fn submit(&mut self, new: NewJob<'_, S>, now: Instant) -> Result<JobId, SubmitError> {
         let description =
-            String::<T>::try_from(new.description).map_err(|_| SubmitError::TextTooLong)?;
-        let depends_on = Vec::<JobId, D>::from_slice(new.depends_on)
-            .map_err(|_| SubmitError::TooManyDependencies)?;
+            Text::<T>::try_from(new.description).map_err(|_| SubmitError::TextTooLong)?;
+        let depends_on =
+            Deps::<D>::from_slice(new.depends_on).map_err(|_| SubmitError::TooManyDependencies)?;
         let mut unmet: u8 = 0;
         let mut failed_dep: Option<JobId> = None;
         for (k, dep) in depends_on.iter().enumerate() {
@@ -292,10 +296,10 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
             description,
             state: State::Queued,
             progress: 0,
-            message: String::new(),
+            message: Text::new(),
             created: now,
-            started: None,
-            ended: None,
+            started: Stamp::NEVER,
+            ended: Stamp::NEVER,
             modified: now,
             revision: Revision::ZERO,
             state_revision: Revision::ZERO,
@@ -305,14 +309,14 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
             options: new.options,
             pause_requested: false,
             cancel_requested: false,
-            deadline: None,
-            lease_until: None,
+            deadline: Stamp::NEVER,
+            lease_until: Stamp::NEVER,
         });
         self.len = self.len.saturating_add(1);
         self.change(i, EventKind::Submitted, true);
         self.link_dependencies(i);
         if let Some(dep) = failed_dep {
-            let mut msg = String::<T>::new();
+            let mut msg = Text::<T>::new();
             let _ = write!(msg, "dependency {dep} failed");
             self.finish(
                 i,
@@ -354,9 +358,9 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         self.push_back(List::Active, i);
         if let Some(job) = self.job_mut(i) {
             job.state = State::Running;
-            job.started = Some(job.started.unwrap_or(now));
-            job.deadline = job.options.run_timeout.map(|d| time::add(now, d));
-            job.lease_until = job.options.lease.map(|d| time::add(now, d));
+            job.started = Stamp::at(job.started.get().unwrap_or(now));
+            job.deadline = Stamp::new(job.options.run_timeout.map(|d| time::add(now, d)));
+            job.lease_until = Stamp::new(job.options.lease.map(|d| time::add(now, d)));
         }
         self.change(
             i,
@@ -386,12 +390,12 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         if percent > 100 {
             return Err(JobError::ProgressOutOfRange(percent));
         }
-        let message = String::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
+        let message = Text::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
         let now = self.clock(now);
         if let Some(job) = self.job_mut(i) {
             job.progress = percent;
             job.message = message;
-            job.lease_until = job.options.lease.map(|d| time::add(now, d));
+            job.lease_until = Stamp::new(job.options.lease.map(|d| time::add(now, d)));
         }
         self.change(i, EventKind::Progress { percent }, false);
         Ok(())
@@ -419,7 +423,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         }
         let now = self.clock(now);
         if let Some(job) = self.job_mut(i) {
-            job.lease_until = job.options.lease.map(|d| time::add(now, d));
+            job.lease_until = Stamp::new(job.options.lease.map(|d| time::add(now, d)));
         }
         Ok(())
     }
@@ -441,7 +445,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         let (cancel, pause) = match self.job_mut(i) {
             Some(job) => {
                 if state == State::Running {
-                    job.lease_until = job.options.lease.map(|d| time::add(now, d));
+                    job.lease_until = Stamp::new(job.options.lease.map(|d| time::add(now, d)));
                 }
                 (job.cancel_requested, job.pause_requested)
             }
@@ -450,7 +454,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         match state {
             State::Queued => Err(JobError::NotRunning),
             _ if cancel => {
-                let mut msg = String::new();
+                let mut msg = Text::<T>::new();
                 let _ = msg.push_str("canceled");
                 self.finish(i, Self::failure(FailReason::Canceled), msg);
                 Ok(Directive::Canceled)
@@ -492,7 +496,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 to: State::Succeeded,
             });
         }
-        let message = String::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
+        let message = Text::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
         self.clock(now);
         self.finish(i, Outcome::Succeeded { severity }, message);
         Ok(())
@@ -515,7 +519,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                 to: State::Failed,
             });
         }
-        let message = String::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
+        let message = Text::<T>::try_from(message).map_err(|_| JobError::TextTooLong)?;
         self.clock(now);
         let outcome = Outcome::Failed {
             reason: FailReason::Error,
@@ -565,7 +569,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
             State::Paused => {
                 if let Some(job) = self.job_mut(i) {
                     job.state = State::Running;
-                    job.lease_until = job.options.lease.map(|d| time::add(now, d));
+                    job.lease_until = Stamp::new(job.options.lease.map(|d| time::add(now, d)));
                 }
                 self.change(
                     i,
@@ -604,7 +608,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         }
         self.clock(now);
         if state == State::Queued {
-            let mut msg = String::new();
+            let mut msg = Text::<T>::new();
             let _ = msg.push_str("canceled");
             self.finish(i, Self::failure(FailReason::Canceled), msg);
         } else {
@@ -628,11 +632,11 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         while let Some(slot) = self.slot(i) {
             let next = slot.links.next;
             if let Some(job) = &slot.job {
-                let deadline = job.deadline.is_some_and(|d| d <= now);
+                let deadline = job.deadline.get().is_some_and(|d| d <= now);
                 let lease =
-                    job.state == State::Running && job.lease_until.is_some_and(|l| l <= now);
+                    job.state == State::Running && job.lease_until.get().is_some_and(|l| l <= now);
                 if deadline || lease {
-                    let mut msg = String::new();
+                    let mut msg = Text::<T>::new();
                     let _ = msg.push_str(if deadline {
                         "deadline passed"
                     } else {
@@ -732,7 +736,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     fn retention_end(&self, job: &Job<S, T, D>) -> Option<Instant> {
-        job.ended.map(|e| time::add(e, self.config.retention))
+        job.ended.get().map(|e| time::add(e, self.config.retention))
     }
 
     fn evictable(&self, i: u16) -> bool {
@@ -793,7 +797,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
     }
 
     /// Move the job in slot `i` to its terminal state, then release or fail its dependents.
-    pub(crate) fn finish(&mut self, i: u16, outcome: Outcome, message: String<T>) {
+    pub(crate) fn finish(&mut self, i: u16, outcome: Outcome, message: Text<T>) {
         self.end(i, outcome, message);
         if let Outcome::Succeeded { .. } = outcome {
             self.release_dependents(i);
@@ -802,18 +806,18 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         }
     }
 
-    fn end(&mut self, i: u16, outcome: Outcome, message: String<T>) {
+    fn end(&mut self, i: u16, outcome: Outcome, message: Text<T>) {
         let now = self.now;
         let Some(job) = self.job_mut(i) else { return };
         let from = job.state;
         let to = outcome.state();
         job.state = to;
         job.outcome = Some(outcome);
-        job.ended = Some(now);
+        job.ended = Stamp::at(now);
         job.message = message;
         job.pause_requested = false;
         job.cancel_requested = false;
-        job.lease_until = None;
+        job.lease_until = Stamp::NEVER;
         if to == State::Succeeded {
             job.progress = 100;
         }
@@ -867,7 +871,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
                     self.unlink_edge(e);
                     continue;
                 };
-                let mut msg = String::<T>::new();
+                let mut msg = Text::<T>::new();
                 if let Some(id) = failed_id {
                     let _ = write!(msg, "dependency {id} failed");
                 }
@@ -887,7 +891,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         let Some(slot) = self.slot_mut(i) else { return };
         let Some(job) = slot.job.take() else { return };
         self.len = self.len.saturating_sub(1);
-        if let (Some(outcome), Some(ended)) = (job.outcome, job.ended) {
+        if let (Some(outcome), Some(ended)) = (job.outcome, job.ended.get()) {
             self.tombstones.push(Tombstone {
                 id: job.id,
                 outcome,
@@ -1015,6 +1019,18 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
         e.checked_div(d).and_then(|i| u16::try_from(i).ok())
     }
 
+    /// The slot edge `e` points at: its owner's dependency `k`, which while the edge is linked
+    /// is live and so sits at its id's index.
+    fn edge_target(&self, e: u32) -> u16 {
+        let Ok(d) = u32::try_from(D) else { return NIL };
+        let owner = e.checked_div(d).and_then(|i| u16::try_from(i).ok());
+        let k = e.checked_rem(d).and_then(|k| usize::try_from(k).ok());
+        match (owner.and_then(|i| self.job(i)), k) {
+            (Some(job), Some(k)) => job.depends_on.get(k).map_or(NIL, |id| id.index()),
+            _ => NIL,
+        }
+    }
+
     fn edge_mut(&mut self, e: u32) -> Option<&mut Edge> {
         let d = u32::try_from(D).ok()?;
         let i = u16::try_from(e.checked_div(d)?).ok()?;
@@ -1043,10 +1059,8 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
             let head = self.slot(target).map_or(NIL_EDGE, |s| s.links.dependents);
             if let Some(edge) = self.edge_mut(e) {
                 *edge = Edge {
-                    target,
                     prev: NIL_EDGE,
                     next: head,
-                    linked: true,
                 };
             }
             if let Some(h) = self.edge_mut(head) {
@@ -1070,13 +1084,12 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobTable
 
     fn unlink_edge(&mut self, e: u32) {
         let Some(edge) = self.edge_mut(e) else { return };
-        if !edge.linked {
+        if !edge.linked() {
             return;
         }
-        let Edge {
-            target, prev, next, ..
-        } = *edge;
+        let Edge { prev, next } = *edge;
         *edge = Edge::EMPTY;
+        let target = self.edge_target(e);
         match self.edge_mut(prev) {
             Some(p) => p.next = next,
             None => {

@@ -73,7 +73,7 @@ fn footprint() {
         size_of::<Job<Op, 64, 4>>(),
         size_of::<Default16>(),
         slot,
-        2 * size_of::<heapless::String<64>>(),
+        2 * size_of::<heapless::String<64, u16>>(), // the core keeps text lengths in 16 bits
         size_of::<jobstate::Event<64>>(),
         size_of::<Table>(),
     );
