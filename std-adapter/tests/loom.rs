@@ -34,12 +34,18 @@ fn engine() -> E {
     })
 }
 
+/// An engine with one running job: the starting point of every model.
+fn running_job() -> (E, jobstate::JobId) {
+    let e = engine();
+    let id = e.submit(NewJob::new(1)).unwrap();
+    e.start(id).unwrap();
+    (e, id)
+}
+
 #[test]
 fn loom_blocking_wait_never_misses_the_end() {
     loom::model(|| {
-        let e = engine();
-        let id = e.submit(NewJob::new(1)).unwrap();
-        e.start(id).unwrap();
+        let (e, id) = running_job();
         let e2 = e.clone();
         let waiter = loom::thread::spawn(move || e2.wait(id, Condition::Terminal, LONG));
         e.succeed(id, Severity::Normal, "ok").unwrap();
@@ -53,9 +59,7 @@ fn loom_blocking_wait_never_misses_the_end() {
 #[test]
 fn loom_timeout_racing_notify_ends_the_wait_exactly_once() {
     loom::model(|| {
-        let e = engine();
-        let id = e.submit(NewJob::new(1)).unwrap();
-        e.start(id).unwrap();
+        let (e, id) = running_job();
         let (e2, e3) = (e.clone(), e.clone());
         let waiter = loom::thread::spawn(move || e2.wait(id, Condition::Terminal, LONG));
         let clock = loom::thread::spawn(move || e3.model_time_out_waiters());
@@ -72,9 +76,7 @@ fn loom_timeout_racing_notify_ends_the_wait_exactly_once() {
 #[test]
 fn loom_async_wait_never_misses_the_end() {
     loom::model(|| {
-        let e = engine();
-        let id = e.submit(NewJob::new(1)).unwrap();
-        e.start(id).unwrap();
+        let (e, id) = running_job();
         let e2 = e.clone();
         let waiter = loom::thread::spawn(move || {
             loom::future::block_on(e2.wait_async(id, Condition::Terminal, LONG))
@@ -90,9 +92,7 @@ fn loom_async_wait_never_misses_the_end() {
 #[test]
 fn loom_async_timeout_racing_notify() {
     loom::model(|| {
-        let e = engine();
-        let id = e.submit(NewJob::new(1)).unwrap();
-        e.start(id).unwrap();
+        let (e, id) = running_job();
         let (e2, e3) = (e.clone(), e.clone());
         let waiter = loom::thread::spawn(move || {
             loom::future::block_on(e2.wait_async(id, Condition::Terminal, LONG))
@@ -130,9 +130,7 @@ impl Wake for Guarded {
 #[test]
 fn loom_no_wake_after_deregistration() {
     loom::model(|| {
-        let e = engine();
-        let id = e.submit(NewJob::new(1)).unwrap();
-        e.start(id).unwrap();
+        let (e, id) = running_job();
         let dropped = Arc::new(AtomicBool::new(false));
         let wakes = Arc::new(AtomicUsize::new(0));
         let waker = Waker::from(StdArc::new(Guarded {
