@@ -7,8 +7,8 @@ mod http_support;
 
 use std::time::{Duration, Instant};
 
-use http_support::{assert_envelope, config, serve, Spec, CAP};
-use jobstate::{JobOptions, NewJob, Severity, State};
+use http_support::{assert_envelope, config, serve, Server, Spec, CAP};
+use jobstate::{Condition, JobOptions, NewJob, Severity, State};
 use serde_json::Value;
 
 const KEEP: Duration = Duration::from_secs(300);
@@ -500,55 +500,13 @@ async fn r_control_patch_actions() {
     assert_eq!(r.body["state"], "running");
 
     // pause with return_timeout: answers once the worker has paused it.
-    let poll = {
-        let url = s.url(&format!("{path}?action=pause&return_timeout=120"));
-        let client = s.client.clone();
-        tokio::spawn(async move {
-            client
-                .patch(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-        })
-    };
-    let mut paused = false;
-    for _ in 0..10_000 {
-        if s.engine.get(id).unwrap().pause_requested() {
-            s.engine.checkpoint(id).unwrap();
-            paused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert!(paused);
+    let poll = patch_in_background(&s, &format!("{path}?action=pause&return_timeout=120"));
+    checkpoint_once_requested(&s, id, |job| job.pause_requested()).await;
     assert_eq!(poll.await.unwrap().unwrap()["state"], "paused");
 
     // cancel a paused job: a flag the worker sees; with return_timeout, answered once ended.
-    let poll = {
-        let url = s.url(&format!("{path}?action=cancel&return_timeout=120"));
-        let client = s.client.clone();
-        tokio::spawn(async move {
-            client
-                .patch(url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-        })
-    };
-    let mut canceled = false;
-    for _ in 0..10_000 {
-        if s.engine.get(id).unwrap().cancel_requested() {
-            s.engine.checkpoint(id).unwrap();
-            canceled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert!(canceled);
+    let poll = patch_in_background(&s, &format!("{path}?action=cancel&return_timeout=120"));
+    checkpoint_once_requested(&s, id, |job| job.cancel_requested()).await;
     let body = poll.await.unwrap().unwrap();
     assert_eq!(body["state"], "failure");
     assert_eq!(body["error"]["code"], "2");
@@ -854,4 +812,40 @@ async fn r_input_every_malformed_parameter_is_4xx_with_envelope() {
     // None of it changed anything.
     assert_eq!(s.engine.get(id).unwrap().job, before);
     assert_eq!(s.engine.list().len(), 1);
+}
+
+/// A PATCH sent from another task: its answer arrives once the action took effect.
+fn patch_in_background(
+    s: &Server,
+    path_and_query: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<Value>> {
+    let url = s.url(path_and_query);
+    let client = s.client.clone();
+    tokio::spawn(async move { client.patch(url).send().await?.json::<Value>().await })
+}
+
+/// Play the worker: long-poll the job (no sleeping) until the client's request is recorded,
+/// then run the checkpoint that acts on it.
+async fn checkpoint_once_requested(
+    s: &Server,
+    id: jobstate::JobId,
+    requested: fn(&jobstate::Job<Spec, 64, 4>) -> bool,
+) {
+    loop {
+        let job = s.engine.get(id).unwrap();
+        if requested(&job) {
+            s.engine.checkpoint(id).unwrap();
+            return;
+        }
+        let waited = s
+            .engine
+            .wait_async(
+                id,
+                Condition::ChangedSince(job.revision()),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(!waited.timed_out, "the request never reached the job");
+    }
 }
