@@ -7,6 +7,7 @@ use crate::retain::Tombstone;
 use crate::state::State;
 
 /// Why an id does not lead to a job (R-ID).
+#[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -33,18 +34,52 @@ impl fmt::Display for LookupError {
 
 impl core::error::Error for LookupError {}
 
-/// Why a submit was refused. Nothing was added.
+/// Which text a [`SubmitError::TextTooLong`] or [`JobError::TextTooLong`] is about.
+#[non_exhaustive]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum TextField {
+    /// The job's description (given at submit).
+    Description,
+    /// The progress or outcome message.
+    Message,
+    /// A log line ([`crate::JobTable::log`]).
+    LogLine,
+}
+
+impl TextField {
+    /// Lower-case name (`description`, `message`, `log_line`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TextField::Description => "description",
+            TextField::Message => "message",
+            TextField::LogLine => "log_line",
+        }
+    }
+}
+
+/// Why a submit was refused. Nothing was added, and the table is as it was.
+#[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SubmitError {
     /// Every slot holds a live job or a terminal job still within its retention (R-FULL).
-    /// Try again after the oldest terminal job's retention passes.
+    /// [`crate::JobTable::next_free_at`] says when a slot frees.
     TableFull,
     /// The description does not fit the table's text capacity.
-    TextTooLong,
-    /// More dependencies than the table's per-job limit.
+    TextTooLong {
+        /// Which text.
+        field: TextField,
+        /// The most bytes it may have.
+        limit: u16,
+    },
+    /// More dependencies than one job may have ([`crate::MAX_DEPENDENCIES`]).
     TooManyDependencies,
+    /// The table's dependency pool (`E` edges) has no room for this job's dependencies. Room
+    /// comes back as jobs with dependencies are removed.
+    DependenciesFull,
     /// The same dependency was named twice.
     DuplicateDependency(JobId),
     /// A dependency is unknown, expired or stale (R-DEPS).
@@ -54,26 +89,66 @@ pub enum SubmitError {
         /// What looking it up answered.
         error: LookupError,
     },
+    /// A run timeout or lease longer than the table keeps ([`crate::JobOptions::MAX_DURATION`]).
+    DurationTooLong,
 }
 
 impl fmt::Display for SubmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SubmitError::TableFull => f.write_str("job table is full"),
-            SubmitError::TextTooLong => f.write_str("description too long"),
+            SubmitError::TextTooLong { field, limit } => {
+                write!(f, "{} longer than {limit} bytes", field.as_str())
+            }
             SubmitError::TooManyDependencies => f.write_str("too many dependencies"),
+            SubmitError::DependenciesFull => f.write_str("dependency pool is full"),
             SubmitError::DuplicateDependency(id) => write!(f, "dependency {id} named twice"),
             SubmitError::UnknownDependency { id, error } => {
                 write!(f, "dependency {id}: {error}")
             }
+            SubmitError::DurationTooLong => f.write_str("run timeout or lease too long"),
         }
     }
 }
 
 impl core::error::Error for SubmitError {}
 
+/// A refused submit: the caller's job comes back whole, spec included, with the reason (R-FULL).
+/// Nothing is lost: retry it later, or answer the client.
+#[derive(Clone, Debug)]
+pub struct Refused<'a, S> {
+    /// The job that was not added.
+    pub job: crate::NewJob<'a, S>,
+    /// Why.
+    pub error: SubmitError,
+}
+
+impl<S> Refused<'_, S> {
+    /// The spec back, dropping the rest.
+    pub fn into_spec(self) -> S {
+        self.job.spec
+    }
+}
+
+impl<S> From<Refused<'_, S>> for SubmitError {
+    fn from(r: Refused<'_, S>) -> Self {
+        r.error
+    }
+}
+
+impl<S> fmt::Display for Refused<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl<S: fmt::Debug> core::error::Error for Refused<'_, S> {}
+
 /// Why an operation on an existing job was refused. The job, its version and the table
-/// revision are unchanged (R-TRANS, R-INPUT).
+/// revision are unchanged (R-TRANS, R-INPUT) — except that a job whose deadline or lease had
+/// already passed is failed `TimedOut` first (R-DEADLINE), and the call answers
+/// [`JobError::AlreadyTerminal`].
+#[non_exhaustive]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -87,7 +162,8 @@ pub enum JobError {
         /// The state the operation would have moved it to.
         to: State,
     },
-    /// The job is terminal; no action applies any more.
+    /// The job is terminal (succeeded, failed, or timed out just now): no action applies any
+    /// more, whichever it was.
     AlreadyTerminal,
     /// The operation needs a running job (pause request, progress, checkpoint).
     NotRunning,
@@ -101,8 +177,13 @@ pub enum JobError {
     DependenciesPending,
     /// Progress over 100 percent.
     ProgressOutOfRange(u8),
-    /// A message or log line does not fit the table's text capacity.
-    TextTooLong,
+    /// A message or log line does not fit.
+    TextTooLong {
+        /// Which text.
+        field: TextField,
+        /// The most bytes it may have.
+        limit: u16,
+    },
 }
 
 impl From<LookupError> for JobError {
@@ -123,7 +204,9 @@ impl fmt::Display for JobError {
             JobError::NotCancelable => f.write_str("job cannot be canceled"),
             JobError::DependenciesPending => f.write_str("dependencies have not succeeded"),
             JobError::ProgressOutOfRange(p) => write!(f, "progress {p} is over 100"),
-            JobError::TextTooLong => f.write_str("text too long"),
+            JobError::TextTooLong { field, limit } => {
+                write!(f, "{} longer than {limit} bytes", field.as_str())
+            }
         }
     }
 }

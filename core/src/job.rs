@@ -1,17 +1,10 @@
 //! The job: what a caller submits ([`NewJob`]) and what it reads back ([`Job`]).
 
-use heapless::{String, Vec};
+use crate::time::Duration;
 
-use crate::id::{JobId, Revision};
-
-/// A job's text (description, message): `T` bytes with a 16-bit length, so the table's text
-/// capacity is at most 65 535 bytes.
-pub(crate) type Text<const T: usize> = String<T, u16>;
-
-/// A job's dependencies: at most `D` ≤ 255 of them, with an 8-bit length.
-pub(crate) type Deps<const D: usize> = Vec<JobId, D, u8>;
-use crate::state::{Outcome, State};
-use crate::time::{Duration, Instant, Stamp};
+/// The most dependencies one job may have (R-DEPS). The table's edge pool (`E`) bounds how
+/// many all jobs together hold.
+pub const MAX_DEPENDENCIES: usize = 8;
 
 /// Per-job rules, chosen at submit time.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,13 +21,14 @@ pub struct JobOptions {
     /// `Interrupted` (default `false`).
     pub restartable: bool,
     /// The job fails with `TimedOut` when it is still running or paused this long after it
-    /// started (R-DEADLINE).
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
+    /// first started (R-DEADLINE). Kept to the millisecond (rounded up).
+    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ms::option"))]
     pub run_timeout: Option<Duration>,
     /// Heartbeat lease: a running job whose worker has not called
     /// [`crate::JobTable::heartbeat`] (or another worker-side update) for this long fails with
-    /// `TimedOut`, so a job never stays running after its worker died (R-DEADLINE).
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks::option"))]
+    /// `TimedOut`, so a job never stays running after its worker died (R-DEADLINE). Kept to the
+    /// millisecond (rounded up).
+    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ms::option"))]
     pub lease: Option<Duration>,
 }
 
@@ -45,6 +39,10 @@ impl Default for JobOptions {
 }
 
 impl JobOptions {
+    /// The longest run timeout or lease the table keeps: `u32::MAX` milliseconds (49.7 days).
+    /// Longer ones are refused with [`crate::SubmitError::DurationTooLong`].
+    pub const MAX_DURATION: Duration = Duration::from_millis(u32::MAX as u64);
+
     /// Pausable, cancelable, not restartable, no deadline, no lease.
     pub const DEFAULT: JobOptions = JobOptions {
         pausable: true,
@@ -102,125 +100,3 @@ impl<'a, S> NewJob<'a, S> {
     }
 }
 
-/// A job as the table holds it; `Clone` it for a snapshot.
-///
-/// `T` is the text capacity (description, message) in bytes, `D` the most dependencies a job
-/// may have. Both are set by the table type ([`crate::JobTable`]).
-///
-/// Its optional instants ([`Job::started`], [`Job::ended`], [`Job::deadline`],
-/// [`Job::lease_until`]) are kept compactly: the one instant they cannot hold, the very end of
-/// time (`u64::MAX` ticks), reads back one tick earlier.
-#[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Job<S, const T: usize, const D: usize> {
-    pub(crate) id: JobId,
-    pub(crate) spec: S,
-    pub(crate) description: Text<T>,
-    pub(crate) state: State,
-    pub(crate) progress: u8,
-    pub(crate) message: Text<T>,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))]
-    pub(crate) created: Instant,
-    pub(crate) started: Stamp,
-    pub(crate) ended: Stamp,
-    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ticks"))]
-    pub(crate) modified: Instant,
-    pub(crate) revision: Revision,
-    pub(crate) state_revision: Revision,
-    pub(crate) version: u32,
-    pub(crate) outcome: Option<Outcome>,
-    pub(crate) depends_on: Deps<D>,
-    pub(crate) options: JobOptions,
-    pub(crate) pause_requested: bool,
-    pub(crate) cancel_requested: bool,
-    pub(crate) deadline: Stamp,
-    pub(crate) lease_until: Stamp,
-}
-
-impl<S, const T: usize, const D: usize> Job<S, T, D> {
-    /// The job's id.
-    pub fn id(&self) -> JobId {
-        self.id
-    }
-    /// The caller's spec: what to do.
-    pub fn spec(&self) -> &S {
-        &self.spec
-    }
-    /// The description given at submit.
-    pub fn description(&self) -> &str {
-        &self.description
-    }
-    /// The current state.
-    pub fn state(&self) -> State {
-        self.state
-    }
-    /// Progress in percent, 0–100.
-    pub fn progress(&self) -> u8 {
-        self.progress
-    }
-    /// The last progress message, or the success/failure message once terminal.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-    /// When it was submitted.
-    pub fn created(&self) -> Instant {
-        self.created
-    }
-    /// When a worker first started it.
-    pub fn started(&self) -> Option<Instant> {
-        self.started.get()
-    }
-    /// When it reached a terminal state.
-    pub fn ended(&self) -> Option<Instant> {
-        self.ended.get()
-    }
-    /// When it last changed observably.
-    pub fn modified(&self) -> Instant {
-        self.modified
-    }
-    /// The table revision of its last observable change (R-VERSION).
-    pub fn revision(&self) -> Revision {
-        self.revision
-    }
-    /// The table revision of its last state change.
-    pub fn state_revision(&self) -> Revision {
-        self.state_revision
-    }
-    /// Per-job version: 1 at submit, +1 on every observable change.
-    pub fn version(&self) -> u32 {
-        self.version
-    }
-    /// The outcome, once terminal.
-    pub fn outcome(&self) -> Option<Outcome> {
-        self.outcome
-    }
-    /// The jobs it depends on.
-    pub fn depends_on(&self) -> &[JobId] {
-        &self.depends_on
-    }
-    /// Its options.
-    pub fn options(&self) -> &JobOptions {
-        &self.options
-    }
-    /// A pause was requested and the worker has not acknowledged it yet.
-    pub fn pause_requested(&self) -> bool {
-        self.pause_requested
-    }
-    /// A cancel was requested and the worker has not acknowledged it yet.
-    pub fn cancel_requested(&self) -> bool {
-        self.cancel_requested
-    }
-    /// When it times out (run timeout), if it has one and has started.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.deadline.get()
-    }
-    /// When its heartbeat lease runs out, while running.
-    pub fn lease_until(&self) -> Option<Instant> {
-        self.lease_until.get()
-    }
-    /// `true` once `Succeeded` or `Failed`.
-    pub fn is_terminal(&self) -> bool {
-        self.state.is_terminal()
-    }
-}

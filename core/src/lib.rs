@@ -55,7 +55,7 @@
 //!     jobs.progress(id, 50, "half way", t(2)).unwrap();
 //!     match jobs.checkpoint(id, t(2)).unwrap() {
 //!         Directive::Continue => jobs.succeed(id, Severity::Normal, "done", t(3)).unwrap(),
-//!         Directive::Pause | Directive::Canceled => break,
+//!         _ => break, // paused or canceled
 //!     }
 //! }
 //! assert_eq!(jobs.get(write).unwrap().state(), State::Succeeded);
@@ -84,28 +84,31 @@ pub mod flash;
 mod id;
 mod job;
 pub mod journal;
-mod links;
 #[cfg(feature = "persist")]
 pub mod persist;
+mod record;
 mod retain;
 #[cfg(feature = "embassy")]
 pub mod shared;
 mod state;
 mod table;
 mod time;
+mod view;
 mod wait;
 
-pub use error::{Compacted, JobError, LookupError, SubmitError};
+pub use error::{Compacted, JobError, LookupError, Refused, SubmitError, TextField};
 pub use id::{JobId, Revision};
-pub use job::{Job, JobOptions, NewJob};
+pub use job::{JobOptions, NewJob, MAX_DEPENDENCIES};
 pub use journal::{Event, EventKind};
+pub use record::Detail;
 pub use retain::Tombstone;
 #[cfg(feature = "embassy")]
-pub use shared::{SharedTable, Submitted, Waited};
+pub use shared::SharedTable;
 pub use state::{Directive, FailReason, Outcome, Request, Severity, State};
 pub use table::{Config, Expired, JobTable};
 pub use time::{Duration, Instant};
-pub use wait::Condition;
+pub use view::{Job, JobRef};
+pub use wait::{clamp_wait, Condition, Submitted, Waited, Watched, MAX_WAIT};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -16,6 +16,7 @@ use core::fmt;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum State {
     /// Accepted, waiting for a worker (and for its dependencies).
     Queued,
@@ -58,6 +59,7 @@ impl fmt::Display for State {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Severity {
     /// Everything went as asked.
     #[default]
@@ -72,6 +74,7 @@ pub enum Severity {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum FailReason {
     /// The worker reported an error.
     Error,
@@ -86,6 +89,17 @@ pub enum FailReason {
 }
 
 impl FailReason {
+    /// Lower-case name (`error`, `canceled`, `timed_out`, `dependency_failed`, `interrupted`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailReason::Error => "error",
+            FailReason::Canceled => "canceled",
+            FailReason::TimedOut => "timed_out",
+            FailReason::DependencyFailed => "dependency_failed",
+            FailReason::Interrupted => "interrupted",
+        }
+    }
+
     /// The numeric code the table uses when it fails a job itself (the worker's own failures
     /// carry the worker's code). Codes are stable; HTTP bindings print them.
     pub const fn default_code(self) -> i32 {
@@ -103,6 +117,7 @@ impl FailReason {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Outcome {
     /// The job succeeded.
     Succeeded {
@@ -140,6 +155,7 @@ impl Outcome {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Directive {
     /// Go on working.
     Continue,
@@ -153,6 +169,7 @@ pub enum Directive {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum Request {
     /// Pause at the next checkpoint.
     Pause,

@@ -6,58 +6,64 @@
 
 pub use embassy_time::{Duration, Instant};
 
-/// Serde form of `Instant` / `Duration` / their options: raw ticks as `u64`.
+/// Serde form of `Instant` / `Duration` / their options: whole milliseconds as `u64`, so images
+/// and serde output do not depend on the `embassy-time` tick rate of the program that wrote them.
 #[cfg(feature = "serde")]
-pub(crate) mod serde_ticks {
+pub(crate) mod serde_ms {
     use super::{Duration, Instant};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(crate) trait Ticks: Sized {
-        fn to_ticks(&self) -> u64;
-        fn from_ticks(t: u64) -> Self;
+    pub(crate) trait Millis: Sized {
+        fn to_ms(&self) -> u64;
+        fn from_ms(ms: u64) -> Self;
     }
-    impl Ticks for Instant {
-        fn to_ticks(&self) -> u64 {
-            self.as_ticks()
+    impl Millis for Instant {
+        fn to_ms(&self) -> u64 {
+            self.as_millis()
         }
-        fn from_ticks(t: u64) -> Self {
-            Instant::from_ticks(t)
+        fn from_ms(ms: u64) -> Self {
+            super::instant_of_ms(ms)
         }
     }
-    impl Ticks for Duration {
-        fn to_ticks(&self) -> u64 {
-            self.as_ticks()
+    impl Millis for Duration {
+        fn to_ms(&self) -> u64 {
+            self.as_millis()
         }
-        fn from_ticks(t: u64) -> Self {
-            Duration::from_ticks(t)
+        fn from_ms(ms: u64) -> Self {
+            Duration::from_millis(ms)
         }
     }
 
-    pub(crate) fn serialize<T: Ticks, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(v.to_ticks())
+    pub(crate) fn serialize<T: Millis, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_ms())
     }
-    pub(crate) fn deserialize<'de, T: Ticks, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
-        u64::deserialize(d).map(T::from_ticks)
+    pub(crate) fn deserialize<'de, T: Millis, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        u64::deserialize(d).map(T::from_ms)
     }
 
     pub(crate) mod option {
-        use super::Ticks;
+        use super::Millis;
         use serde::{Deserialize, Deserializer, Serializer};
-        pub(crate) fn serialize<T: Ticks, S: Serializer>(
+        pub(crate) fn serialize<T: Millis, S: Serializer>(
             v: &Option<T>,
             s: S,
         ) -> Result<S::Ok, S::Error> {
             match v {
-                Some(v) => s.serialize_some(&v.to_ticks()),
+                Some(v) => s.serialize_some(&v.to_ms()),
                 None => s.serialize_none(),
             }
         }
-        pub(crate) fn deserialize<'de, T: Ticks, D: Deserializer<'de>>(
+        pub(crate) fn deserialize<'de, T: Millis, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<T>, D::Error> {
-            Option::<u64>::deserialize(d).map(|o| o.map(T::from_ticks))
+            Option::<u64>::deserialize(d).map(|o| o.map(T::from_ms))
         }
     }
+}
+
+/// The instant `ms` milliseconds after time zero, saturating at the end of time.
+pub(crate) fn instant_of_ms(ms: u64) -> Instant {
+    Instant::try_from_millis(ms).unwrap_or(Instant::MAX)
 }
 
 /// `at + d`, saturating at the end of time instead of overflowing.
@@ -65,104 +71,106 @@ pub(crate) fn add(at: Instant, d: Duration) -> Instant {
     Instant::from_ticks(at.as_ticks().saturating_add(d.as_ticks()))
 }
 
-/// An `Option<Instant>` in 8 bytes instead of 16: raw ticks, with `u64::MAX` meaning "none".
-///
-/// The one instant it cannot hold, the very end of time (`u64::MAX` ticks), is stored one tick
-/// earlier, so a set stamp always reads back as `Some`. Its `Debug`, `defmt` and serde forms are
-/// those of `Option<Instant>` (serde: raw ticks as `Option<u64>`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stamp(u64);
+/// An instant in whole milliseconds since time zero, in 6 bytes (48 bits: 8 900 years), with
+/// the top value meaning "none". This is how the table stores every instant of a job: compact,
+/// and independent of the tick rate (R-PERSIST images read the same on any time driver).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Ms([u16; 3]);
 
-impl Stamp {
-    const NEVER_TICKS: u64 = u64::MAX;
+impl Ms {
+    /// The largest value, kept for "no instant".
+    const NONE_MS: u64 = (1 << 48) - 1;
+    /// Time zero.
+    pub(crate) const ZERO: Ms = Ms([0; 3]);
     /// No instant.
-    pub(crate) const NEVER: Stamp = Stamp(Self::NEVER_TICKS);
+    pub(crate) const NONE: Ms = Ms([u16::MAX; 3]);
 
-    /// The stamp of `at`, or [`Stamp::NEVER`].
-    pub(crate) const fn new(at: Option<Instant>) -> Self {
-        match at {
-            Some(at) => Self::at(at),
-            None => Self::NEVER,
-        }
+    /// Raw milliseconds, clamped to the 48-bit range (the top value stays "none").
+    pub(crate) const fn from_ms(ms: u64) -> Self {
+        let ms = if ms > Self::NONE_MS { Self::NONE_MS } else { ms };
+        Ms([(ms >> 32) as u16, (ms >> 16) as u16, ms as u16])
     }
 
-    /// The stamp of `at` (the end of time is stored one tick earlier).
-    pub(crate) const fn at(at: Instant) -> Self {
-        let t = at.as_ticks();
-        Stamp(if t == Self::NEVER_TICKS {
-            t.saturating_sub(1)
-        } else {
-            t
-        })
+    /// The millisecond count (`Ms::NONE` reads as 2^48 - 1).
+    pub(crate) const fn ms(self) -> u64 {
+        let [a, b, c] = self.0;
+        ((a as u64) << 32) | ((b as u64) << 16) | (c as u64)
+    }
+
+    /// The stamp of `at`, truncated to the millisecond. The one instant it cannot hold, 2^48 - 1
+    /// ms, is stored one millisecond earlier so that a set stamp never reads as none.
+    pub(crate) fn at(at: Instant) -> Self {
+        Self::from_ms(at.as_millis().min(Self::NONE_MS.saturating_sub(1)))
     }
 
     /// The instant, if any.
-    pub(crate) const fn get(self) -> Option<Instant> {
-        if self.0 == Self::NEVER_TICKS {
+    pub(crate) fn get(self) -> Option<Instant> {
+        if self.is_none() {
             None
         } else {
-            Some(Instant::from_ticks(self.0))
+            Some(instant_of_ms(self.ms()))
         }
+    }
+
+    /// The instant of a stamp that is always set (created, modified).
+    pub(crate) fn instant(self) -> Instant {
+        instant_of_ms(self.ms())
+    }
+
+    /// `true` for [`Ms::NONE`].
+    pub(crate) const fn is_none(self) -> bool {
+        self.ms() == Self::NONE_MS
     }
 }
 
-impl core::fmt::Debug for Stamp {
+impl core::fmt::Debug for Ms {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Debug::fmt(&self.get(), f)
+        core::fmt::Debug::fmt(&self.get().map(|t| t.as_millis()), f)
     }
 }
 
-#[cfg(feature = "defmt")]
-impl defmt::Format for Stamp {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::Format::format(&self.get(), f)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for Stamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.get() {
-            Some(at) => s.serialize_some(&at.as_ticks()),
-            None => s.serialize_none(),
+/// A duration kept in 4 bytes: whole milliseconds (rounded up, at least 1), 0 meaning none. At
+/// most `u32::MAX` ms (49.7 days).
+pub(crate) fn duration_ms(d: Option<Duration>) -> Option<u32> {
+    match d {
+        None => Some(0),
+        Some(d) => {
+            let us = d.as_micros();
+            let ms = us.div_ceil(1000).max(1);
+            u32::try_from(ms).ok()
         }
     }
 }
 
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for Stamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <Option<u64> as serde::Deserialize>::deserialize(d)
-            .map(|o| Stamp::new(o.map(Instant::from_ticks)))
-    }
+/// The duration of a stored millisecond count (0 = none).
+pub(crate) fn duration_of_ms(ms: u32) -> Option<Duration> {
+    (ms != 0).then(|| Duration::from_millis(u64::from(ms)))
 }
 
 #[cfg(test)]
 #[allow(clippy::arithmetic_side_effects)]
 mod tests {
-    use core::fmt::Write as _;
-
-    use super::{Instant, Stamp};
+    use super::{duration_ms, Duration, Instant, Ms};
 
     #[test]
-    fn stamp_reads_back_what_was_stored() {
-        assert_eq!(Stamp::NEVER.get(), None);
-        assert_eq!(Stamp::new(None), Stamp::NEVER);
-        for t in [0, 1, 1_000_000, u64::MAX - 1] {
-            let at = Instant::from_ticks(t);
-            assert_eq!(Stamp::new(Some(at)).get(), Some(at));
-            assert_eq!(Stamp::at(at).get(), Some(at));
+    fn stamps_read_back_to_the_millisecond() {
+        assert_eq!(Ms::NONE.get(), None);
+        assert_eq!(Ms::default().get(), Some(Instant::from_ticks(0)));
+        for ms in [0, 1, 1_000, 1 << 40, (1 << 48) - 3] {
+            let at = Instant::from_millis(ms);
+            assert_eq!(Ms::at(at).get(), Some(at));
         }
-        // The end of time stays a set stamp, one tick earlier.
-        assert_eq!(
-            Stamp::at(Instant::MAX).get(),
-            Some(Instant::from_ticks(u64::MAX - 1))
-        );
-        // Debug reads like the `Option<Instant>` it stands for.
-        let (mut a, mut b) = (heapless::String::<64>::new(), heapless::String::<64>::new());
-        let at = Instant::from_ticks(7);
-        assert!(write!(a, "{:?}{:?}", Stamp::NEVER, Stamp::at(at)).is_ok());
-        assert!(write!(b, "{:?}{:?}", None::<Instant>, Some(at)).is_ok());
-        assert_eq!(a, b);
+        // Sub-millisecond parts are dropped; the end of the range stays a set stamp.
+        assert_eq!(Ms::at(Instant::from_micros(1_999)).get(), Some(Instant::from_millis(1)));
+        assert!(Ms::at(Instant::MAX).get().is_some());
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_milliseconds() {
+        assert_eq!(duration_ms(None), Some(0));
+        assert_eq!(duration_ms(Some(Duration::from_ticks(0))), Some(1));
+        assert_eq!(duration_ms(Some(Duration::from_micros(1_001))), Some(2));
+        assert_eq!(duration_ms(Some(Duration::from_secs(60))), Some(60_000));
+        assert_eq!(duration_ms(Some(Duration::from_secs(50 * 86_400))), None);
     }
 }

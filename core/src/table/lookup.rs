@@ -1,0 +1,145 @@
+//! Ids to slots, and reading a job in place (R-ID).
+
+use super::lists::index;
+use super::Ro;
+use crate::error::{Compacted, LookupError};
+use crate::id::{JobId, Revision};
+use crate::journal::Event;
+use crate::record::{Slot, Tomb};
+use crate::retain::Tombstone;
+use crate::view::JobRef;
+
+/// Which of a slot's two texts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Text {
+    Description = 0,
+    Message = 1,
+}
+
+/// The id of the job in slot `i` of a table in `epoch`.
+pub(crate) fn id_of(epoch: u32, i: u16, slot: &Slot) -> JobId {
+    JobId::new(
+        epoch.saturating_sub(u32::from(slot.epoch_lag)),
+        i,
+        slot.generation,
+    )
+}
+
+/// Does `id` name the job in `slot` (a slot of a table in `epoch`)? An id issued
+/// `u16::MAX` or more epochs ago matches on slot and generation alone.
+pub(crate) fn names(epoch: u32, i: u16, slot: &Slot, id: JobId) -> bool {
+    if !(slot.phase.is_live() || slot.phase.is_terminal()) || id.generation() != slot.generation {
+        return false;
+    }
+    let issued = epoch.saturating_sub(u32::from(slot.epoch_lag));
+    id.index() == i
+        && (id.epoch() == issued || (slot.epoch_lag == u16::MAX && id.epoch() <= issued))
+}
+
+impl<'a, S> Ro<'a, S> {
+    pub(crate) fn slot(&self, i: u16) -> Option<&'a Slot> {
+        self.slots.get(usize::from(i))
+    }
+
+    pub(crate) fn text(&self, i: u16, which: Text) -> &'a str {
+        let t = self.t;
+        let buf = match which {
+            Text::Description => self.desc,
+            Text::Message => self.msg,
+        };
+        let len = self
+            .lens
+            .get(usize::from(i))
+            .and_then(|l| l.get(which as usize))
+            .map_or(0, |l| usize::from(*l));
+        let start = usize::from(i).saturating_mul(t);
+        buf.get(start..start.saturating_add(len.min(t)))
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    pub(crate) fn spec(&self, slot: &Slot) -> Option<&'a S> {
+        let pos = usize::from(slot.spec.checked_sub(1)?);
+        self.specs.get(pos).map(|(_, s)| s)
+    }
+
+    /// The job in slot `i`, if it holds one.
+    pub(crate) fn job_at(&self, i: u16) -> Option<JobRef<'a, S>> {
+        let slot = self.slot(i)?;
+        if !(slot.phase.is_live() || slot.phase.is_terminal()) {
+            return None;
+        }
+        Some(JobRef {
+            id: id_of(self.h.epoch, i, slot),
+            slot,
+            spec: self.spec(slot)?,
+            description: self.text(i, Text::Description),
+            message: self.text(i, Text::Message),
+            edges: self.edges,
+        })
+    }
+
+    /// Id → slot index, or why not (R-ID).
+    ///
+    /// A job restored from a persisted image keeps the id it was given before the restart, so
+    /// the caller that was told about it still finds it. Any other id from an earlier epoch is
+    /// `Stale` (or `Expired` with its tombstone, when one is kept).
+    pub(crate) fn locate(&self, id: JobId) -> Result<u16, LookupError> {
+        let epoch = self.h.epoch;
+        if id.epoch() > epoch || id.generation() == 0 {
+            return Err(LookupError::NotFound);
+        }
+        let i = id.index();
+        let slot = self.slot(i);
+        if slot.is_some_and(|s| names(epoch, i, s, id)) {
+            return Ok(i);
+        }
+        if let Some(t) = self.tombstone(id) {
+            return Err(LookupError::Expired(Some(t)));
+        }
+        if id.epoch() < epoch {
+            return Err(LookupError::Stale);
+        }
+        // This epoch: issued here if the slot's generation has passed it.
+        match slot {
+            Some(s) if id.generation() <= s.generation => Err(LookupError::Expired(None)),
+            _ => Err(LookupError::NotFound),
+        }
+    }
+
+    pub(crate) fn get(&self, id: JobId) -> Result<JobRef<'a, S>, LookupError> {
+        let i = self.locate(id)?;
+        self.job_at(i).ok_or(LookupError::NotFound)
+    }
+
+    /// Linear in the tombstones kept; only asked on the `Expired` path.
+    pub(crate) fn tombstone(&self, id: JobId) -> Option<Tombstone> {
+        self.tombs
+            .iter()
+            .rev()
+            .find(|t| t.id == id)
+            .map(Tombstone::of)
+    }
+
+    pub(crate) fn peek_runnable(&self) -> Option<JobId> {
+        let i = index(self.h.runnable.head)?;
+        self.slot(i).map(|s| id_of(self.h.epoch, i, s))
+    }
+
+    pub(crate) fn journal(
+        self,
+        after: Revision,
+    ) -> Result<impl Iterator<Item = Event<'a>> + 'a, Compacted> {
+        self.journal.since(after, Revision::new(self.h.revision))
+    }
+}
+
+impl Tombstone {
+    pub(crate) fn of(t: &Tomb) -> Tombstone {
+        Tombstone {
+            id: t.id,
+            outcome: t.outcome(),
+            ended: t.ended.instant(),
+        }
+    }
+}
