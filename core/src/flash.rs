@@ -38,11 +38,10 @@
 //! let id = table.submit(NewJob::new(7), Instant::from_secs(0)).unwrap();
 //! store.save_table(&table, &mut buf).unwrap();
 //!
-//! // ... power cycle ...
-//! let (restored, _report) = store
-//!     .restore_table::<u8, 4, 64, 4, 64>(&mut buf, Instant::from_secs(1))
-//!     .unwrap()
-//!     .expect("an image was saved");
+//! // ... power cycle: the table is restored where it lives (a `static` on firmware) ...
+//! let mut restored = Table::new(Config::DEFAULT);
+//! let report = store.restore_into(&mut restored, &mut buf, Instant::from_secs(1)).unwrap();
+//! assert!(report.is_some(), "an image was saved");
 //! assert_eq!(*restored.get(id).unwrap().spec(), 7);
 //! ```
 
@@ -379,11 +378,13 @@ impl<F: NorFlash> AbStore<F> {
         S: Serialize,
         const N: usize,
         const T: usize,
-        const D: usize,
         const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
     >(
         &mut self,
-        table: &JobTable<S, N, T, D, J>,
+        table: &JobTable<S, N, T, J, L, E, K>,
         buf: &mut [u8],
     ) -> Result<u32, StoreError<F::Error>> {
         let area = buf
@@ -395,43 +396,23 @@ impl<F: NorFlash> AbStore<F> {
         })?;
         self.save(buf, len)
     }
-
-    /// [`load`](AbStore::load) the newest image and [`JobTable::restore`] it at `now`;
-    /// `Ok(None)` when the store holds no valid record.
-    #[allow(clippy::type_complexity)]
-    pub fn restore_table<
-        S: DeserializeOwned,
-        const N: usize,
-        const T: usize,
-        const D: usize,
-        const J: usize,
-    >(
-        &mut self,
-        buf: &mut [u8],
-        now: Instant,
-    ) -> Result<Option<(JobTable<S, N, T, D, J>, Restored)>, StoreError<F::Error>> {
-        match self.load(buf)? {
-            None => Ok(None),
-            Some(image) => JobTable::restore(image, now)
-                .map(Some)
-                .map_err(StoreError::Decode),
-        }
-    }
 }
 
 impl<F: NorFlash> AbStore<F> {
-    /// [`restore_table`](AbStore::restore_table) into an existing table, in place (for a table
-    /// in a `static`, or too big for the stack): see [`JobTable::restore_in_place`].
+    /// [`load`](AbStore::load) the newest image and restore it into `table`, in place (a table
+    /// in a `static` or a `Box`; no table-sized temporary): see [`JobTable::restore_in_place`].
     /// `Ok(None)` (table unchanged) when the store holds no valid record.
     pub fn restore_into<
         S: DeserializeOwned,
         const N: usize,
         const T: usize,
-        const D: usize,
         const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
     >(
         &mut self,
-        table: &mut JobTable<S, N, T, D, J>,
+        table: &mut JobTable<S, N, T, J, L, E, K>,
         buf: &mut [u8],
         now: Instant,
     ) -> Result<Option<Restored>, StoreError<F::Error>> {

@@ -123,7 +123,7 @@ impl Revision {
         if self.0 >= Self::MAX.0 {
             Self::MAX
         } else {
-            Self(self.0 + 1)
+            Self(self.0.saturating_add(1))
         }
     }
 }

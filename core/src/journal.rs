@@ -207,13 +207,13 @@ impl Journal<'_> {
             return self.pos.written;
         }
         // A line never wraps around the ring's end: skip to the start instead.
-        let at = (self.pos.written % ring32) as usize;
+        let at = self.pos.written.checked_rem(ring32).unwrap_or(0) as usize;
         if at.saturating_add(need) > ring {
-            let skip = ring32.saturating_sub(self.pos.written % ring32);
+            let skip = ring32.saturating_sub(self.pos.written.checked_rem(ring32).unwrap_or(0));
             self.pos.written = self.pos.written.wrapping_add(skip);
         }
         let start = self.pos.written;
-        let at = (start % ring32) as usize;
+        let at = start.checked_rem(ring32).unwrap_or(0) as usize;
         let len = u16::try_from(line.len()).unwrap_or(u16::MAX).to_le_bytes();
         if let Some(dst) = self.logs.get_mut(at..at.saturating_add(need)) {
             // Byte by byte: no length check that could panic.

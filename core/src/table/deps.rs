@@ -66,40 +66,20 @@ impl<S> Core<'_, S> {
         }
     }
 
-    /// Give slot `i` edges to `deps` (in order), linking each into the dependents list of its
-    /// live target, and count those not yet succeeded. The caller checked there is room and
-    /// every dependency is live or terminal.
-    pub(crate) fn link_dependencies(&mut self, i: u16, deps: &[JobId]) {
+    /// Give slot `i` edges to `deps`, in order, not yet on their targets' lists. The caller
+    /// checked there is room.
+    pub(crate) fn store_edges(&mut self, i: u16, deps: &[JobId]) {
         let mut tail = NIL;
-        let mut unmet: u8 = 0;
         for dep in deps {
             let Some(e) = self.alloc_edge() else { return };
-            let target = self
-                .ro()
-                .locate(*dep)
-                .ok()
-                .filter(|t| self.slot(*t).is_some_and(|s| s.phase.is_live()));
-            let mut edge = Edge {
-                target: *dep,
-                owner: link(i),
-                next_own: NIL,
-                prev_dep: Edge::UNLINKED,
-                next_dep: NIL,
-            };
-            if let Some(t) = target {
-                let head = self.slot(t).map_or(NIL, |s| s.dependents);
-                edge.prev_dep = NIL;
-                edge.next_dep = head;
-                if let Some(h) = self.edge_mut(head) {
-                    h.prev_dep = e;
-                }
-                if let Some(s) = self.slot_mut(t) {
-                    s.dependents = e;
-                }
-                unmet = unmet.saturating_add(1);
-            }
             if let Some(x) = self.edge_mut(e) {
-                *x = edge;
+                *x = Edge {
+                    target: *dep,
+                    owner: link(i),
+                    next_own: NIL,
+                    prev_dep: Edge::UNLINKED,
+                    next_dep: NIL,
+                };
             }
             match self.edge_mut(tail) {
                 Some(t) => t.next_own = e,
@@ -110,6 +90,42 @@ impl<S> Core<'_, S> {
                 }
             }
             tail = e;
+        }
+    }
+
+    /// Put edge `e` at the head of slot `t`'s dependents list.
+    pub(crate) fn link_edge(&mut self, e: u16, t: u16) {
+        let head = self.slot(t).map_or(NIL, |s| s.dependents);
+        if let Some(x) = self.edge_mut(e) {
+            x.prev_dep = NIL;
+            x.next_dep = head;
+        }
+        if let Some(h) = self.edge_mut(head) {
+            h.prev_dep = e;
+        }
+        if let Some(s) = self.slot_mut(t) {
+            s.dependents = e;
+        }
+    }
+
+    /// Give slot `i` edges to `deps` (in order), linking each into the dependents list of its
+    /// live target, and count those not yet succeeded. The caller checked there is room and
+    /// every dependency is live or terminal.
+    pub(crate) fn link_dependencies(&mut self, i: u16, deps: &[JobId]) {
+        self.store_edges(i, deps);
+        let mut unmet: u8 = 0;
+        let mut e = self.slot(i).map_or(NIL, |s| s.deps);
+        while let Some(edge) = self.edge(e).copied() {
+            let target = self
+                .ro()
+                .locate(edge.target)
+                .ok()
+                .filter(|t| self.slot(*t).is_some_and(|s| s.phase.is_live()));
+            if let Some(t) = target {
+                self.link_edge(e, t);
+                unmet = unmet.saturating_add(1);
+            }
+            e = edge.next_own;
         }
         if let Some(s) = self.slot_mut(i) {
             s.unmet = unmet;

@@ -170,4 +170,18 @@ impl<S> Core<'_, S> {
         }
         self.h.free = link(i);
     }
+
+    /// Reverse the free list in place (decoding pushes in stored order, head first).
+    pub(crate) fn reverse_free(&mut self) {
+        let mut prev = NIL;
+        let mut l = self.h.free;
+        while let Some(i) = index(l) {
+            let Some(s) = self.slot_mut(i) else { break };
+            let next = s.next;
+            s.next = prev;
+            prev = l;
+            l = next;
+        }
+        self.h.free = prev;
+    }
 }

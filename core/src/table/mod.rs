@@ -28,7 +28,8 @@ use crate::time::{Duration, Instant};
 use crate::view::{Job, JobRef};
 use crate::wait::Condition;
 
-pub(crate) use lists::Ends;
+pub(crate) use lists::{Ends, List};
+pub(crate) use lookup::Text;
 
 /// Table-wide settings.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
