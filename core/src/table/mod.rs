@@ -439,6 +439,20 @@ impl<S, const N: usize, const T: usize, const J: usize, const L: usize, const E:
         self.ro().next_free_at()
     }
 
+    /// Test support, not part of the API: set the generation counter of an empty slot (one
+    /// with no job), to reach generation exhaustion without 2^32 submits. Answers whether it
+    /// did.
+    #[doc(hidden)]
+    pub fn set_slot_generation_for_tests(&mut self, index: u16, generation: u32) -> bool {
+        match self.slots.get_mut(usize::from(index)) {
+            Some(s) if s.phase == crate::record::Phase::Empty => {
+                s.generation = generation;
+                true
+            }
+            _ => false,
+        }
+    }
+
     // ----- changing ------------------------------------------------------------------------
 
     /// Accept a job (R-DEPS, R-FULL, R-INPUT).
