@@ -28,7 +28,10 @@ use crate::time::{Duration, Instant};
 use crate::view::{Job, JobRef};
 use crate::wait::Condition;
 
-pub(crate) use lists::{Ends, List};
+pub(crate) use lists::Ends;
+#[cfg(feature = "persist")]
+pub(crate) use lists::List;
+#[cfg(feature = "persist")]
 pub(crate) use lookup::Text;
 
 /// Table-wide settings.
