@@ -172,6 +172,7 @@ impl<S> Core<'_, S> {
     }
 
     /// Reverse the free list in place (decoding pushes in stored order, head first).
+    #[cfg(feature = "persist")]
     pub(crate) fn reverse_free(&mut self) {
         let mut prev = NIL;
         let mut l = self.h.free;
