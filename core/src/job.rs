@@ -99,4 +99,3 @@ impl<'a, S> NewJob<'a, S> {
         self
     }
 }
-

@@ -262,21 +262,17 @@ impl<'a> JournalRef<'a> {
         let skip = usize::try_from(skip).unwrap_or(usize::MAX);
         let first = dropped.saturating_add(1);
         let events = self.events;
-        Ok(events
-            .iter()
-            .enumerate()
-            .skip(skip)
-            .map(move |(k, ev)| {
-                let kind = ev.kind();
-                Event {
-                    revision: Revision::new(first.saturating_add(k as u64)),
-                    job: ev.job(),
-                    kind,
-                    line: match kind {
-                        EventKind::Log => self.line(ev.b),
-                        _ => None,
-                    },
-                }
-            }))
+        Ok(events.iter().enumerate().skip(skip).map(move |(k, ev)| {
+            let kind = ev.kind();
+            Event {
+                revision: Revision::new(first.saturating_add(k as u64)),
+                job: ev.job(),
+                kind,
+                line: match kind {
+                    EventKind::Log => self.line(ev.b),
+                    _ => None,
+                },
+            }
+        }))
     }
 }

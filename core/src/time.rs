@@ -87,7 +87,11 @@ impl Ms {
 
     /// Raw milliseconds, clamped to the 48-bit range (the top value stays "none").
     pub(crate) const fn from_ms(ms: u64) -> Self {
-        let ms = if ms > Self::NONE_MS { Self::NONE_MS } else { ms };
+        let ms = if ms > Self::NONE_MS {
+            Self::NONE_MS
+        } else {
+            ms
+        };
         Ms([(ms >> 32) as u16, (ms >> 16) as u16, ms as u16])
     }
 
@@ -161,7 +165,10 @@ mod tests {
             assert_eq!(Ms::at(at).get(), Some(at));
         }
         // Sub-millisecond parts are dropped; the end of the range stays a set stamp.
-        assert_eq!(Ms::at(Instant::from_micros(1_999)).get(), Some(Instant::from_millis(1)));
+        assert_eq!(
+            Ms::at(Instant::from_micros(1_999)).get(),
+            Some(Instant::from_millis(1))
+        );
         assert!(Ms::at(Instant::MAX).get().is_some());
     }
 

@@ -330,4 +330,3 @@ impl<S, const T: usize> Job<S, T> {
         self.state.is_terminal()
     }
 }
-

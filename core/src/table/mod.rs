@@ -3,24 +3,26 @@
 //! [`JobTable`] owns arrays sized by its const parameters; every rule is written once, over
 //! slices, in [`Core`] (changes) and [`Ro`] (reads), which know nothing of the capacities. So
 //! a program with two tables of different capacities (and the same spec type) carries one copy
-//! of the code. The concerns live in their own files: `lifecycle` (submit and the state
-//! machine), `deps` (dependency edges and the cascade), `lists` (runnable, active, retained and
-//! free lists), `lookup` (ids, reading), `timers` (deadlines, leases, retention).
+//! of the code. The concerns live in their own files: `submit` (admission, allocation,
+//! removal), `lifecycle` (the state machine), `revision` (revisions, journal events, texts),
+//! `deps` (dependency edges and the cascade), `lists` (runnable, active, retained and free
+//! lists), `lookup` (ids, reading), `timers` (deadlines, leases, retention).
 
 mod deps;
 mod lifecycle;
 mod lists;
 mod lookup;
+mod parts;
+mod revision;
+mod submit;
 mod timers;
 
-use heapless::deque::DequeView;
-use heapless::vec::VecView;
 use heapless::{Deque, Vec};
 
 use crate::error::{Compacted, JobError, LookupError, Refused};
 use crate::id::{JobId, Revision};
 use crate::job::NewJob;
-use crate::journal::{Event, Ev, Journal, JournalRef, LogPos};
+use crate::journal::{Ev, Event, JournalRef};
 use crate::record::{Edge, Slot, Tomb};
 use crate::retain::Tombstone;
 use crate::state::{Directive, FailReason, Severity};
@@ -28,11 +30,12 @@ use crate::time::{Duration, Instant};
 use crate::view::{Job, JobRef};
 use crate::wait::Condition;
 
-pub(crate) use lists::Ends;
 #[cfg(feature = "persist")]
 pub(crate) use lists::List;
 #[cfg(feature = "persist")]
 pub(crate) use lookup::Text;
+use parts::Limits;
+pub(crate) use parts::{Core, Header, Ro};
 
 /// Table-wide settings.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -67,68 +70,6 @@ pub struct Expired {
     pub timed_out: usize,
     /// Terminal jobs removed because their retention passed.
     pub removed: usize,
-}
-
-/// The table's scalar state. All-zero for a new table with the default settings.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Header {
-    pub(crate) revision: u64,
-    /// The highest revision whose journal event was dropped.
-    pub(crate) dropped: u64,
-    /// The newest `now` seen, in ticks.
-    pub(crate) now: u64,
-    /// Retention in ticks; `None` is [`Config::DEFAULT`] (so the default table is all-zero).
-    pub(crate) retention: Option<u64>,
-    pub(crate) epoch: u32,
-    pub(crate) log: LogPos,
-    pub(crate) len: u16,
-    /// Slots `fresh..N` have never been used.
-    pub(crate) fresh: u16,
-    /// Head of the free list (index + 1).
-    pub(crate) free: u16,
-    pub(crate) runnable: Ends,
-    pub(crate) active: Ends,
-    pub(crate) retained: Ends,
-    /// Edges `edge_fresh..E` have never been used.
-    pub(crate) edge_fresh: u16,
-    /// Head of the free edge list (index + 1).
-    pub(crate) edge_free: u16,
-    pub(crate) edges_used: u16,
-    /// Slots retired for good (generation used up).
-    pub(crate) retired: u16,
-}
-
-impl Header {
-    pub(crate) fn retention(&self) -> Duration {
-        self.retention
-            .map_or(Config::DEFAULT.retention, Duration::from_ticks)
-    }
-
-    pub(crate) const fn of(config: Config) -> Self {
-        let ticks = config.retention.as_ticks();
-        Header {
-            revision: 0,
-            dropped: 0,
-            now: 0,
-            retention: if ticks == Config::DEFAULT.retention.as_ticks() {
-                None
-            } else {
-                Some(ticks)
-            },
-            epoch: 0,
-            log: LogPos { written: 0 },
-            len: 0,
-            fresh: 0,
-            free: 0,
-            runnable: Ends::EMPTY,
-            active: Ends::EMPTY,
-            retained: Ends::EMPTY,
-            edge_fresh: 0,
-            edge_free: 0,
-            edges_used: 0,
-            retired: 0,
-        }
-    }
 }
 
 /// A fixed-size table of jobs.
@@ -192,81 +133,15 @@ pub struct JobTable<
     pub(crate) logs: [u8; L],
 }
 
-/// The table's parts, borrowed mutably, capacities erased: where every change is made.
-pub(crate) struct Core<'a, S> {
-    pub(crate) h: &'a mut Header,
-    pub(crate) slots: &'a mut [Slot],
-    pub(crate) specs: &'a mut VecView<(u16, S), u16>,
-    pub(crate) desc: &'a mut [u8],
-    pub(crate) msg: &'a mut [u8],
-    pub(crate) lens: &'a mut [[u16; 2]],
-    pub(crate) t: usize,
-    pub(crate) edges: &'a mut [Edge],
-    pub(crate) tombs: &'a mut DequeView<Tomb>,
-    pub(crate) events: &'a mut DequeView<Ev>,
-    pub(crate) logs: &'a mut [u8],
-}
-
-/// The table's parts, borrowed for reading.
-pub(crate) struct Ro<'a, S> {
-    pub(crate) h: &'a Header,
-    pub(crate) slots: &'a [Slot],
-    pub(crate) specs: &'a VecView<(u16, S), u16>,
-    pub(crate) desc: &'a [u8],
-    pub(crate) msg: &'a [u8],
-    pub(crate) lens: &'a [[u16; 2]],
-    pub(crate) t: usize,
-    pub(crate) edges: &'a [Edge],
-    pub(crate) tombs: &'a DequeView<Tomb>,
-    pub(crate) journal: JournalRef<'a>,
-}
-
-impl<S> Core<'_, S> {
-    pub(crate) fn ro(&self) -> Ro<'_, S> {
-        Ro {
-            h: self.h,
-            slots: self.slots,
-            specs: self.specs,
-            desc: self.desc,
-            msg: self.msg,
-            lens: self.lens,
-            t: self.t,
-            edges: self.edges,
-            tombs: self.tombs,
-            journal: JournalRef {
-                events: self.events,
-                logs: self.logs,
-                pos: self.h.log,
-                dropped: self.h.dropped,
-            },
-        }
-    }
-
-    pub(crate) fn journal(&mut self) -> Journal<'_> {
-        Journal {
-            events: self.events,
-            logs: self.logs,
-            pos: &mut self.h.log,
-            dropped: &mut self.h.dropped,
-        }
-    }
-}
-
-/// Compile-time checks of a table's capacities, with this crate's own words.
-struct Limits<const N: usize, const T: usize, const J: usize, const E: usize>;
-
-impl<const N: usize, const T: usize, const J: usize, const E: usize> Limits<N, T, J, E> {
-    const OK: () = {
-        assert!(N > 0, "jobstate: a JobTable needs at least one slot (N >= 1)");
-        assert!(N < 65535, "jobstate: a JobTable holds at most 65 534 jobs (N)");
-        assert!(T <= 65535, "jobstate: text capacity T is at most 65 535 bytes");
-        assert!(E < 65535, "jobstate: the dependency pool E holds at most 65 534 edges");
-        assert!(J < usize::MAX, "jobstate: journal capacity J out of range");
-    };
-}
-
-impl<S, const N: usize, const T: usize, const J: usize, const L: usize, const E: usize, const K: usize>
-    JobTable<S, N, T, J, L, E, K>
+impl<
+        S,
+        const N: usize,
+        const T: usize,
+        const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
+    > JobTable<S, N, T, J, L, E, K>
 {
     /// An empty table in epoch 0. With [`Config::DEFAULT`] it is all-zero bytes, so a
     /// `static` holding it costs no flash (`.bss`).
@@ -465,7 +340,11 @@ impl<S, const N: usize, const T: usize, const J: usize, const L: usize, const E:
     /// the table is full, the oldest terminal job whose retention has passed is removed to make
     /// room. A refusal hands the job back, spec included, with the reason ([`Refused`]); the
     /// table is then exactly as it was.
-    pub fn submit<'a>(&mut self, job: NewJob<'a, S>, now: Instant) -> Result<JobId, Refused<'a, S>> {
+    pub fn submit<'a>(
+        &mut self,
+        job: NewJob<'a, S>,
+        now: Instant,
+    ) -> Result<JobId, Refused<'a, S>> {
         self.core().submit(job, now)
     }
 
@@ -578,16 +457,30 @@ impl<S, const N: usize, const T: usize, const J: usize, const L: usize, const E:
     }
 }
 
-impl<S, const N: usize, const T: usize, const J: usize, const L: usize, const E: usize, const K: usize>
-    Default for JobTable<S, N, T, J, L, E, K>
+impl<
+        S,
+        const N: usize,
+        const T: usize,
+        const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
+    > Default for JobTable<S, N, T, J, L, E, K>
 {
     fn default() -> Self {
         Self::new(Config::DEFAULT)
     }
 }
 
-impl<S, const N: usize, const T: usize, const J: usize, const L: usize, const E: usize, const K: usize>
-    core::fmt::Debug for JobTable<S, N, T, J, L, E, K>
+impl<
+        S,
+        const N: usize,
+        const T: usize,
+        const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
+    > core::fmt::Debug for JobTable<S, N, T, J, L, E, K>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("JobTable")

@@ -61,12 +61,7 @@ impl<S> Core<'_, S> {
         let Some(detail) = self.slot(i).and_then(|s| Self::due(s, self.h.now)) else {
             return false;
         };
-        self.finish(
-            i,
-            Self::failure(FailReason::TimedOut),
-            Some(detail),
-            None,
-        );
+        self.finish(i, Self::failure(FailReason::TimedOut), Some(detail), None);
         true
     }
 
@@ -129,4 +124,3 @@ impl<S> Ro<'_, S> {
         Some(time::instant_of_ms(end).max(now))
     }
 }
-
