@@ -8,6 +8,7 @@
 //! `deps` (dependency edges and the cascade), `lists` (runnable, active, retained and free
 //! lists), `lookup` (ids, reading), `timers` (deadlines, leases, retention).
 
+mod capacity;
 mod deps;
 mod lifecycle;
 mod lists;
@@ -30,6 +31,7 @@ use crate::time::{Duration, Instant};
 use crate::view::{Job, JobRef};
 use crate::wait::Condition;
 
+pub use capacity::Table;
 #[cfg(feature = "persist")]
 pub(crate) use lists::List;
 #[cfg(feature = "persist")]
