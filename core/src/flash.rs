@@ -400,10 +400,12 @@ impl<F: NorFlash> AbStore<F> {
 
 impl<F: NorFlash> AbStore<F> {
     /// [`load`](AbStore::load) the newest image and restore it into `table`, in place (a table
-    /// in a `static` or a `Box`; no table-sized temporary): see [`JobTable::restore_in_place`].
-    /// `Ok(None)` (table unchanged) when the store holds no valid record.
+    /// in a `static` or a `Box`; no table-sized temporary): see [`JobTable::restore_in_place`]
+    /// — then save the restored table at once, so its new epoch is durable before it issues an
+    /// id. `Ok(None)` (table unchanged) when the store holds no valid record. An error from
+    /// that save leaves the table restored but not durable: do not serve from it.
     pub fn restore_into<
-        S: DeserializeOwned,
+        S: DeserializeOwned + Serialize,
         const N: usize,
         const T: usize,
         const J: usize,
@@ -416,13 +418,16 @@ impl<F: NorFlash> AbStore<F> {
         buf: &mut [u8],
         now: Instant,
     ) -> Result<Option<Restored>, StoreError<F::Error>> {
-        match self.load(buf)? {
-            None => Ok(None),
+        let restored = match self.load(buf)? {
+            None => return Ok(None),
             Some(image) => table
                 .restore_in_place(image, now)
-                .map(Some)
-                .map_err(StoreError::Decode),
-        }
+                .map_err(StoreError::Decode)?,
+        };
+        // The new epoch is durable before the table issues its first id: restoring the same
+        // image again after another crash cannot hand out the same ids (R-ID).
+        self.save_table(table, buf)?;
+        Ok(Some(restored))
     }
 }
 

@@ -38,6 +38,9 @@ pub enum EventKind {
     Log,
     /// The job was removed from the table (retention passed, or evicted for room).
     Removed,
+    /// The table was restored from an image (R-PERSIST): every restored job takes one, so a
+    /// waiter holding a revision from before the restart sees a change.
+    Restored,
 }
 
 /// One journal entry, borrowed from the table.
@@ -78,6 +81,7 @@ const PROGRESS: u8 = 2;
 const REQUESTED: u8 = 3;
 const LOG: u8 = 4;
 const REMOVED: u8 = 5;
+const RESTORED: u8 = 6;
 
 const fn state_code(s: State) -> u8 {
     match s {
@@ -118,6 +122,7 @@ impl Ev {
             ),
             EventKind::Log => (LOG, 0, log_pos),
             EventKind::Removed => (REMOVED, 0, 0),
+            EventKind::Restored => (RESTORED, 0, 0),
         };
         Self {
             epoch: job.epoch(),
@@ -147,6 +152,7 @@ impl Ev {
                 _ => Request::Cancel,
             }),
             LOG => EventKind::Log,
+            RESTORED => EventKind::Restored,
             _ => EventKind::Removed,
         }
     }

@@ -45,6 +45,18 @@ impl<
     /// revision after the stored one. The table's previous contents are replaced; on an error
     /// the table is as [`JobTable::decode_in_place`] leaves it.
     ///
+    /// Nothing issued before the crash is issued again (R-ID, R-VERSION, R-DURABLE):
+    ///
+    /// * revisions continue [`RESTORE_GAP`](super::RESTORE_GAP) after the stored one, so the
+    ///   changes made after the last save and lost in the crash never see their revisions
+    ///   again (as long as fewer than 2^24 changes separate two saves), and every restored job
+    ///   takes a new revision ([`EventKind::Restored`](crate::EventKind::Restored)): a client
+    ///   that long-polls with any revision it saw before the crash gets its job at once;
+    /// * the epoch advances, so new ids differ from every id issued before — **provided the
+    ///   restored table is saved before it issues its first id**. Restoring the same image twice
+    ///   without a save in between would hand out the same epoch twice: save right after a
+    ///   restore ([`crate::flash::AbStore::restore_into`] does).
+    ///
     /// `now` is on the restored table's timeline: the table's clock never goes back, so an
     /// earlier `now` counts as the stored [`JobTable::now`]. A firmware whose clock restarts at
     /// zero keeps passing instants offset by the restored `now()`.
@@ -63,12 +75,28 @@ impl<
             return Err(DecodeError::EpochExhausted);
         };
         self.head.epoch = epoch;
+        let revision = self
+            .head
+            .revision
+            .saturating_add(super::RESTORE_GAP)
+            .min(crate::Revision::MAX.get());
+        self.head.revision = revision;
+        self.head.dropped = revision;
         for slot in self.slots.iter_mut() {
             if slot.phase.is_live() || slot.phase.is_terminal() {
                 slot.epoch_lag = slot.epoch_lag.saturating_add(1);
             }
         }
-        Ok(self.core().apply_restart_policy(now))
+        let mut core = self.core();
+        for i in 0..core.h.fresh {
+            if core
+                .slot(i)
+                .is_some_and(|s| s.phase.is_live() || s.phase.is_terminal())
+            {
+                core.touch(i, crate::EventKind::Restored);
+            }
+        }
+        Ok(core.apply_restart_policy(now))
     }
 
     /// Empty, in place (no table-sized temporary), with this header.

@@ -87,6 +87,10 @@ pub const MAGIC: [u8; 4] = *b"JOBS";
 /// explicitly in [`JobTable::decode_in_place`]. Version 1 (tick-based times, 400-byte slots)
 /// is refused: its tables predate the compact layout.
 pub const FORMAT_VERSION: u8 = 2;
+/// How far a restore moves the revision past the stored one: the most changes that may be
+/// lost between two saves without a revision being issued twice (2^24, 16.7 million). A table
+/// can be restored 2^24 times before its revisions run out.
+pub const RESTORE_GAP: u64 = 1 << 24;
 /// Bytes of the image header (magic, version, length, CRC).
 pub const HEADER_LEN: usize = 13;
 

@@ -27,8 +27,18 @@ impl<S> Core<'_, S> {
 
     /// Take a revision for a change to the job in slot `i` and journal it.
     pub(crate) fn change(&mut self, i: u16, kind: EventKind, state_change: bool) {
-        let revision = Revision::new(self.h.revision).next();
         let now = self.now_ms();
+        self.stamp(i, kind, state_change, Some(now));
+    }
+
+    /// A new revision for slot `i` with `modified` left as it is (a restore: the job did not
+    /// change, but waiters from before it must hear of it).
+    pub(crate) fn touch(&mut self, i: u16, kind: EventKind) {
+        self.stamp(i, kind, false, None);
+    }
+
+    fn stamp(&mut self, i: u16, kind: EventKind, state_change: bool, modified: Option<Ms>) {
+        let revision = Revision::new(self.h.revision).next();
         let epoch = self.h.epoch;
         let Some(slot) = self.slot_mut(i) else { return };
         let state_revision = if state_change {
@@ -39,7 +49,9 @@ impl<S> Core<'_, S> {
         slot.state_lag =
             u32::try_from(revision.get().saturating_sub(state_revision)).unwrap_or(u32::MAX);
         slot.revision = Ms::from_ms(revision.get());
-        slot.modified = now;
+        if let Some(now) = modified {
+            slot.modified = now;
+        }
         let id = id_of(epoch, i, slot);
         self.h.revision = revision.get();
         self.journal().push(revision, Ev::new(id, kind, 0));
