@@ -1,51 +1,116 @@
 //! A job table shared between firmware tasks, with async long-poll waits (feature `embassy`).
 //!
-//! [`SharedTable`] puts a [`JobTable`] behind an `embassy-sync` blocking mutex, generic over the
-//! raw mutex: `CriticalSectionRawMutex` when interrupts or several executors touch it,
-//! `NoopRawMutex` for a single executor. Tasks change jobs through [`SharedTable::update`] and
-//! read them through [`SharedTable::read`]; clients long-poll with [`SharedTable::wait`].
+//! [`SharedTable`] puts a [`JobTable`] behind an `embassy-sync` blocking mutex. Name the
+//! table's capacities once, in a type alias, and wrap that type:
+//! `SharedTable<CriticalSectionRawMutex, JobTable<Op, 8>>` (the third parameter, `W`, bounds
+//! the waiter registrations; default 8). [`SharedTable::new`] is `const`, and with
+//! [`Config::DEFAULT`] the value is all-zero bytes, so a `static` lands in `.bss`.
+//!
+//! * **Typed calls** mirror the core and answer one error type, [`SharedError`]:
+//!   [`submit`](SharedTable::submit) ([`try_submit`](SharedTable::try_submit) hands a refused
+//!   job back), [`start_next`](SharedTable::start_next), [`progress`](SharedTable::progress),
+//!   [`log`](SharedTable::log), [`heartbeat`](SharedTable::heartbeat),
+//!   [`succeed`](SharedTable::succeed), [`fail`](SharedTable::fail), the client requests,
+//!   [`snapshot`](SharedTable::snapshot) and [`inspect`](SharedTable::inspect). Like the core
+//!   they take `now` and read no clock.
+//! * **Async calls**: [`wait`](SharedTable::wait) (R-WAIT long-poll),
+//!   [`changed`](SharedTable::changed) (any change of the table),
+//!   [`submit_and_wait`](SharedTable::submit_and_wait) (R-RETURN),
+//!   [`checkpoint`](SharedTable::checkpoint) (the worker's check-in; it parks while the job is
+//!   paused) and [`run_timers`](SharedTable::run_timers) (a task body).
+//! * **Closures** for anything else: [`update`](SharedTable::update) and
+//!   [`read`](SharedTable::read) hand out the table under the lock.
+//!
+//! ## Which raw mutex
+//!
+//! A `static` must be `Sync`, and only a `Sync` raw mutex makes it so:
+//! `CriticalSectionRawMutex` (tasks on any executor, interrupt handlers, RTIC tasks of any
+//! priority, other cores), or `ThreadModeRawMutex` (Cortex-M thread-mode tasks only).
+//! `NoopRawMutex` is not `Sync`: use it only for a table that is not a `static`, owned by code
+//! on one executor and lent by reference to that executor's tasks.
+//!
+//! ## From RTIC (or any executor)
+//!
+//! Nothing here is tied to an executor: the async calls are plain [`Future`]s driven by plain
+//! [`Waker`]s. An RTIC 2 application keeps the table in a `static` with
+//! `CriticalSectionRawMutex` (RTIC tasks preempt one another, and a critical section keeps each
+//! access whole); any task, hardware tasks included, makes the typed calls; async software
+//! tasks `.await` `wait`, `changed` and `checkpoint`, and one software task runs
+//! `JOBS.run_timers().await` (or calls [`SharedTable::expire`] from a task driven by its own
+//! monotonic). Timeouts, `checkpoint` and `run_timers` sleep on `embassy-time`, so the
+//! application links an `embassy-time` driver with a timer queue (a HAL's driver, or
+//! `embassy-time`'s `generic-queue-*` feature), and passes that driver's `Instant::now()` to the
+//! typed calls, so that the table's times and the sleeps read one clock.
 //!
 //! ## How waking works
 //!
-//! * A waiter checks its [`Condition`] with [`JobTable::check`] — the core's rule, the same one
-//!   every other adapter uses — and, if it does not hold yet, registers its waker under the
-//!   job's slot, all inside one lock: no change can slip between the check and the
-//!   registration.
-//! * After every [`SharedTable::update`], the table's journal since the last revision seen
-//!   ([`JobTable::journal`]) names exactly the jobs that changed; only their waiters are woken
-//!   (R-LONGPOLL). If the journal was compacted meanwhile, every waiter is woken.
-//! * Waker storage is bounded: `W` registrations in all, across the table. When it is full, a
-//!   new waiter wakes every registered one and takes the freed room (like embassy-sync's
-//!   `MultiWakerRegistration`): the woken waiters re-check their condition and register again.
-//!   A wake-up is never lost; with more than `W` concurrent waiters, some wake up spuriously.
-//! * A wait that ends (condition met or timeout) takes its registration back.
+//! * A waiter checks its [`Condition`] with the core's rule ([`JobTable::check`]) and, if it
+//!   does not hold yet, registers its waker under the job's slot, inside the same lock: no change
+//!   slips between the check and the registration.
+//! * After every [`SharedTable::update`] (every typed change is one), the jobs changed since the
+//!   last wake-up walk ([`JobTable::changed_since`]) have their waiters woken, and only they
+//!   (R-LONGPOLL), with the table-wide watchers. If the journal was compacted meanwhile, every
+//!   waiter is woken.
+//! * **Every wait owns its registration**, under a token of its own: two waits of one task on
+//!   one job are two registrations, and one ending never takes the other's away. A wait takes its
+//!   registration back when it ends or is dropped — also when it is dropped from inside an
+//!   `update` closure: the registrations live apart from the table and never wait for its borrow.
+//! * Storage is bounded: `W` registrations across the table. When it is full, a new waiter wakes
+//!   every registered one and takes the freed room (like embassy-sync's
+//!   `MultiWakerRegistration`); the woken ones re-check and register again. A wake-up is never
+//!   lost; with more than `W` concurrent waiters some wake-ups are spurious.
+//! * Wakers are woken after the lock is released.
 //!
-//! Timeouts are built on [`embassy_time::with_timeout`], so they run on whatever time driver the
-//! firmware links (the table never picks one). A timeout is not an error: the wait answers the
-//! job's current snapshot marked [`Waited::timed_out`]. Waits are clamped to
-//! [`SharedTable::max_wait`] (120 s by default, R-LONGPOLL).
+//! ## Time
+//!
+//! Typed calls take `now` like the core. The calls that sleep already depend on the time
+//! driver, so they read [`Instant::now`] themselves: the timeouts of `wait`, `changed` and
+//! `submit_and_wait` run from `Instant::now()`; `checkpoint` checks in at `Instant::now()`
+//! (R-DEADLINE: a paused job whose deadline passes is failed `TimedOut` then); `run_timers`
+//! expires at `Instant::now()`. A timeout is not an error: a wait answers the job's snapshot
+//! marked [`Waited::timed_out`]. Waits are clamped to [`SharedTable::max_wait`] ([`MAX_WAIT`],
+//! 120 s, by default; R-LONGPOLL).
+//!
+//! ## Example
 //!
 //! ```
-//! use embassy_sync::blocking_mutex::raw::NoopRawMutex;
-//! use jobstate::shared::SharedTable;
-//! use jobstate::{Condition, Config, Duration, Instant, NewJob, Revision};
+//! use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+//! use jobstate::shared::{SharedError, SharedTable};
+//! use jobstate::{Condition, Config, Directive, Duration, Instant, JobTable, NewJob, Severity, State};
 //!
-//! // In firmware this is a `static` with `CriticalSectionRawMutex`.
-//! let jobs: SharedTable<NoopRawMutex, &str, 8> = SharedTable::new(Config::DEFAULT);
-//! let now = Instant::from_ticks(0);
-//! let id = jobs.update(|t| t.submit(NewJob::new("erase"), now)).unwrap().unwrap();
-//! jobs.update(|t| t.start(id, now)).unwrap().unwrap();
+//! #[derive(Clone, Debug, PartialEq)]
+//! enum Op { Erase { sector: u16 } }
 //!
-//! // A client long-polls for any change after revision 2 (the start): the worker reports
-//! // progress from another task, which wakes exactly this waiter.
-//! let wait = jobs.wait(id, Condition::ChangedSince(Revision::new(2)), Duration::from_secs(30));
-//! jobs.update(|t| t.progress(id, 40, "erasing", now)).unwrap().unwrap();
-//! let seen = futures::executor::block_on(wait).unwrap();
-//! assert!(!seen.timed_out);
-//! assert_eq!(seen.job.progress(), 40);
+//! // The capacities, named once: 8 jobs, default texts, journal, edges and tombstones.
+//! type Jobs = JobTable<Op, 8>;
+//! // Const and all-zero: the static costs no flash.
+//! static JOBS: SharedTable<CriticalSectionRawMutex, Jobs> = SharedTable::new(Config::DEFAULT);
+//!
+//! # futures::executor::block_on(async {
+//! let now = Instant::now();
+//! // A client submits; a worker starts the oldest runnable job.
+//! let id = JOBS.submit(NewJob::new(Op::Erase { sector: 3 }), now)?;
+//! assert_eq!(JOBS.start_next(now)?, Some(id));
+//!
+//! // The client long-polls for any change after the revision it saw.
+//! let seen = JOBS.snapshot(id)?.revision();
+//! let poll = JOBS.wait(id, Condition::ChangedSince(seen), Duration::from_secs(30));
+//!
+//! // The worker reports, checks in (it would park here while paused) and finishes.
+//! JOBS.progress(id, 40, "erasing", now)?;
+//! assert_eq!(JOBS.checkpoint(id).await?, Directive::Continue);
+//!
+//! let update = poll.await?;
+//! assert!(!update.timed_out);
+//! assert_eq!(update.job.progress(), 40);
+//!
+//! JOBS.succeed(id, Severity::Normal, "erased", now)?;
+//! assert_eq!(JOBS.inspect(id, |job| job.state())?, State::Succeeded);
+//! # Ok::<(), SharedError>(())
+//! # }).unwrap();
 //! ```
 
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
@@ -55,21 +120,23 @@ use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use heapless::Vec;
 
-use crate::error::{LookupError, SubmitError};
+use crate::error::{Compacted, JobError, LookupError, Refused, SubmitError};
 use crate::id::{JobId, Revision};
-use crate::job::{Job, NewJob};
-use crate::links::NIL;
-use crate::retain::Tombstone;
-use crate::table::{Config, JobTable};
+use crate::job::NewJob;
+use crate::state::{Directive, FailReason, Severity};
+use crate::table::{Config, Expired, JobTable, Table};
 use crate::time::{Duration, Instant};
-use crate::wait::Condition;
-
-/// The longest wait by default: 120 s, the top of ONTAP Select Deploy's `poll_timeout` range.
-pub const MAX_WAIT: Duration = Duration::from_secs(120);
+use crate::view::JobRef;
+use crate::wait::{clamp_wait, Condition, Submitted, Waited, MAX_WAIT};
 
 /// The registration key of a table-wide watcher ([`SharedTable::changed`]). Slot indices are
-/// always below it.
-const ANY: u16 = NIL;
+/// always below it (a table has at most 65 534 slots).
+const ANY: u16 = u16::MAX;
+
+/// "No registration" in a watch's token.
+const NO_TOKEN: u32 = 0;
+
+// ----- errors -----------------------------------------------------------------------------------
 
 /// The table is already borrowed: [`SharedTable::update`] or [`SharedTable::read`] was called
 /// from inside the closure of another one on the same table. Nothing was done.
@@ -86,140 +153,328 @@ impl fmt::Display for Busy {
 
 impl core::error::Error for Busy {}
 
-/// What a wait answers: the job's snapshot, and whether the wait ended by timeout (R-WAIT).
-#[derive(Clone, Debug, PartialEq)]
+/// Why a call on a [`SharedTable`] did nothing: the one error type of its typed API. Every
+/// error leaves the table as it was (but see [`JobError`] on R-DEADLINE).
+#[non_exhaustive]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Waited<J> {
-    /// The job as it is when the wait ends.
-    pub job: J,
-    /// The timeout ended the wait and the condition still does not hold.
-    pub timed_out: bool,
+pub enum SharedError {
+    /// The table is borrowed by an enclosing [`SharedTable::update`] or [`SharedTable::read`]
+    /// closure (the call was made, or the future polled, from inside it) ([`Busy`]).
+    Busy,
+    /// The id does not lead to a job (whatever the call was: a [`JobError::Lookup`] of the core
+    /// lands here too).
+    Lookup(LookupError),
+    /// The job refused the operation.
+    Job(JobError),
+    /// The submit was refused.
+    Submit(SubmitError),
 }
 
-/// What [`SharedTable::submit_and_wait`] answers (R-RETURN).
-#[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Submitted<J> {
-    /// The job reached a terminal state within the return timeout (HTTP 200).
-    Completed(J),
-    /// The job is accepted and still live; poll it by its id (HTTP 202).
-    Accepted(J),
-    /// The job ended and was already removed (zero retention) before the waiter saw it; the
-    /// tombstone, when kept, says how it ended.
-    Removed(JobId, Option<Tombstone>),
+impl From<Busy> for SharedError {
+    fn from(_: Busy) -> Self {
+        SharedError::Busy
+    }
 }
 
-/// Bounded waker storage: `W` registrations, each under the key of the slot it waits for.
-struct Wakers<const W: usize> {
-    entries: Vec<(u16, Waker), W>,
+impl From<LookupError> for SharedError {
+    fn from(e: LookupError) -> Self {
+        SharedError::Lookup(e)
+    }
 }
 
-impl<const W: usize> Wakers<W> {
+impl From<JobError> for SharedError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Lookup(e) => SharedError::Lookup(e),
+            e => SharedError::Job(e),
+        }
+    }
+}
+
+impl From<SubmitError> for SharedError {
+    fn from(e: SubmitError) -> Self {
+        SharedError::Submit(e)
+    }
+}
+
+impl<S> From<Refused<'_, S>> for SharedError {
+    fn from(r: Refused<'_, S>) -> Self {
+        SharedError::Submit(r.error)
+    }
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SharedError::Busy => fmt::Display::fmt(&Busy, f),
+            SharedError::Lookup(e) => fmt::Display::fmt(e, f),
+            SharedError::Job(e) => fmt::Display::fmt(e, f),
+            SharedError::Submit(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl core::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            SharedError::Busy => None,
+            SharedError::Lookup(e) => Some(e),
+            SharedError::Job(e) => Some(e),
+            SharedError::Submit(e) => Some(e),
+        }
+    }
+}
+
+/// A submit that did not happen ([`SharedTable::try_submit`]): the caller's job comes back
+/// whole, spec included, with the reason (R-FULL) — [`SharedError::Submit`] when the table
+/// refused it (the core's [`Refused`]), [`SharedError::Busy`] when the table was borrowed.
+#[derive(Clone, Debug)]
+pub struct Rejected<'a, S> {
+    /// The job that was not added.
+    pub job: NewJob<'a, S>,
+    /// Why.
+    pub error: SharedError,
+}
+
+impl<S> Rejected<'_, S> {
+    /// The spec back, dropping the rest.
+    pub fn into_spec(self) -> S {
+        self.job.spec
+    }
+}
+
+impl<'a, S> From<Refused<'a, S>> for Rejected<'a, S> {
+    fn from(r: Refused<'a, S>) -> Self {
+        Rejected {
+            job: r.job,
+            error: SharedError::Submit(r.error),
+        }
+    }
+}
+
+impl<S> From<Rejected<'_, S>> for SharedError {
+    fn from(r: Rejected<'_, S>) -> Self {
+        r.error
+    }
+}
+
+impl<S> fmt::Display for Rejected<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<S: fmt::Debug> core::error::Error for Rejected<'_, S> {}
+
+// ----- waker registrations ----------------------------------------------------------------------
+
+/// One registered waiter: its own token, the slot it waits for (or [`ANY`]), its waker.
+struct Entry {
+    waker: Waker,
+    token: u32,
+    key: u16,
+}
+
+/// Wakers to wake, and a replaced one to drop, once the registry and the lock are released: no
+/// foreign code (an executor's wake or drop) runs while the registry is borrowed.
+struct Deferred<const W: usize> {
+    wake: Vec<Waker, W>,
+    dropped: Option<Waker>,
+}
+
+impl<const W: usize> Deferred<W> {
+    const fn new() -> Self {
+        Self {
+            wake: Vec::new(),
+            dropped: None,
+        }
+    }
+
+    fn wake(&mut self, waker: Waker) {
+        // At most W registrations leave the registry per borrow: there is always room. Were
+        // there none, waking at once still loses no wake-up.
+        if let Err(waker) = self.wake.push(waker) {
+            waker.wake();
+        }
+    }
+
+    fn run(self) {
+        for waker in self.wake {
+            waker.wake();
+        }
+        drop(self.dropped);
+    }
+}
+
+/// Bounded waker storage: `W` registrations, each under its own token.
+struct Registry<const W: usize> {
+    entries: Vec<Entry, W>,
+    /// The last token handed out.
+    last: u32,
+}
+
+impl<const W: usize> Registry<W> {
     const fn new() -> Self {
         Self {
             entries: Vec::new(),
+            last: 0,
         }
     }
 
-    /// Register `waker` under `key`. When full, wake everyone first (never drop a wake-up).
-    fn register(&mut self, key: u16, waker: &Waker) {
-        if self
-            .entries
-            .iter()
-            .any(|(k, w)| *k == key && w.will_wake(waker))
-        {
-            return;
+    /// A token no registration holds (never [`NO_TOKEN`]). Of `W + 1` successive candidates at
+    /// most `W` are in use. Tokens count up, so a token whose registration was taken by a
+    /// wake-up (its watch still holding it) comes round again only after 2^32 registrations.
+    fn fresh_token(&mut self) -> u32 {
+        let mut token = self.last;
+        for _ in 0..=W {
+            token = token.wrapping_add(1).max(1);
+            if !self.entries.iter().any(|e| e.token == token) {
+                break;
+            }
+        }
+        self.last = token;
+        token
+    }
+
+    /// Keep `waker` under `token`, or under a new token if `token`'s registration is gone (it
+    /// was woken) or there was none. When full, every registered waiter is woken first and
+    /// its registration dropped (never a lost wake-up). Answers the token now held.
+    fn register(&mut self, token: u32, key: u16, waker: &Waker, out: &mut Deferred<W>) -> u32 {
+        if token != NO_TOKEN {
+            if let Some(e) = self.entries.iter_mut().find(|e| e.token == token) {
+                if !e.waker.will_wake(waker) {
+                    out.dropped = Some(core::mem::replace(&mut e.waker, waker.clone()));
+                }
+                return token;
+            }
         }
         if self.entries.is_full() {
-            self.wake_all();
+            self.take_all(out);
         }
-        if self.entries.push((key, waker.clone())).is_err() {
-            // W == 0: nowhere to keep it; have the waiter poll again instead of sleeping.
-            waker.wake_by_ref();
-        }
-    }
-
-    /// Take a registration back (its wait ended).
-    fn unregister(&mut self, key: u16, waker: &Waker) {
-        self.entries
-            .retain(|(k, w)| !(*k == key && w.will_wake(waker)));
-    }
-
-    fn wake(&mut self, key: u16) {
-        self.entries.retain(|(k, w)| {
-            let hit = *k == key;
-            if hit {
-                w.wake_by_ref();
+        let token = self.fresh_token();
+        let entry = Entry {
+            waker: waker.clone(),
+            token,
+            key,
+        };
+        match self.entries.push(entry) {
+            Ok(()) => token,
+            // No room at all (cannot happen: W >= 1 is checked at compile time): have the
+            // waiter polled again rather than sleep unregistered.
+            Err(entry) => {
+                out.wake(entry.waker);
+                NO_TOKEN
             }
-            !hit
+        }
+    }
+
+    /// Take back the registration of `token`; its waker is dropped by the caller, later.
+    fn unregister(&mut self, token: u32) -> Option<Waker> {
+        let mut taken = None;
+        self.entries.retain_mut(|e| {
+            if e.token != token {
+                return true;
+            }
+            taken = Some(core::mem::replace(&mut e.waker, Waker::noop().clone()));
+            false
+        });
+        taken
+    }
+
+    /// Move the waiters registered under `key` out, to be woken.
+    fn take_key(&mut self, key: u16, out: &mut Deferred<W>) {
+        self.entries.retain_mut(|e| {
+            if e.key != key {
+                return true;
+            }
+            out.wake(core::mem::replace(&mut e.waker, Waker::noop().clone()));
+            false
         });
     }
 
-    fn wake_all(&mut self) {
-        for (_, w) in self.entries.iter() {
-            w.wake_by_ref();
+    /// Move every waiter out, to be woken.
+    fn take_all(&mut self, out: &mut Deferred<W>) {
+        while let Some(e) = self.entries.pop() {
+            out.wake(e.waker);
         }
-        self.entries.clear();
     }
 }
 
-struct Inner<S, const N: usize, const T: usize, const D: usize, const J: usize, const W: usize> {
-    table: JobTable<S, N, T, D, J>,
-    /// The revision up to which waiters have been woken.
-    seen: Revision,
-    wakers: Wakers<W>,
+// ----- the shared state -------------------------------------------------------------------------
+
+/// Everything behind the lock. The table and the registrations are separate cells, so a wait
+/// dropped while the table is borrowed (inside an `update` closure) still takes its
+/// registration back.
+struct Cells<Tb, const W: usize> {
+    table: RefCell<Tb>,
+    registry: RefCell<Registry<W>>,
+    /// The table revision up to which waiters have been woken: the table's revision as of the
+    /// last completed update.
+    seen: Cell<Revision>,
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize, const W: usize>
-    Inner<S, N, T, D, J, W>
-{
-    /// Wake the waiters of every job that changed since `seen` (R-LONGPOLL).
-    fn notify(&mut self) {
-        let current = self.table.revision();
-        if current == self.seen {
+impl<Tb: Table, const W: usize> Cells<Tb, W> {
+    /// Move the waiters of every job changed since `seen` out, to be woken (R-LONGPOLL).
+    fn notify(&self, table: &Tb, out: &mut Deferred<W>) {
+        let current = table.revision();
+        let seen = self.seen.get();
+        if current == seen {
             return;
         }
-        let Inner {
-            table,
-            seen,
-            wakers,
-        } = self;
-        if !wakers.entries.is_empty() {
-            match table.journal(*seen) {
-                Ok(events) => {
-                    for e in events {
-                        wakers.wake(e.job.index());
+        // The registry is only ever borrowed by this module's own short sections; were it
+        // borrowed, `seen` stays behind and the next update wakes these waiters.
+        let Ok(mut registry) = self.registry.try_borrow_mut() else {
+            return;
+        };
+        if current < seen {
+            // A different table was put in place: everything may have changed.
+            registry.take_all(out);
+        } else if !registry.entries.is_empty() {
+            match table.changed_since(seen) {
+                Ok(changed) => {
+                    for id in changed {
+                        registry.take_key(id.index(), out);
+                        if registry.entries.is_empty() {
+                            break;
+                        }
                     }
-                    wakers.wake(ANY);
+                    registry.take_key(ANY, out);
                 }
-                Err(_) => wakers.wake_all(),
+                Err(Compacted { .. }) => registry.take_all(out),
             }
         }
-        *seen = current;
+        self.seen.set(current);
     }
+}
+
+/// Require room for one registration.
+struct Room<const W: usize>;
+
+impl<const W: usize> Room<W> {
+    const OK: () = assert!(
+        W > 0,
+        "jobstate: a SharedTable needs room for at least one waiter registration (W >= 1)"
+    );
 }
 
 /// A [`JobTable`] shared between tasks, with async waits. See the [module docs](self).
 ///
-/// * `M` — the embassy-sync raw mutex (`CriticalSectionRawMutex`, `NoopRawMutex`, …);
-/// * `S`, `N`, `T`, `D`, `J` — as for [`JobTable`];
-/// * `W` — how many waiters can be registered at once across the table (default 8); more
-///   waiters still work, at the cost of spurious wake-ups.
+/// * `M` — the embassy-sync raw mutex: `CriticalSectionRawMutex` for a `static` (see the module
+///   docs for the choice);
+/// * `Tb` — the table type, a [`JobTable`] (any [`Table`]): its capacities are named there,
+///   once, typically in a type alias;
+/// * `W` — how many waiters can be registered at once across the table (default 8, at least
+///   1); more waiters still work, at the cost of spurious wake-ups.
 ///
-/// `new` is `const`, so the table lives in a `static`.
-pub struct SharedTable<
-    M: RawMutex,
-    S,
-    const N: usize,
-    const T: usize = 64,
-    const D: usize = 4,
-    const J: usize = 64,
-    const W: usize = 8,
-> {
-    inner: Mutex<M, RefCell<Inner<S, N, T, D, J, W>>>,
-    max_wait: Duration,
+/// `new` is `const` and, with [`Config::DEFAULT`], all-zero: a `static` lands in `.bss`. To
+/// start from a persisted image, restore it in place inside [`SharedTable::update`] (feature
+/// `persist`): every waiter is woken, and the revisions carry on from the restored table's.
+pub struct SharedTable<M: RawMutex, Tb, const W: usize = 8> {
+    cells: Mutex<M, Cells<Tb, W>>,
+    /// `None` is [`MAX_WAIT`] (so the default is all-zero).
+    max_wait: Option<Duration>,
 }
 
 impl<
@@ -227,92 +482,305 @@ impl<
         S,
         const N: usize,
         const T: usize,
-        const D: usize,
         const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
         const W: usize,
-    > SharedTable<M, S, N, T, D, J, W>
+    > SharedTable<M, JobTable<S, N, T, J, L, E, K>, W>
 {
-    /// An empty shared table; waits are clamped to [`MAX_WAIT`].
+    /// An empty shared table; waits are clamped to [`MAX_WAIT`]. With [`Config::DEFAULT`] it is
+    /// all-zero bytes.
     pub const fn new(config: Config) -> Self {
         Self::with_max_wait(config, MAX_WAIT)
     }
 
     /// An empty shared table whose waits are clamped to `max_wait`.
     pub const fn with_max_wait(config: Config, max_wait: Duration) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Room::<W>::OK;
         Self {
-            inner: Mutex::new(RefCell::new(Inner {
-                table: JobTable::new(config),
-                seen: Revision::ZERO,
-                wakers: Wakers::new(),
-            })),
-            max_wait,
+            cells: Mutex::new(Cells {
+                table: RefCell::new(JobTable::new(config)),
+                registry: RefCell::new(Registry::new()),
+                seen: Cell::new(Revision::ZERO),
+            }),
+            max_wait: if max_wait.as_ticks() == MAX_WAIT.as_ticks() {
+                None
+            } else {
+                Some(max_wait)
+            },
         }
     }
+}
 
+impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
     /// The longest a wait lasts, whatever timeout it asks for.
     pub fn max_wait(&self) -> Duration {
-        self.max_wait
+        self.max_wait.unwrap_or(MAX_WAIT)
     }
+
+    // ----- closures ----------------------------------------------------------------------------
 
     /// Change the table, then wake the waiters of every job that changed.
     ///
-    /// Every change goes through here, so no change escapes the waiters. The closure runs under
-    /// the lock: keep it short, and do not call this table from inside it (that answers
-    /// [`Busy`] instead of deadlocking).
-    pub fn update<R>(&self, f: impl FnOnce(&mut JobTable<S, N, T, D, J>) -> R) -> Result<R, Busy> {
-        self.inner.lock(|cell| {
-            let mut inner = cell.try_borrow_mut().map_err(|_| Busy)?;
-            let out = f(&mut inner.table);
-            inner.notify();
-            Ok(out)
-        })
+    /// Every change goes through here (the typed calls too), so no change escapes the waiters.
+    /// The closure runs under the lock: keep it short. Calling this table from inside it answers
+    /// [`Busy`] instead of deadlocking; dropping a wait inside it is fine.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Tb) -> R) -> Result<R, Busy> {
+        self.change(|table| table.map(f))
+    }
+
+    /// The table borrowed mutably (or `Busy`) for `f`, then the wake-up walk; the wakers are
+    /// woken after the lock is released.
+    fn change<R>(&self, f: impl FnOnce(Result<&mut Tb, Busy>) -> R) -> R {
+        let mut out = Deferred::new();
+        let result = self.cells.lock(|cells| match cells.table.try_borrow_mut() {
+            Ok(mut table) => {
+                let result = f(Ok(&mut table));
+                cells.notify(&table, &mut out);
+                result
+            }
+            Err(_) => f(Err(Busy)),
+        });
+        out.run();
+        result
     }
 
     /// Read the table under the lock.
-    pub fn read<R>(&self, f: impl FnOnce(&JobTable<S, N, T, D, J>) -> R) -> Result<R, Busy> {
-        self.inner.lock(|cell| {
-            let inner = cell.try_borrow().map_err(|_| Busy)?;
-            Ok(f(&inner.table))
+    pub fn read<R>(&self, f: impl FnOnce(&Tb) -> R) -> Result<R, Busy> {
+        self.cells.lock(|cells| {
+            let table = cells.table.try_borrow().map_err(|_| Busy)?;
+            Ok(f(&table))
         })
     }
 
-    /// Wait until a change of the table after revision `after`, for at most `timeout`; answers
-    /// the table's revision then (equal to `after` on timeout). A table-wide watcher.
-    pub async fn changed(&self, after: Revision, timeout: Duration) -> Revision {
-        let timeout = timeout.min(self.max_wait);
-        let _ = embassy_time::with_timeout(timeout, self.changed_since(after)).await;
-        loop {
-            if let Ok(r) = self.read(|t| t.revision()) {
-                return r;
-            }
-            YieldNow(false).await;
-        }
+    /// A change, typed: the closure's error becomes a [`SharedError`].
+    fn apply<R, Er: Into<SharedError>>(
+        &self,
+        f: impl FnOnce(&mut Tb) -> Result<R, Er>,
+    ) -> Result<R, SharedError> {
+        self.update(f)?.map_err(Into::into)
     }
 
-    fn changed_since(&self, after: Revision) -> Watch<'_, M, S, N, T, D, J, W> {
+    // ----- typed reads -------------------------------------------------------------------------
+
+    /// The table's revision as of the last completed change (R-VERSION). Never busy.
+    pub fn revision(&self) -> Revision {
+        self.cells.lock(|cells| cells.seen.get())
+    }
+
+    /// Look at the job in place, without copying it: `f` gets the borrowed view, under the
+    /// lock (keep it short).
+    pub fn inspect<R>(
+        &self,
+        id: JobId,
+        f: impl FnOnce(JobRef<'_, Tb::Spec>) -> R,
+    ) -> Result<R, SharedError> {
+        self.read(|t| t.get(id).map(f))?.map_err(Into::into)
+    }
+
+    /// When [`SharedTable::expire`] next has something to do ([`JobTable::next_timer`]).
+    pub fn next_timer(&self) -> Result<Option<Instant>, SharedError> {
+        Ok(self.read(|t| t.next_timer())?)
+    }
+
+    /// Registrations held by waiters now (at most `W`): a diagnostic. Zero once every wait has
+    /// ended or been dropped.
+    pub fn registered_waiters(&self) -> usize {
+        self.cells.lock(|cells| {
+            cells
+                .registry
+                .try_borrow()
+                .map_or(0, |registry| registry.entries.len())
+        })
+    }
+
+    // ----- typed changes -----------------------------------------------------------------------
+
+    /// Accept a job ([`JobTable::submit`]). A refused job is dropped: use
+    /// [`SharedTable::try_submit`] to get it back.
+    pub fn submit(&self, job: NewJob<'_, Tb::Spec>, now: Instant) -> Result<JobId, SharedError> {
+        self.try_submit(job, now).map_err(|r| r.error)
+    }
+
+    /// Accept a job, or hand it back whole with the reason (R-FULL): retry it later, or answer
+    /// the client.
+    pub fn try_submit<'a>(
+        &self,
+        job: NewJob<'a, Tb::Spec>,
+        now: Instant,
+    ) -> Result<JobId, Rejected<'a, Tb::Spec>> {
+        self.change(|table| match table {
+            Ok(table) => table.submit(job, now).map_err(Rejected::from),
+            Err(Busy) => Err(Rejected {
+                job,
+                error: SharedError::Busy,
+            }),
+        })
+    }
+
+    /// Start the oldest runnable job ([`JobTable::start_next`]); `None` if none is runnable.
+    pub fn start_next(&self, now: Instant) -> Result<Option<JobId>, SharedError> {
+        Ok(self.update(|t| t.start_next(now))?)
+    }
+
+    /// Start this queued job ([`JobTable::start`]).
+    pub fn start(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
+        self.apply(|t| t.start(id, now))
+    }
+
+    /// Report progress ([`JobTable::progress`]).
+    pub fn progress(
+        &self,
+        id: JobId,
+        percent: u8,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), SharedError> {
+        self.apply(|t| t.progress(id, percent, message, now))
+    }
+
+    /// Append a log line ([`JobTable::log`]).
+    pub fn log(&self, id: JobId, line: &str, now: Instant) -> Result<(), SharedError> {
+        self.apply(|t| t.log(id, line, now))
+    }
+
+    /// Renew the heartbeat lease ([`JobTable::heartbeat`]).
+    pub fn heartbeat(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
+        self.apply(|t| t.heartbeat(id, now))
+    }
+
+    /// The worker finished well ([`JobTable::succeed`]).
+    pub fn succeed(
+        &self,
+        id: JobId,
+        severity: Severity,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), SharedError> {
+        self.apply(|t| t.succeed(id, severity, message, now))
+    }
+
+    /// The job failed with the worker's error `code`, reason [`FailReason::Error`]
+    /// ([`JobTable::fail`]).
+    pub fn fail(
+        &self,
+        id: JobId,
+        code: i32,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), SharedError> {
+        self.apply(|t| t.fail(id, code, message, now))
+    }
+
+    /// Fail a live job with a given reason ([`JobTable::fail_with`]).
+    pub fn fail_with(
+        &self,
+        id: JobId,
+        reason: FailReason,
+        code: Option<i32>,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), SharedError> {
+        self.apply(|t| t.fail_with(id, reason, code, message, now))
+    }
+
+    /// Ask a running job to pause at its next checkpoint ([`JobTable::request_pause`]).
+    pub fn request_pause(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
+        self.apply(|t| t.request_pause(id, now))
+    }
+
+    /// Resume a paused job, or withdraw a pause request ([`JobTable::request_resume`]). A
+    /// worker parked in [`SharedTable::checkpoint`] goes on.
+    pub fn request_resume(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
+        self.apply(|t| t.request_resume(id, now))
+    }
+
+    /// Cancel a job ([`JobTable::request_cancel`]). A worker parked in
+    /// [`SharedTable::checkpoint`] wakes and answers [`Directive::Canceled`].
+    pub fn request_cancel(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
+        self.apply(|t| t.request_cancel(id, now))
+    }
+
+    /// The timer sweep ([`JobTable::expire`]), for a firmware that runs its own timer task
+    /// instead of [`SharedTable::run_timers`].
+    pub fn expire(&self, now: Instant) -> Result<Expired, SharedError> {
+        Ok(self.update(|t| t.expire(now))?)
+    }
+
+    // ----- async -------------------------------------------------------------------------------
+
+    fn watch(&self, target: Target) -> Watch<'_, M, Tb, W> {
         Watch {
-            shared: self,
-            key: ANY,
-            registered: None,
-            target: Target::Revision(after),
+            cells: &self.cells,
+            target,
+            token: NO_TOKEN,
         }
     }
 
-    /// Run the table's timers forever: call [`JobTable::expire`] with `Instant::now()` whenever
+    /// The worker's checkpoint, async (R-CONTROL): applies pending requests at
+    /// `Instant::now()` ([`JobTable::checkpoint`]) and answers [`Directive::Continue`] or
+    /// [`Directive::Canceled`] — never [`Directive::Pause`]: while the job is paused it parks,
+    /// woken by the job's changes (no polling), until a resume (then `Continue`) or a cancel
+    /// (then `Canceled`, the job failed `Canceled`).
+    ///
+    /// A paused job's deadline still runs: at the deadline the parked checkpoint wakes and the
+    /// job fails `TimedOut`, answering [`JobError::AlreadyTerminal`] (R-DEADLINE). A job that is
+    /// queued answers [`JobError::NotRunning`]; one that has ended, `AlreadyTerminal`.
+    pub async fn checkpoint(&self, id: JobId) -> Result<Directive, SharedError> {
+        loop {
+            let now = Instant::now();
+            let (directive, revision, deadline) = self.apply(|t| {
+                let directive = t.checkpoint(id, now)?;
+                let job = t.get(id)?;
+                Ok::<_, JobError>((directive, job.revision(), job.deadline()))
+            })?;
+            if directive != Directive::Pause {
+                return Ok(directive);
+            }
+            // Parked: any change of the job (resume, cancel request, …) ends the watch, and the
+            // checkpoint is asked again. Its answer (a lookup error, Busy) is the next
+            // checkpoint's answer too.
+            let watch = self.watch(Target::Job(id, Condition::ChangedSince(revision)));
+            match deadline {
+                Some(at) => {
+                    let _ = embassy_time::with_deadline(at, watch).await;
+                }
+                None => {
+                    let _ = watch.await;
+                }
+            }
+        }
+    }
+
+    /// Wait until a change of the table after revision `after`, for at most `timeout` (clamped
+    /// to [`SharedTable::max_wait`], from `Instant::now()`); answers the table's revision then
+    /// ([`SharedTable::revision`]; not above `after` on timeout). A table-wide watcher: a worker
+    /// with nothing to do sleeps here.
+    pub async fn changed(&self, after: Revision, timeout: Duration) -> Revision {
+        let at = deadline_after(clamp_wait(timeout, self.max_wait()));
+        let _ = embassy_time::with_deadline(at, self.watch(Target::Revision(after))).await;
+        self.revision()
+    }
+
+    /// Run the table's timers forever: [`JobTable::expire`] at `Instant::now()` whenever
     /// [`JobTable::next_timer`] comes due (deadlines, leases, retention), re-planning after
     /// every change. Spawn it as its own task; it never returns.
     pub async fn run_timers(&self) {
         loop {
-            let Ok((rev, next)) = self.read(|t| (t.revision(), t.next_timer())) else {
+            let Ok((revision, next)) = self.read(|t| (t.revision(), t.next_timer())) else {
+                // Only when polled from inside an update or read of this table.
                 YieldNow(false).await;
                 continue;
             };
+            let watch = self.watch(Target::Revision(revision));
             match next {
                 Some(at) => {
-                    let _ = embassy_time::with_deadline(at, self.changed_since(rev)).await;
+                    let _ = embassy_time::with_deadline(at, watch).await;
                 }
                 None => {
-                    let _ = self.changed_since(rev).await;
+                    let _ = watch.await;
                 }
             }
             let _ = self.update(|t| t.expire(Instant::now()));
@@ -320,98 +788,92 @@ impl<
     }
 }
 
-impl<
-        M: RawMutex,
-        S: Clone,
-        const N: usize,
-        const T: usize,
-        const D: usize,
-        const J: usize,
-        const W: usize,
-    > SharedTable<M, S, N, T, D, J, W>
+impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W>
+where
+    Tb::Spec: Clone,
 {
+    /// An owned copy of the job ([`JobTable::snapshot`]).
+    pub fn snapshot(&self, id: JobId) -> Result<Tb::Job, SharedError> {
+        self.read(|t| t.snapshot(id))?.map_err(Into::into)
+    }
+
     /// The job's snapshot now, and whether `condition` fails to hold for it (`timed_out`).
-    /// The one place a wait clones a job.
-    async fn answer(
-        &self,
-        id: JobId,
-        condition: Condition,
-    ) -> Result<Waited<Job<S, T, D>>, LookupError> {
-        loop {
-            let read = self.read(|t| {
-                t.get(id).map(|job| Waited {
-                    timed_out: !condition.holds(job),
-                    job: job.clone(),
-                })
-            });
-            match read {
-                Ok(r) => return r,
-                Err(Busy) => YieldNow(false).await,
-            }
-        }
+    fn answer(&self, id: JobId, condition: Condition) -> Result<Waited<Tb::Job>, SharedError> {
+        self.read(|t| {
+            t.get(id).map(|job| Waited {
+                timed_out: !condition.holds(&job),
+                job: Tb::to_job(&job),
+            })
+        })?
+        .map_err(Into::into)
     }
 
     /// Wait until `condition` holds for the job, for at most `timeout` (clamped to
-    /// [`SharedTable::max_wait`]) (R-WAIT).
+    /// [`SharedTable::max_wait`], from `Instant::now()`) (R-WAIT).
     ///
     /// Answers at once if the condition already holds. On timeout, answers the current snapshot
     /// with [`Waited::timed_out`] set — a timeout is never an error. A job that is removed
-    /// during the wait answers [`LookupError::Expired`]; an unknown id answers its lookup error
-    /// at once. A wait for [`Condition::Terminal`] ends on success and on failure alike.
+    /// during the wait answers [`SharedError::Lookup`] with [`LookupError::Expired`]; an unknown
+    /// id answers its lookup error at once. A wait for [`Condition::Terminal`] ends on success
+    /// and on failure alike. Dropping the future ends the wait cleanly.
     pub async fn wait(
         &self,
         id: JobId,
         condition: Condition,
         timeout: Duration,
-    ) -> Result<Waited<Job<S, T, D>>, LookupError> {
-        let timeout = timeout.min(self.max_wait);
-        let watch = Watch {
-            shared: self,
-            key: id.index(),
-            registered: None,
-            target: Target::Job(id, condition),
-        };
-        if let Ok(Err(e)) = embassy_time::with_timeout(timeout, watch).await {
+    ) -> Result<Waited<Tb::Job>, SharedError> {
+        let at = deadline_after(clamp_wait(timeout, self.max_wait()));
+        let watch = self.watch(Target::Job(id, condition));
+        if let Ok(Err(e)) = embassy_time::with_deadline(at, watch).await {
             return Err(e);
         }
         // Condition met or timeout: answer the job as it is now, in the same poll.
-        self.answer(id, condition).await
+        self.answer(id, condition)
     }
 
-    /// Submit a job, then wait up to `return_timeout` (clamped to [`SharedTable::max_wait`])
-    /// for it to end (R-RETURN): [`Submitted::Completed`] if it did, [`Submitted::Accepted`]
-    /// otherwise. With a zero timeout the answer is `Accepted` at once. The job is in the table
-    /// before either answer, so a lookup straight after `Accepted` finds it.
+    /// Submit a job, then wait up to `return_timeout` (clamped to [`SharedTable::max_wait`]) for
+    /// it to end (R-RETURN): [`Submitted::Completed`] if it did, [`Submitted::Accepted`]
+    /// otherwise, [`Submitted::Removed`] if it ended and was removed before the answer. With a
+    /// zero timeout the answer is `Accepted` at once. The job is in the table before any answer,
+    /// so a lookup straight after `Accepted` finds it. A refused submit answers
+    /// [`SharedError::Submit`] (the job is dropped; [`SharedTable::try_submit`] and
+    /// [`SharedTable::wait`] keep it).
     pub async fn submit_and_wait(
         &self,
-        job: NewJob<'_, S>,
+        job: NewJob<'_, Tb::Spec>,
         return_timeout: Duration,
         now: Instant,
-    ) -> Result<Submitted<Job<S, T, D>>, SubmitError> {
-        let mut job = Some(job);
-        let id = loop {
-            let submitted = self.update(|t| job.take().map(|j| t.submit(j, now)));
-            match submitted {
-                Ok(Some(r)) => break r?,
-                // `job` is consumed only by a closure that ran, and that answered `Some`.
-                Ok(None) => return Err(SubmitError::TableFull),
-                Err(Busy) => YieldNow(false).await,
-            }
-        };
+    ) -> Result<Submitted<Tb::Job>, SharedError> {
+        let id = self.submit(job, now)?;
         let zero = return_timeout == Duration::from_ticks(0);
         let waited = if zero {
-            self.answer(id, Condition::Terminal).await
+            self.answer(id, Condition::Terminal)
         } else {
             self.wait(id, Condition::Terminal, return_timeout).await
         };
-        Ok(match waited {
-            Ok(Waited { job, .. }) if job.is_terminal() && !zero => Submitted::Completed(job),
-            Ok(Waited { job, .. }) => Submitted::Accepted(job),
-            Err(LookupError::Expired(tombstone)) => Submitted::Removed(id, tombstone),
-            Err(_) => Submitted::Removed(id, None),
-        })
+        match waited {
+            // Waiting for `Terminal`: not timed out means terminal.
+            Ok(Waited {
+                job,
+                timed_out: false,
+            }) if !zero => Ok(Submitted::Completed(job)),
+            Ok(Waited { job, .. }) => Ok(Submitted::Accepted(job)),
+            Err(SharedError::Lookup(LookupError::Expired(tombstone))) => {
+                Ok(Submitted::Removed(id, tombstone))
+            }
+            Err(SharedError::Lookup(_)) => Ok(Submitted::Removed(id, None)),
+            // Polled from inside an update or read of this table (the job is in the table).
+            Err(e) => Err(e),
+        }
     }
 }
+
+/// The instant `timeout` from now, saturating at the end of time.
+fn deadline_after(timeout: Duration) -> Instant {
+    Instant::now().checked_add(timeout).unwrap_or(Instant::MAX)
+}
+
+// ----- the watch future -------------------------------------------------------------------------
 
 /// What a [`Watch`] waits for.
 #[derive(Clone, Copy)]
@@ -422,104 +884,85 @@ enum Target {
     Revision(Revision),
 }
 
-/// One registered waiter: a job's condition or a table-wide change.
-struct Watch<
-    'a,
-    M: RawMutex,
-    S,
-    const N: usize,
-    const T: usize,
-    const D: usize,
-    const J: usize,
-    const W: usize,
-> {
-    shared: &'a SharedTable<M, S, N, T, D, J, W>,
-    key: u16,
-    registered: Option<Waker>,
+impl Target {
+    fn key(self) -> u16 {
+        match self {
+            Target::Job(id, _) => id.index(),
+            Target::Revision(_) => ANY,
+        }
+    }
+}
+
+/// One waiter: a job's condition or a table-wide change. Holds its own registration (by
+/// token) while pending, and gives it back when it is ready or dropped.
+struct Watch<'s, M: RawMutex, Tb, const W: usize> {
+    cells: &'s Mutex<M, Cells<Tb, W>>,
     target: Target,
+    /// Its registration, or [`NO_TOKEN`].
+    token: u32,
 }
 
-impl<
-        M: RawMutex,
-        S,
-        const N: usize,
-        const T: usize,
-        const D: usize,
-        const J: usize,
-        const W: usize,
-    > Watch<'_, M, S, N, T, D, J, W>
-{
-    /// Ready with `Ok` once the target is reached, with the lookup error if the job is gone.
-    /// Never clones a job: the caller reads the snapshot once, when the watch is over.
-    fn poll_seen(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LookupError>> {
-        let key = self.key;
-        let target = self.target;
-        let polled = self.shared.inner.lock(|cell| {
-            let mut inner = cell.try_borrow_mut().ok()?;
-            let seen = match target {
-                Target::Job(id, condition) => match inner.table.check(id, condition) {
-                    Ok(Some(_)) => Some(Ok(())),
-                    Ok(None) => None,
-                    Err(e) => Some(Err(e)),
-                },
-                Target::Revision(after) => (inner.table.revision() > after).then_some(Ok(())),
-            };
-            if seen.is_none() {
-                inner.wakers.register(key, cx.waker());
-            }
-            Some(seen)
-        });
-        match polled {
-            Some(Some(seen)) => Poll::Ready(seen),
-            Some(None) => {
-                self.registered = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            // Polled from inside an update/read of the same table: try again later.
-            None => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl<
-        M: RawMutex,
-        S,
-        const N: usize,
-        const T: usize,
-        const D: usize,
-        const J: usize,
-        const W: usize,
-    > Drop for Watch<'_, M, S, N, T, D, J, W>
-{
-    fn drop(&mut self) {
-        if let Some(waker) = self.registered.take() {
-            let key = self.key;
-            self.shared.inner.lock(|cell| {
-                if let Ok(mut inner) = cell.try_borrow_mut() {
-                    inner.wakers.unregister(key, &waker);
-                }
-            });
-        }
-    }
-}
-
-impl<
-        M: RawMutex,
-        S,
-        const N: usize,
-        const T: usize,
-        const D: usize,
-        const J: usize,
-        const W: usize,
-    > Future for Watch<'_, M, S, N, T, D, J, W>
-{
-    type Output = Result<(), LookupError>;
+impl<M: RawMutex, Tb: Table, const W: usize> Future for Watch<'_, M, Tb, W> {
+    /// `Ok` once the target is reached; the lookup error if the job is gone; `Busy` if polled
+    /// from inside an update of the same table. Never clones a job.
+    type Output = Result<(), SharedError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().poll_seen(cx)
+        let this = self.get_mut();
+        let target = this.target;
+        let mut token = this.token;
+        let mut out = Deferred::new();
+        let seen = this.cells.lock(|cells| {
+            let seen = match target {
+                Target::Job(id, condition) => match cells.table.try_borrow() {
+                    Ok(table) => match table.check(id, condition) {
+                        Ok(Some(_)) => Some(Ok(())),
+                        Ok(None) => None,
+                        Err(e) => Some(Err(SharedError::Lookup(e))),
+                    },
+                    Err(_) => Some(Err(SharedError::Busy)),
+                },
+                Target::Revision(after) => (cells.seen.get() > after).then_some(Ok(())),
+            };
+            match cells.registry.try_borrow_mut() {
+                Ok(mut registry) => {
+                    if seen.is_none() {
+                        token = registry.register(token, target.key(), cx.waker(), &mut out);
+                    } else if token != NO_TOKEN {
+                        out.dropped = registry.unregister(token);
+                        token = NO_TOKEN;
+                    }
+                }
+                // Cannot happen (the registry is only borrowed by this module's short
+                // sections): be polled again rather than sleep unregistered.
+                Err(_) => out.wake(cx.waker().clone()),
+            }
+            seen
+        });
+        this.token = token;
+        out.run();
+        match seen {
+            Some(result) => Poll::Ready(result),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<M: RawMutex, Tb, const W: usize> Drop for Watch<'_, M, Tb, W> {
+    fn drop(&mut self) {
+        if self.token == NO_TOKEN {
+            return;
+        }
+        let token = self.token;
+        let waker = self.cells.lock(|cells| {
+            cells
+                .registry
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut registry| registry.unregister(token))
+        });
+        // Dropped outside the lock.
+        drop(waker);
     }
 }
 
