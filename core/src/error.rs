@@ -91,6 +91,9 @@ pub enum SubmitError {
     },
     /// A run timeout or lease longer than the table keeps ([`crate::JobOptions::MAX_DURATION`]).
     DurationTooLong,
+    /// A retry policy with no attempts, a zero multiplier, jitter over 100 % or a backoff over
+    /// 49.7 days.
+    InvalidRetryPolicy,
 }
 
 impl fmt::Display for SubmitError {
@@ -107,6 +110,7 @@ impl fmt::Display for SubmitError {
                 write!(f, "dependency {id}: {error}")
             }
             SubmitError::DurationTooLong => f.write_str("run timeout or lease too long"),
+            SubmitError::InvalidRetryPolicy => f.write_str("invalid retry policy"),
         }
     }
 }
@@ -175,6 +179,8 @@ pub enum JobError {
     NotCancelable,
     /// Start of a queued job whose dependencies have not all succeeded.
     DependenciesPending,
+    /// Start of a queued job still waiting out its retry backoff (R-RETRY).
+    BackingOff,
     /// Progress over 100 percent.
     ProgressOutOfRange(u8),
     /// A message or log line does not fit.
@@ -203,6 +209,7 @@ impl fmt::Display for JobError {
             JobError::NotPausable => f.write_str("job cannot be paused"),
             JobError::NotCancelable => f.write_str("job cannot be canceled"),
             JobError::DependenciesPending => f.write_str("dependencies have not succeeded"),
+            JobError::BackingOff => f.write_str("job is waiting out its retry backoff"),
             JobError::ProgressOutOfRange(p) => write!(f, "progress {p} is over 100"),
             JobError::TextTooLong { field, limit } => {
                 write!(f, "{} longer than {limit} bytes", field.as_str())

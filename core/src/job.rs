@@ -68,6 +68,9 @@ pub struct NewJob<'a, S> {
     pub(crate) description: &'a str,
     pub(crate) depends_on: &'a [crate::JobId],
     pub(crate) options: JobOptions,
+    pub(crate) priority: crate::Priority,
+    #[cfg(feature = "retry")]
+    pub(crate) retry: Option<crate::RetryPolicy>,
 }
 
 impl<'a, S> NewJob<'a, S> {
@@ -78,7 +81,28 @@ impl<'a, S> NewJob<'a, S> {
             description: "",
             depends_on: &[],
             options: JobOptions::DEFAULT,
+            priority: crate::Priority::Normal,
+            #[cfg(feature = "retry")]
+            retry: None,
         }
+    }
+
+    /// Its priority level (R-PRIORITY; default [`crate::Priority::Normal`]).
+    pub const fn priority(mut self, priority: crate::Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Its retry policy (R-RETRY; feature `retry`; default: no retries).
+    #[cfg(feature = "retry")]
+    pub const fn retry(mut self, policy: crate::RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &S {
+        &self.spec
     }
 
     /// A human-readable description (must fit the table's text capacity).

@@ -66,7 +66,8 @@
 //! * `serde` — `Serialize`/`Deserialize` on jobs and every public value type;
 //! * `defmt` — `defmt::Format` on every public type (for firmware; not for host builds);
 //! * `embassy` — a shared table with async long-poll waits for firmware;
-//! * `persist` — encode/decode the table to bytes (postcard + CRC) for power-safe images.
+//! * `persist` — encode/decode the table to bytes (postcard + CRC) for power-safe images;
+//! * `retry` — a retry policy with backoff per job (16 bytes more per slot).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -88,6 +89,7 @@ pub mod journal;
 pub mod persist;
 mod record;
 mod retain;
+mod retry;
 #[cfg(feature = "embassy")]
 pub mod shared;
 mod state;
@@ -102,6 +104,9 @@ pub use job::{JobOptions, NewJob, MAX_DEPENDENCIES};
 pub use journal::{Event, EventKind};
 pub use record::Detail;
 pub use retain::Tombstone;
+pub use retry::Priority;
+#[cfg(feature = "retry")]
+pub use retry::RetryPolicy;
 #[cfg(feature = "embassy")]
 pub use shared::SharedTable;
 pub use state::{Directive, FailReason, Outcome, Request, Severity, State};

@@ -66,8 +66,11 @@ pub(crate) mod flag {
     pub(crate) const RESTARTABLE: u8 = 1 << 2;
     pub(crate) const PAUSE_REQUESTED: u8 = 1 << 3;
     pub(crate) const CANCEL_REQUESTED: u8 = 1 << 4;
-    /// Runnable: on the runnable list (all dependencies met).
+    /// Runnable: on the runnable list of its priority (all dependencies met).
     pub(crate) const RUNNABLE: u8 = 1 << 5;
+    /// Queued again after a retryable failure, waiting out its backoff (on the active list,
+    /// `expiry` = the backoff's end or the deadline, whichever comes first).
+    pub(crate) const BACKOFF: u8 = 1 << 6;
 }
 
 /// Why the table itself ended a job, beyond its [`FailReason`]: the edge formats it.
@@ -109,8 +112,8 @@ impl Detail {
 /// * `expiry`: running — the earlier of the deadline and the lease's end; paused — the
 ///   deadline; otherwise none;
 /// * `word`: terminal — the outcome code (`i32` bits); live — the lease in ms (0 = none);
-/// * `cause`: terminal with `DependencyFailed` — position+1 of the failed dependency in the
-///   job's own edge list; 0 otherwise.
+/// * `cause`: bits 0–3, terminal with `DependencyFailed` — position+1 of the failed
+///   dependency in the job's own edge list, 0 otherwise; bits 4–5, the priority level.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Slot {
     pub(crate) generation: u32,
@@ -144,6 +147,9 @@ pub(crate) struct Slot {
     /// Dependencies not yet succeeded.
     pub(crate) unmet: u8,
     pub(crate) cause: u8,
+    /// The retry policy and attempt count (feature `retry`: 16 more bytes).
+    #[cfg(feature = "retry")]
+    pub(crate) retry: crate::retry::RetryState,
 }
 
 /// `outcome` byte encoding: low nibble the severity/reason, high nibble the detail kind.
@@ -241,7 +247,39 @@ impl Slot {
         outcome: 0,
         unmet: 0,
         cause: 0,
+        #[cfg(feature = "retry")]
+        retry: crate::retry::RetryState::EMPTY,
     };
+
+    /// The priority level (0–3).
+    pub(crate) const fn level(&self) -> u8 {
+        (self.cause >> 4) & 3
+    }
+
+    pub(crate) fn set_level(&mut self, level: u8) {
+        self.cause = (self.cause & 0x0F) | ((level & 3) << 4);
+    }
+
+    /// Position + 1 of the failed dependency (0: none).
+    pub(crate) const fn failed_dep(&self) -> u8 {
+        self.cause & 0x0F
+    }
+
+    pub(crate) fn set_failed_dep(&mut self, k: u8) {
+        self.cause = (self.cause & 0xF0) | (k.min(15));
+    }
+
+    /// The attempt under way or last made (1 for the first).
+    pub(crate) fn attempt(&self) -> u8 {
+        #[cfg(feature = "retry")]
+        {
+            self.retry.retries.saturating_add(1)
+        }
+        #[cfg(not(feature = "retry"))]
+        {
+            1
+        }
+    }
 
     pub(crate) const fn has(&self, f: u8) -> bool {
         self.flags & f != 0
@@ -346,7 +384,8 @@ mod tests {
 
     #[test]
     fn records_keep_their_budget() {
-        assert_eq!(core::mem::size_of::<Slot>(), 64);
+        let retry = if cfg!(feature = "retry") { 16 } else { 0 };
+        assert_eq!(core::mem::size_of::<Slot>(), 64 + retry);
         assert_eq!(core::mem::size_of::<Edge>(), 20);
         assert_eq!(core::mem::size_of::<Tomb>(), 24);
     }

@@ -5,6 +5,7 @@ use heapless::{String, Vec};
 use crate::id::{JobId, Revision};
 use crate::job::{JobOptions, MAX_DEPENDENCIES};
 use crate::record::{flag, outcome_byte, Detail, Edge, Phase, Slot};
+use crate::retry::Priority;
 use crate::state::{Outcome, State};
 use crate::time::{self, Instant};
 
@@ -91,7 +92,7 @@ impl<'a, S> JobRef<'a, S> {
             outcome_byte::DEADLINE => Some(Detail::Deadline),
             outcome_byte::LEASE => Some(Detail::Lease),
             outcome_byte::DEPENDENCY => {
-                let k = usize::from(self.slot.cause).checked_sub(1)?;
+                let k = usize::from(self.slot.failed_dep()).checked_sub(1)?;
                 self.depends_on().nth(k).map(Detail::Dependency)
             }
             outcome_byte::CANCELED => Some(Detail::Canceled),
@@ -150,6 +151,26 @@ impl<'a, S> JobRef<'a, S> {
     pub fn is_terminal(&self) -> bool {
         self.slot.phase.is_terminal()
     }
+    /// Its priority level (R-PRIORITY).
+    pub fn priority(&self) -> Priority {
+        Priority::of_level(self.slot.level())
+    }
+    /// The attempt under way, or the last one made: 1 for the first (R-RETRY).
+    pub fn attempt(&self) -> u8 {
+        self.slot.attempt()
+    }
+    /// Queued again after a retryable failure and waiting out its backoff: the instant it
+    /// may start again (R-RETRY).
+    pub fn retry_at(&self) -> Option<Instant> {
+        (self.slot.phase == Phase::Queued && self.slot.has(flag::BACKOFF))
+            .then(|| self.slot.expiry.get())
+            .flatten()
+    }
+    /// Its retry policy ([`crate::RetryPolicy::NONE`] when it has none).
+    #[cfg(feature = "retry")]
+    pub fn retry_policy(&self) -> crate::RetryPolicy {
+        self.slot.retry.policy()
+    }
     /// An owned copy with text capacity `T` (the table's own `T` always fits; a smaller one
     /// cuts texts at a character boundary).
     pub fn snapshot<const T: usize>(&self) -> Job<S, T>
@@ -181,6 +202,9 @@ impl<'a, S> JobRef<'a, S> {
             cancel_requested: self.cancel_requested(),
             deadline: self.deadline(),
             lease_until: self.lease_until(),
+            priority: self.priority(),
+            attempt: self.attempt(),
+            retry_at: self.retry_at(),
         }
     }
 }
@@ -238,6 +262,10 @@ pub struct Job<S, const T: usize = 64> {
     deadline: Option<Instant>,
     #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ms::option"))]
     lease_until: Option<Instant>,
+    priority: Priority,
+    attempt: u8,
+    #[cfg_attr(feature = "serde", serde(with = "crate::time::serde_ms::option"))]
+    retry_at: Option<Instant>,
 }
 
 impl<S, const T: usize> Job<S, T> {
@@ -328,5 +356,17 @@ impl<S, const T: usize> Job<S, T> {
     /// `true` once `Succeeded` or `Failed`.
     pub fn is_terminal(&self) -> bool {
         self.state.is_terminal()
+    }
+    /// Its priority level.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+    /// The attempt under way or last made (1 for the first).
+    pub fn attempt(&self) -> u8 {
+        self.attempt
+    }
+    /// When it may start again, while it waits out a retry backoff.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.retry_at
     }
 }

@@ -240,20 +240,49 @@ impl<S> Core<'_, S> {
             _ => return Err(bad(Inconsistency::JobState)),
         };
         let requests = flag::PAUSE_REQUESTED | flag::CANCEL_REQUESTED;
+        let backoff = job.flags & flag::BACKOFF != 0;
         let active = matches!(phase, Phase::Running | Phase::Paused);
+        #[cfg(feature = "retry")]
+        let retry = match job.retry {
+            None => crate::retry::RetryState::EMPTY,
+            Some((
+                max_attempts,
+                multiplier,
+                jitter_percent,
+                retries,
+                first_ms,
+                ceiling_ms,
+                seed,
+            )) => crate::retry::RetryState {
+                max_attempts,
+                multiplier,
+                jitter_percent,
+                retries,
+                first_ms,
+                ceiling_ms,
+                seed,
+            },
+        };
+        #[cfg(not(feature = "retry"))]
+        if job.retry.is_some() {
+            // Written by a build with retries: this one cannot keep the policy.
+            return Err(DecodeError::Malformed);
+        }
         let consistent = job.progress <= 100
             && job.flags
                 & !(flag::PAUSABLE
                     | flag::CANCELABLE
                     | flag::RESTARTABLE
                     | requests
-                    | flag::RUNNABLE)
+                    | flag::RUNNABLE
+                    | flag::BACKOFF)
                 == 0
             && (job.flags & flag::PAUSE_REQUESTED == 0 || phase == Phase::Running)
             && (job.flags & flag::CANCEL_REQUESTED == 0 || active)
             && (job.flags & flag::RUNNABLE == 0 || phase == Phase::Queued)
-            && (job.started_ms.is_some() || !active)
-            && (job.expiry_ms.is_none() || active)
+            && (!backoff || (phase == Phase::Queued && job.expiry_ms.is_some()))
+            && (job.started_ms.is_some() || !(active || backoff))
+            && (job.expiry_ms.is_none() || active || backoff)
             && job.description.len() <= self.t
             && job.message.len() <= self.t
             && job.modified_ms >= job.created_ms
@@ -262,7 +291,8 @@ impl<S> Core<'_, S> {
                 let twice = job.depends_on.iter().take(k).any(|e| e == d);
                 !(itself || twice)
             })
-            && usize::from(job.cause) <= job.depends_on.len();
+            && usize::from(job.cause & 0x0F) <= job.depends_on.len()
+            && job.cause & 0xC0 == 0;
         if !consistent {
             return Err(bad(Inconsistency::JobState));
         }
@@ -304,6 +334,8 @@ impl<S> Core<'_, S> {
             progress: job.progress,
             outcome: job.outcome,
             cause: job.cause,
+            #[cfg(feature = "retry")]
+            retry,
             ..Slot::EMPTY
         };
         self.write_text(i, crate::table::Text::Description, job.description);
@@ -346,7 +378,11 @@ impl<S> Core<'_, S> {
                 e = edge.next_own;
             }
             let runnable = slot.has(flag::RUNNABLE);
-            if slot.phase == Phase::Queued && runnable != (unmet == 0) {
+            let backoff = slot.has(flag::BACKOFF);
+            let waiting = unmet != 0;
+            if slot.phase == Phase::Queued
+                && (runnable == (waiting || backoff) || (backoff && waiting))
+            {
                 return Err(bad(Inconsistency::List));
             }
             if let Some(s) = self.slot_mut(i) {
@@ -368,7 +404,7 @@ impl<S> Core<'_, S> {
                 continue;
             }
             live = live.saturating_add(1);
-            s.cause = s.unmet;
+            s.cause = (s.cause & 0xF0) | (s.unmet & 0x0F);
             if s.unmet == 0 {
                 s.next = stack;
                 stack = i.saturating_add(1);
@@ -382,8 +418,9 @@ impl<S> Core<'_, S> {
             while let Some(edge) = self.edge(e).copied() {
                 if let Some(d) = edge.owner.checked_sub(1) {
                     if let Some(s) = self.slot_mut(d) {
-                        s.cause = s.cause.saturating_sub(1);
-                        if s.cause == 0 {
+                        let left = (s.cause & 0x0F).saturating_sub(1);
+                        s.cause = (s.cause & 0xF0) | left;
+                        if left == 0 {
                             s.next = stack;
                             stack = d.saturating_add(1);
                         }
@@ -394,7 +431,7 @@ impl<S> Core<'_, S> {
         }
         for s in self.slots.iter_mut() {
             if s.phase.is_live() {
-                s.cause = 0;
+                s.cause &= 0xF0;
                 s.next = 0;
             }
         }
@@ -414,9 +451,13 @@ impl<S> Core<'_, S> {
         if slot.flags & LISTED != 0 {
             return Err(bad(Inconsistency::DuplicateSlot));
         }
+        let slot_level = slot.level();
         let fits = match list {
             Listed::Runnable => slot.phase == Phase::Queued && slot.has(flag::RUNNABLE),
-            Listed::Active => matches!(slot.phase, Phase::Running | Phase::Paused),
+            Listed::Active => {
+                matches!(slot.phase, Phase::Running | Phase::Paused)
+                    || (slot.phase == Phase::Queued && slot.has(flag::BACKOFF))
+            }
             Listed::Retained => slot.phase.is_terminal(),
             Listed::Free => slot.phase == Phase::Empty,
         };
@@ -427,7 +468,7 @@ impl<S> Core<'_, S> {
             s.flags |= LISTED;
         }
         match list {
-            Listed::Runnable => self.push_back(crate::table::List::Runnable, i),
+            Listed::Runnable => self.push_back(crate::table::List::Runnable(slot_level), i),
             Listed::Active => self.push_back(crate::table::List::Active, i),
             Listed::Retained => self.push_back(crate::table::List::Retained, i),
             Listed::Free => self.push_free(i),
@@ -445,7 +486,7 @@ impl<S> Core<'_, S> {
             let listed = s.flags & LISTED != 0;
             s.flags &= !LISTED;
             let must = match s.phase {
-                Phase::Queued => s.has(flag::RUNNABLE),
+                Phase::Queued => s.has(flag::RUNNABLE) || s.has(flag::BACKOFF),
                 Phase::Retired => false,
                 _ => true,
             };
@@ -471,6 +512,10 @@ impl<S> Core<'_, S> {
                 break;
             };
             i = slot.next.checked_sub(1);
+            if slot.phase == Phase::Queued {
+                // Waiting out a retry backoff: it keeps waiting, on the table's clock.
+                continue;
+            }
             if slot.has(flag::CANCEL_REQUESTED) {
                 self.finish(
                     x,

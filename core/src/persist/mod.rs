@@ -257,6 +257,9 @@ pub(super) struct JobImage<'a, S> {
     pub(super) revision: u64,
     pub(super) state_revision: u64,
     pub(super) depends_on: Vec<JobId, MAX_DEPENDENCIES>,
+    /// Retry policy and retries made: max attempts, multiplier, jitter %, retries, first
+    /// backoff ms, ceiling ms, seed (feature `retry`; `None` without it).
+    pub(super) retry: Option<(u8, u8, u8, u8, u32, u32, u32)>,
 }
 
 /// Longest postcard varint of a value up to `max`.
@@ -385,6 +388,25 @@ fn count(slots: &[Slot], head: u16) -> u16 {
     u16::try_from(walk(slots, head).count()).unwrap_or(u16::MAX)
 }
 
+#[cfg(feature = "retry")]
+fn retry_image(s: &Slot) -> Option<(u8, u8, u8, u8, u32, u32, u32)> {
+    let r = &s.retry;
+    (r.max_attempts != 0).then_some((
+        r.max_attempts,
+        r.multiplier,
+        r.jitter_percent,
+        r.retries,
+        r.first_ms,
+        r.ceiling_ms,
+        r.seed,
+    ))
+}
+
+#[cfg(not(feature = "retry"))]
+fn retry_image(_: &Slot) -> Option<(u8, u8, u8, u8, u32, u32, u32)> {
+    None
+}
+
 fn opt(ms: Ms) -> Option<u64> {
     (!ms.is_none()).then(|| ms.ms())
 }
@@ -446,7 +468,10 @@ impl<
             fresh: h.fresh,
             tombstones: u16::try_from(self.tombs.len()).unwrap_or(u16::MAX),
             jobs: h.len,
-            runnable: count(slots, h.runnable.head),
+            runnable: h
+                .runnable
+                .iter()
+                .fold(0u16, |n, l| n.saturating_add(count(slots, l.head))),
             active: count(slots, h.active.head),
             retained: count(slots, h.retained.head),
             free: count(slots, h.free),
@@ -491,9 +516,19 @@ impl<
                 revision: s.revision.ms(),
                 state_revision: s.state_revision(),
                 depends_on,
+                retry: retry_image(s),
             })?;
         }
-        for head in [h.runnable.head, h.active.head, h.retained.head, h.free] {
+        let [r0, r1, r2, r3] = h.runnable;
+        for head in [
+            r0.head,
+            r1.head,
+            r2.head,
+            r3.head,
+            h.active.head,
+            h.retained.head,
+            h.free,
+        ] {
             for i in walk(slots, head) {
                 out.put(&i)?;
             }

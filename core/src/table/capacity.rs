@@ -79,6 +79,7 @@ pub trait Table {
     /// [`JobTable::next_free_at`].
     fn next_free_at(&self) -> Option<Instant>;
     /// [`JobTable::submit`].
+    #[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
     fn submit<'a>(
         &mut self,
         job: NewJob<'a, Self::Spec>,
@@ -112,6 +113,14 @@ pub trait Table {
     ) -> Result<(), JobError>;
     /// [`JobTable::fail`].
     fn fail(&mut self, id: JobId, code: i32, message: &str, now: Instant) -> Result<(), JobError>;
+    /// [`JobTable::fail_final`].
+    fn fail_final(
+        &mut self,
+        id: JobId,
+        code: i32,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), JobError>;
     /// [`JobTable::fail_with`].
     fn fail_with(
         &mut self,
@@ -232,6 +241,7 @@ impl<
     fn next_free_at(&self) -> Option<Instant> {
         JobTable::next_free_at(self)
     }
+    #[allow(clippy::result_large_err)]
     fn submit<'a>(&mut self, job: NewJob<'a, S>, now: Instant) -> Result<JobId, Refused<'a, S>> {
         JobTable::submit(self, job, now)
     }
@@ -270,6 +280,15 @@ impl<
     }
     fn fail(&mut self, id: JobId, code: i32, message: &str, now: Instant) -> Result<(), JobError> {
         JobTable::fail(self, id, code, message, now)
+    }
+    fn fail_final(
+        &mut self,
+        id: JobId,
+        code: i32,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), JobError> {
+        JobTable::fail_final(self, id, code, message, now)
     }
     fn fail_with(
         &mut self,

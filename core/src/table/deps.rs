@@ -176,7 +176,7 @@ impl<S> Core<'_, S> {
     /// Dependents are listed newest first; each one released goes in front of those this call
     /// released before it, so jobs that become runnable together queue oldest first (R-SCHED).
     pub(crate) fn release_dependents(&mut self, i: u16) {
-        let anchor = self.h.runnable.tail;
+        let anchors = self.h.runnable.map(|l| l.tail);
         loop {
             let e = match self.slot(i) {
                 Some(s) if s.dependents != NIL => s.dependents,
@@ -190,7 +190,9 @@ impl<S> Core<'_, S> {
             slot.unmet = slot.unmet.saturating_sub(1);
             if slot.unmet == 0 && slot.phase == Phase::Queued && !slot.has(flag::RUNNABLE) {
                 slot.set(flag::RUNNABLE, true);
-                self.insert_after(List::Runnable, anchor, d);
+                let level = slot.level();
+                let anchor = anchors.get(usize::from(level)).map_or(NIL, |a| *a);
+                self.insert_after(List::Runnable(level), anchor, d);
             }
         }
     }
@@ -231,7 +233,7 @@ impl<S> Core<'_, S> {
                 // Ending `d` unlinks all of its edges, `e` among them.
                 self.end(d, outcome, Some(Detail::Dependency(JobId::default())), None);
                 if let Some(s) = self.slot_mut(d) {
-                    s.cause = cause;
+                    s.set_failed_dep(cause);
                 }
                 self.unlink_edge(e);
             }

@@ -30,7 +30,17 @@ impl<S> Core<'_, S> {
         if self.slot(i).and_then(|s| Self::due(s, at)).is_some() {
             self.clock(now);
             self.settle(i);
-            return Err(JobError::AlreadyTerminal);
+            // Timed out for good, or (a lease, with retries left) queued again: either way the
+            // caller's worker no longer has the job.
+            return Err(if self.phase(i).is_terminal() {
+                JobError::AlreadyTerminal
+            } else {
+                JobError::NotRunning
+            });
+        }
+        if self.slot(i).is_some_and(|s| Self::backoff_over(s, at)) {
+            self.clock(now);
+            self.promote(i);
         }
         Ok(i)
     }
@@ -56,6 +66,9 @@ impl<S> Core<'_, S> {
                 from: self.state(i),
                 to: State::Running,
             });
+        }
+        if slot.has(flag::BACKOFF) {
+            return Err(JobError::BackingOff);
         }
         if !slot.has(flag::RUNNABLE) {
             return Err(JobError::DependenciesPending);
@@ -233,19 +246,103 @@ impl<S> Core<'_, S> {
         Ok(())
     }
 
+    /// The worker's failure (R-RETRY): queued again after its backoff while the job's retry
+    /// policy allows another attempt, failed for good otherwise.
+    pub(crate) fn fail_retrying(
+        &mut self,
+        id: JobId,
+        code: i32,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), JobError> {
+        self.check_text(message, TextField::Message)
+            .map_err(|(field, limit)| JobError::TextTooLong { field, limit })?;
+        let i = self.enter(id, now)?;
+        self.clock(now);
+        if self.retry_allowed(i) {
+            self.retry(i, message);
+            return Ok(());
+        }
+        let outcome = Outcome::Failed {
+            reason: FailReason::Error,
+            code,
+        };
+        self.finish(i, outcome, None, Some(message));
+        Ok(())
+    }
+
+    /// A running or paused job whose retry policy allows another attempt.
+    pub(crate) fn retry_allowed(&self, i: u16) -> bool {
+        #[cfg(feature = "retry")]
+        {
+            self.slot(i).is_some_and(|s| {
+                matches!(s.phase, Phase::Running | Phase::Paused) && s.retry.can_retry()
+            })
+        }
+        #[cfg(not(feature = "retry"))]
+        {
+            let _ = i;
+            false
+        }
+    }
+
+    /// Queue slot `i` again for its next attempt, not startable before its backoff ends (or at
+    /// once with no backoff). The deadline keeps running.
+    pub(crate) fn retry(&mut self, i: u16, message: &str) {
+        let from = self.state(i);
+        let now = self.now_ms().ms();
+        self.unlink(i);
+        let Some(s) = self.slot_mut(i) else { return };
+        #[cfg(feature = "retry")]
+        let backoff = {
+            s.retry.retries = s.retry.retries.saturating_add(1);
+            s.retry.backoff_ms(s.retry.retries)
+        };
+        #[cfg(not(feature = "retry"))]
+        let backoff = 0u64;
+        s.phase = Phase::Queued;
+        s.set(flag::PAUSE_REQUESTED, false);
+        s.set(flag::CANCEL_REQUESTED, false);
+        s.progress = 0;
+        let level = s.level();
+        let list = if backoff == 0 {
+            s.set(flag::RUNNABLE, true);
+            s.expiry = Ms::NONE;
+            List::Runnable(level)
+        } else {
+            s.set(flag::BACKOFF, true);
+            let end = now.saturating_add(backoff);
+            s.expiry = Ms::from_ms(Self::deadline_of(s).map_or(end, |d| d.min(end)));
+            List::Active
+        };
+        self.push_back(list, i);
+        self.write_text(i, Text::Message, message);
+        self.change(
+            i,
+            EventKind::StateChanged {
+                from,
+                to: State::Queued,
+            },
+            true,
+        );
+    }
+
     /// A running or paused restartable job goes back to the queue (it was interrupted).
     pub(crate) fn requeue(&mut self, i: u16) {
         let from = self.state(i);
         self.unlink(i);
+        let mut level = 0;
         if let Some(s) = self.slot_mut(i) {
             s.phase = Phase::Queued;
             s.set(flag::PAUSE_REQUESTED, false);
             s.set(flag::CANCEL_REQUESTED, false);
+            s.set(flag::BACKOFF, false);
             s.set(flag::RUNNABLE, true);
             s.expiry = Ms::NONE;
             s.progress = 0;
+            level = s.level();
         }
-        self.push_back(List::Runnable, i);
+        self.push_back(List::Runnable(level), i);
         self.change(
             i,
             EventKind::StateChanged {
@@ -380,12 +477,13 @@ impl<S> Core<'_, S> {
         s.phase = Phase::of(to);
         s.outcome = outcome_byte::encode(outcome, detail);
         s.word = u32::from_ne_bytes(outcome.code().to_ne_bytes());
-        s.cause = 0;
+        s.set_failed_dep(0);
         s.expiry = Ms::NONE;
         for f in [
             flag::PAUSE_REQUESTED,
             flag::CANCEL_REQUESTED,
             flag::RUNNABLE,
+            flag::BACKOFF,
         ] {
             s.set(f, false);
         }

@@ -1,5 +1,6 @@
-//! Intrusive lists through the slots: runnable (FIFO), active (running or paused), retained
-//! (terminal, oldest first: the next to go) and free. They make submit, start, next-runnable,
+//! Intrusive lists through the slots: runnable (a FIFO per priority level), active (running,
+//! paused, or waiting out a retry backoff), retained (terminal, oldest first: the next to go)
+//! and free. They make submit, start, next-runnable,
 //! complete and eviction O(1), with no scan of the table (R-SCHED). Which list a slot is on
 //! follows from its phase, so it is not stored.
 
@@ -27,7 +28,8 @@ pub(crate) enum List {
     None,
     /// Free slot (singly linked through `next`).
     Free,
-    Runnable,
+    /// Runnable at this priority level.
+    Runnable(u8),
     Active,
     Retained,
 }
@@ -36,7 +38,8 @@ impl List {
     pub(crate) fn of(slot: &Slot) -> List {
         match slot.phase {
             Phase::Empty => List::Free,
-            Phase::Queued if slot.has(flag::RUNNABLE) => List::Runnable,
+            Phase::Queued if slot.has(flag::RUNNABLE) => List::Runnable(slot.level()),
+            Phase::Queued if slot.has(flag::BACKOFF) => List::Active,
             Phase::Queued | Phase::Retired => List::None,
             Phase::Running | Phase::Paused => List::Active,
             Phase::Succeeded | Phase::Failed => List::Retained,
@@ -70,7 +73,7 @@ impl<S> Core<'_, S> {
 
     fn ends_mut(&mut self, list: List) -> Option<&mut Ends> {
         match list {
-            List::Runnable => Some(&mut self.h.runnable),
+            List::Runnable(level) => self.h.runnable.get_mut(usize::from(level)),
             List::Active => Some(&mut self.h.active),
             List::Retained => Some(&mut self.h.retained),
             List::None | List::Free => None,

@@ -122,7 +122,7 @@ impl<'a, S> Ro<'a, S> {
     }
 
     pub(crate) fn peek_runnable(&self) -> Option<JobId> {
-        let i = index(self.h.runnable.head)?;
+        let i = self.h.runnable.iter().rev().find_map(|l| index(l.head))?;
         self.slot(i).map(|s| id_of(self.h.epoch, i, s))
     }
 

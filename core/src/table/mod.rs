@@ -342,6 +342,7 @@ impl<
     /// the table is full, the oldest terminal job whose retention has passed is removed to make
     /// room. A refusal hands the job back, spec included, with the reason ([`Refused`]); the
     /// table is then exactly as it was.
+    #[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
     pub fn submit<'a>(
         &mut self,
         job: NewJob<'a, S>,
@@ -407,7 +408,23 @@ impl<
 
     /// The job failed with the worker's error `code` (`Queued | Running | Paused → Failed`,
     /// reason `Error`). Its dependents fail with `DependencyFailed`, transitively.
+    ///
+    /// With a retry policy (feature `retry`) and attempts left, a running or paused job goes
+    /// back to `Queued` instead, startable again once its backoff ends (R-RETRY); the message
+    /// stays readable on it. [`JobTable::fail_final`] fails it for good.
     pub fn fail(
+        &mut self,
+        id: JobId,
+        code: i32,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), JobError> {
+        self.core().fail_retrying(id, code, message, now)
+    }
+
+    /// The job failed with an error no retry will mend: `Failed(Error)` at once, whatever its
+    /// retry policy.
+    pub fn fail_final(
         &mut self,
         id: JobId,
         code: i32,

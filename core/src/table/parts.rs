@@ -27,7 +27,8 @@ pub(crate) struct Header {
     pub(crate) fresh: u16,
     /// Head of the free list (index + 1).
     pub(crate) free: u16,
-    pub(crate) runnable: Ends,
+    /// One runnable FIFO per priority level, lowest first.
+    pub(crate) runnable: [Ends; crate::Priority::LEVELS],
     pub(crate) active: Ends,
     pub(crate) retained: Ends,
     /// Edges `edge_fresh..E` have never been used.
@@ -61,7 +62,7 @@ impl Header {
             len: 0,
             fresh: 0,
             free: 0,
-            runnable: Ends::EMPTY,
+            runnable: [Ends::EMPTY; crate::Priority::LEVELS],
             active: Ends::EMPTY,
             retained: Ends::EMPTY,
             edge_fresh: 0,

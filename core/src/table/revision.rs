@@ -33,6 +33,7 @@ impl<S> Core<'_, S> {
 
     /// A new revision for slot `i` with `modified` left as it is (a restore: the job did not
     /// change, but waiters from before it must hear of it).
+    #[cfg(feature = "persist")]
     pub(crate) fn touch(&mut self, i: u16, kind: EventKind) {
         self.stamp(i, kind, false, None);
     }

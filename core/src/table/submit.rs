@@ -29,6 +29,12 @@ impl<S> Core<'_, S> {
         {
             return Err(SubmitError::DurationTooLong);
         }
+        #[cfg(feature = "retry")]
+        if let Some(policy) = &job.retry {
+            if crate::retry::RetryState::of(policy).is_none() {
+                return Err(SubmitError::InvalidRetryPolicy);
+            }
+        }
         let mut failed: u8 = 0;
         for (k, dep) in job.depends_on.iter().enumerate() {
             if job.depends_on.iter().take(k).any(|d| d == dep) {
@@ -48,6 +54,7 @@ impl<S> Core<'_, S> {
         Ok(failed)
     }
 
+    #[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
     pub(crate) fn submit<'a>(
         &mut self,
         job: NewJob<'a, S>,
@@ -72,6 +79,9 @@ impl<S> Core<'_, S> {
             description,
             depends_on,
             options,
+            priority,
+            #[cfg(feature = "retry")]
+            retry,
         } = job;
         let pos = self.specs.len();
         if let Err((_, spec)) = self.specs.push((i, spec)) {
@@ -84,6 +94,9 @@ impl<S> Core<'_, S> {
                     description,
                     depends_on,
                     options,
+                    priority,
+                    #[cfg(feature = "retry")]
+                    retry,
                 },
                 error: SubmitError::TableFull,
             });
@@ -114,8 +127,14 @@ impl<S> Core<'_, S> {
             spec: u16::try_from(pos.saturating_add(1)).unwrap_or(0),
             phase: Phase::Queued,
             flags,
+            #[cfg(feature = "retry")]
+            retry: retry
+                .as_ref()
+                .and_then(crate::retry::RetryState::of)
+                .unwrap_or(crate::retry::RetryState::EMPTY),
             ..Slot::EMPTY
         };
+        slot.set_level(priority.level());
         let id = JobId::new(self.h.epoch, i, generation);
         self.write_text(i, Text::Description, description);
         self.write_text(i, Text::Message, "");
@@ -130,13 +149,13 @@ impl<S> Core<'_, S> {
                 None,
             );
             if let Some(s) = self.slot_mut(i) {
-                s.cause = failed;
+                s.set_failed_dep(failed);
             }
         } else if self.slot(i).is_some_and(|s| s.unmet == 0) {
             if let Some(s) = self.slot_mut(i) {
                 s.set(flag::RUNNABLE, true);
             }
-            self.push_back(List::Runnable, i);
+            self.push_back(List::Runnable(priority.level()), i);
         }
         Ok(id)
     }

@@ -6,9 +6,9 @@
 //! `expiry` is its deadline alone (a parked worker owes no heartbeat). Starting, every worker
 //! contact, pausing and resuming re-arm it ([`Core::renew`]); nothing else does.
 
-use super::lists::index;
+use super::lists::{index, List};
 use super::{Core, Expired, Ro};
-use crate::record::{Detail, Phase, Slot};
+use crate::record::{flag, Detail, Phase, Slot};
 use crate::state::FailReason;
 use crate::time::{self, Instant, Ms};
 
@@ -41,12 +41,41 @@ impl<S> Core<'_, S> {
         };
     }
 
-    /// Whether `slot`'s deadline or lease has passed at `now` (ticks), and which.
+    /// The deadline of slot `s` in ms, if it has one and has started.
+    pub(crate) fn deadline_of(s: &Slot) -> Option<u64> {
+        deadline_ms(s)
+    }
+
+    /// Whether a job waiting out a retry backoff may run at `now` (ticks).
+    pub(crate) fn backoff_over(s: &Slot, now: u64) -> bool {
+        s.phase == Phase::Queued
+            && s.has(flag::BACKOFF)
+            && s.expiry.ms() <= Ms::at(Instant::from_ticks(now)).ms()
+    }
+
+    /// A job whose backoff is over becomes runnable, at the back of its level's queue.
+    pub(crate) fn promote(&mut self, i: u16) {
+        self.unlink(i);
+        let Some(s) = self.slot_mut(i) else { return };
+        s.set(flag::BACKOFF, false);
+        s.set(flag::RUNNABLE, true);
+        s.expiry = Ms::NONE;
+        let level = s.level();
+        self.push_back(List::Runnable(level), i);
+    }
+
+    /// Whether `slot`'s deadline or lease has passed at `now` (ticks), and which. A job in a
+    /// retry backoff can only pass its deadline.
     pub(crate) fn due(s: &Slot, now: u64) -> Option<Detail> {
+        let now_ms = Ms::at(Instant::from_ticks(now)).ms();
+        if s.phase == Phase::Queued && s.has(flag::BACKOFF) {
+            return deadline_ms(s)
+                .filter(|d| *d <= now_ms)
+                .map(|_| Detail::Deadline);
+        }
         if !matches!(s.phase, Phase::Running | Phase::Paused) || s.expiry.is_none() {
             return None;
         }
-        let now_ms = Ms::at(Instant::from_ticks(now)).ms();
         if s.expiry.ms() > now_ms {
             return None;
         }
@@ -61,7 +90,12 @@ impl<S> Core<'_, S> {
         let Some(detail) = self.slot(i).and_then(|s| Self::due(s, self.h.now)) else {
             return false;
         };
-        self.finish(i, Self::failure(FailReason::TimedOut), Some(detail), None);
+        // A lost lease is a retryable failure (the worker died); a deadline is final.
+        if detail == Detail::Lease && self.retry_allowed(i) {
+            self.retry(i, "");
+        } else {
+            self.finish(i, Self::failure(FailReason::TimedOut), Some(detail), None);
+        }
         true
     }
 
@@ -81,6 +115,11 @@ impl<S> Core<'_, S> {
             i = self.slot(x).and_then(|s| index(s.next));
             if self.settle(x) {
                 report.timed_out = report.timed_out.saturating_add(1);
+            } else if self
+                .slot(x)
+                .is_some_and(|s| Self::backoff_over(s, self.h.now))
+            {
+                self.promote(x);
             }
         }
         while let Some(head) = index(self.h.retained.head).filter(|h| self.evictable(*h)) {
