@@ -66,10 +66,12 @@ unsafe impl defmt::Logger for Logger {
         // SAFETY: paired with `critical_section::release` in `release`.
         let restore = unsafe { critical_section::acquire() };
         // Interrupts are off from here to `release`, so only a log from inside the logger
-        // could re-enter; defmt forbids that and so do we.
-        if SHARED.taken.swap(true, Ordering::Relaxed) {
-            panic!("defmt logger taken reentrantly");
+        // could re-enter; defmt forbids that and so do we. A plain load and store (thumbv6m has
+        // no atomic swap; none is needed with interrupts off), and an exit rather than a panic.
+        if SHARED.taken.load(Ordering::Relaxed) {
+            crate::fatal("defmt logger taken reentrantly");
         }
+        SHARED.taken.store(true, Ordering::Relaxed);
         // SAFETY: exclusive access, see `Shared`.
         let inner = unsafe { &mut *SHARED.inner.get() };
         inner.restore = restore;
