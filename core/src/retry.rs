@@ -220,7 +220,11 @@ fn mix(mut x: u32) -> u32 {
 }
 
 #[cfg(all(test, feature = "retry"))]
-#[allow(clippy::unwrap_used, clippy::arithmetic_side_effects, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::{RetryPolicy, RetryState};
     use crate::time::Duration;

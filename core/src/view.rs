@@ -19,9 +19,14 @@ pub struct JobRef<'a, S> {
     pub(crate) id: JobId,
     pub(crate) slot: &'a Slot,
     pub(crate) spec: &'a S,
-    pub(crate) description: &'a str,
-    pub(crate) message: &'a str,
+    /// Texts as stored (valid UTF-8, written from `&str`); checked when read.
+    pub(crate) description: &'a [u8],
+    pub(crate) message: &'a [u8],
     pub(crate) edges: &'a [Edge],
+}
+
+fn as_str(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).unwrap_or("")
 }
 
 impl<'a, S> JobRef<'a, S> {
@@ -35,7 +40,7 @@ impl<'a, S> JobRef<'a, S> {
     }
     /// The description given at submit.
     pub fn description(&self) -> &'a str {
-        self.description
+        as_str(self.description)
     }
     /// The current state.
     pub fn state(&self) -> State {
@@ -48,7 +53,7 @@ impl<'a, S> JobRef<'a, S> {
     /// The last progress message, or the worker's success/failure message once terminal.
     /// Empty when the table itself ended the job: see [`JobRef::detail`].
     pub fn message(&self) -> &'a str {
-        self.message
+        as_str(self.message)
     }
     /// When it was submitted (to the millisecond).
     pub fn created(&self) -> Instant {
@@ -184,10 +189,10 @@ impl<'a, S> JobRef<'a, S> {
         Job {
             id: self.id,
             spec: self.spec.clone(),
-            description: text(self.description),
+            description: text(self.description()),
             state: self.state(),
             progress: self.progress(),
-            message: text(self.message),
+            message: text(self.message()),
             created: self.created(),
             started: self.started(),
             ended: self.ended(),

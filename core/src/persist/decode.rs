@@ -145,6 +145,7 @@ impl<
             revision: meta.revision,
             dropped: meta.revision,
             now: time::instant_of_ms(meta.now_ms).as_ticks(),
+            now_ms: Ms::at(time::instant_of_ms(meta.now_ms)).ms(),
             retention: Header::of(crate::Config {
                 retention: crate::Duration::from_ticks(retention),
             })

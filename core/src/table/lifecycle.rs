@@ -26,7 +26,11 @@ impl<S> Core<'_, S> {
         if phase.is_terminal() {
             return Err(JobError::AlreadyTerminal);
         }
-        let at = now.as_ticks().max(self.h.now);
+        let at = if now.as_ticks() > self.h.now {
+            Ms::at(now).ms()
+        } else {
+            self.h.now_ms
+        };
         if self.slot(i).and_then(|s| Self::due(s, at)).is_some() {
             self.clock(now);
             self.settle(i);
@@ -73,7 +77,7 @@ impl<S> Core<'_, S> {
         if !slot.has(flag::RUNNABLE) {
             return Err(JobError::DependenciesPending);
         }
-        let now = self.clock(now);
+        self.clock(now);
         self.unlink(i);
         let now_ms = self.now_ms();
         if let Some(s) = self.slot_mut(i) {
@@ -83,7 +87,7 @@ impl<S> Core<'_, S> {
                 s.started = now_ms;
             }
         }
-        self.renew(i, now);
+        self.renew(i);
         self.push_back(List::Active, i);
         self.change(
             i,
@@ -112,12 +116,12 @@ impl<S> Core<'_, S> {
         if self.phase(i) != Phase::Running {
             return Err(JobError::NotRunning);
         }
-        let now = self.clock(now);
+        self.clock(now);
         self.write_text(i, Text::Message, message);
         if let Some(s) = self.slot_mut(i) {
             s.progress = percent;
         }
-        self.renew(i, now);
+        self.renew(i);
         self.change(i, EventKind::Progress { percent }, false);
         Ok(())
     }
@@ -131,9 +135,9 @@ impl<S> Core<'_, S> {
             });
         }
         let i = self.enter(id, now)?;
-        let now = self.clock(now);
+        self.clock(now);
         if self.phase(i) == Phase::Running {
-            self.renew(i, now);
+            self.renew(i);
         }
         let pos = self.journal().write_line(line);
         self.record(id, EventKind::Log, pos);
@@ -145,8 +149,8 @@ impl<S> Core<'_, S> {
         if self.phase(i) != Phase::Running {
             return Err(JobError::NotRunning);
         }
-        let now = self.clock(now);
-        self.renew(i, now);
+        self.clock(now);
+        self.renew(i);
         Ok(())
     }
 
@@ -156,9 +160,9 @@ impl<S> Core<'_, S> {
         if phase == Phase::Queued {
             return Err(JobError::NotRunning);
         }
-        let now = self.clock(now);
+        self.clock(now);
         if phase == Phase::Running {
-            self.renew(i, now);
+            self.renew(i);
         }
         let (cancel, pause) = self.slot(i).map_or((false, false), |s| {
             (s.has(flag::CANCEL_REQUESTED), s.has(flag::PAUSE_REQUESTED))
@@ -178,7 +182,7 @@ impl<S> Core<'_, S> {
                     s.set(flag::PAUSE_REQUESTED, false);
                     s.phase = Phase::Paused;
                 }
-                self.renew(i, now);
+                self.renew(i);
                 self.change(
                     i,
                     EventKind::StateChanged {
@@ -381,11 +385,11 @@ impl<S> Core<'_, S> {
         let pending = slot.has(flag::PAUSE_REQUESTED);
         match slot.phase {
             Phase::Paused => {
-                let now = self.clock(now);
+                self.clock(now);
                 if let Some(s) = self.slot_mut(i) {
                     s.phase = Phase::Running;
                 }
-                self.renew(i, now);
+                self.renew(i);
                 self.change(
                     i,
                     EventKind::StateChanged {

@@ -41,7 +41,8 @@ impl<'a, S> Ro<'a, S> {
         self.slots.get(usize::from(i))
     }
 
-    pub(crate) fn text(&self, i: u16, which: Text) -> &'a str {
+    /// A text's bytes as stored (checked as UTF-8 only when read as text).
+    pub(crate) fn text_bytes(&self, i: u16, which: Text) -> &'a [u8] {
         let t = self.t;
         let buf = match which {
             Text::Description => self.desc,
@@ -54,8 +55,7 @@ impl<'a, S> Ro<'a, S> {
             .map_or(0, |l| usize::from(*l));
         let start = usize::from(i).saturating_mul(t);
         buf.get(start..start.saturating_add(len.min(t)))
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or("")
+            .unwrap_or(&[])
     }
 
     pub(crate) fn spec(&self, slot: &Slot) -> Option<&'a S> {
@@ -73,8 +73,8 @@ impl<'a, S> Ro<'a, S> {
             id: id_of(self.h.epoch, i, slot),
             slot,
             spec: self.spec(slot)?,
-            description: self.text(i, Text::Description),
-            message: self.text(i, Text::Message),
+            description: self.text_bytes(i, Text::Description),
+            message: self.text_bytes(i, Text::Message),
             edges: self.edges,
         })
     }

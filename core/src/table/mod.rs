@@ -214,6 +214,12 @@ impl<
         }
     }
 
+    /// Change the settings (retention) at run time: a firmware keeps its `static` table
+    /// all-zero (`new(Config::DEFAULT)`, `.bss`) and sets its own retention at start-up.
+    pub fn set_config(&mut self, config: Config) {
+        self.head.retention = Header::of(config).retention;
+    }
+
     /// Capacity in jobs (`N`), retired slots included.
     pub const fn capacity(&self) -> usize {
         N

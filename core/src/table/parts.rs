@@ -18,6 +18,8 @@ pub(crate) struct Header {
     pub(crate) dropped: u64,
     /// The newest `now` seen, in ticks.
     pub(crate) now: u64,
+    /// The same in whole milliseconds (what jobs record), kept with `now`.
+    pub(crate) now_ms: u64,
     /// Retention in ticks; `None` is [`Config::DEFAULT`] (so the default table is all-zero).
     pub(crate) retention: Option<u64>,
     pub(crate) epoch: u32,
@@ -52,6 +54,7 @@ impl Header {
             revision: 0,
             dropped: 0,
             now: 0,
+            now_ms: 0,
             retention: if ticks == Config::DEFAULT.retention.as_ticks() {
                 None
             } else {

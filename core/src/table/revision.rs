@@ -17,12 +17,15 @@ impl<S> Core<'_, S> {
 
     /// Clamp `now` so time never goes back inside the table.
     pub(crate) fn clock(&mut self, now: Instant) -> Instant {
-        self.h.now = self.h.now.max(now.as_ticks());
+        if now.as_ticks() > self.h.now {
+            self.h.now = now.as_ticks();
+            self.h.now_ms = Ms::at(now).ms();
+        }
         Instant::from_ticks(self.h.now)
     }
 
     pub(crate) fn now_ms(&self) -> Ms {
-        Ms::at(Instant::from_ticks(self.h.now))
+        Ms::from_ms(self.h.now_ms)
     }
 
     /// Take a revision for a change to the job in slot `i` and journal it.

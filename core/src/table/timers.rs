@@ -27,9 +27,10 @@ fn retention_end(ro_retention_ms: u64, s: &Slot) -> Option<u64> {
 }
 
 impl<S> Core<'_, S> {
-    /// Re-arm the expiry of slot `i` at `now` (start, worker contact, pause, resume).
-    pub(crate) fn renew(&mut self, i: u16, now: Instant) {
-        let now_ms = Ms::at(now).ms();
+    /// Re-arm the expiry of slot `i` at the table's `now` (start, worker contact, pause,
+    /// resume).
+    pub(crate) fn renew(&mut self, i: u16) {
+        let now_ms = self.h.now_ms;
         let Some(s) = self.slot_mut(i) else { return };
         let deadline = deadline_ms(s);
         let lease = (s.phase == Phase::Running && s.lease() != 0)
@@ -46,11 +47,9 @@ impl<S> Core<'_, S> {
         deadline_ms(s)
     }
 
-    /// Whether a job waiting out a retry backoff may run at `now` (ticks).
-    pub(crate) fn backoff_over(s: &Slot, now: u64) -> bool {
-        s.phase == Phase::Queued
-            && s.has(flag::BACKOFF)
-            && s.expiry.ms() <= Ms::at(Instant::from_ticks(now)).ms()
+    /// Whether a job waiting out a retry backoff may run at `now_ms`.
+    pub(crate) fn backoff_over(s: &Slot, now_ms: u64) -> bool {
+        s.phase == Phase::Queued && s.has(flag::BACKOFF) && s.expiry.ms() <= now_ms
     }
 
     /// A job whose backoff is over becomes runnable, at the back of its level's queue.
@@ -64,10 +63,9 @@ impl<S> Core<'_, S> {
         self.push_back(List::Runnable(level), i);
     }
 
-    /// Whether `slot`'s deadline or lease has passed at `now` (ticks), and which. A job in a
-    /// retry backoff can only pass its deadline.
-    pub(crate) fn due(s: &Slot, now: u64) -> Option<Detail> {
-        let now_ms = Ms::at(Instant::from_ticks(now)).ms();
+    /// Whether `slot`'s deadline or lease has passed at `now_ms`, and which. A job in a retry
+    /// backoff can only pass its deadline.
+    pub(crate) fn due(s: &Slot, now_ms: u64) -> Option<Detail> {
         if s.phase == Phase::Queued && s.has(flag::BACKOFF) {
             return deadline_ms(s)
                 .filter(|d| *d <= now_ms)
@@ -87,7 +85,7 @@ impl<S> Core<'_, S> {
 
     /// Fail slot `i` `TimedOut` if its deadline or lease passed; `true` if it did.
     pub(crate) fn settle(&mut self, i: u16) -> bool {
-        let Some(detail) = self.slot(i).and_then(|s| Self::due(s, self.h.now)) else {
+        let Some(detail) = self.slot(i).and_then(|s| Self::due(s, self.h.now_ms)) else {
             return false;
         };
         // A lost lease is a retryable failure (the worker died); a deadline is final.
@@ -103,7 +101,7 @@ impl<S> Core<'_, S> {
         let retention = self.h.retention().as_millis();
         self.slot(i)
             .and_then(|s| retention_end(retention, s))
-            .is_some_and(|end| end <= self.now_ms().ms())
+            .is_some_and(|end| end <= self.h.now_ms)
     }
 
     pub(crate) fn expire(&mut self, now: Instant) -> Expired {
@@ -117,7 +115,7 @@ impl<S> Core<'_, S> {
                 report.timed_out = report.timed_out.saturating_add(1);
             } else if self
                 .slot(x)
-                .is_some_and(|s| Self::backoff_over(s, self.h.now))
+                .is_some_and(|s| Self::backoff_over(s, self.h.now_ms))
             {
                 self.promote(x);
             }
