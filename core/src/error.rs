@@ -94,6 +94,10 @@ pub enum SubmitError {
     /// A retry policy with no attempts, a zero multiplier, jitter over 100 % or a backoff over
     /// 49.7 days.
     InvalidRetryPolicy,
+    /// The idempotency key already names this job, for a different request (R-IDEMPOTENT).
+    KeyConflict(JobId),
+    /// Every idempotency key entry (`I`) names a job still in the table.
+    KeysFull,
 }
 
 impl fmt::Display for SubmitError {
@@ -111,6 +115,13 @@ impl fmt::Display for SubmitError {
             }
             SubmitError::DurationTooLong => f.write_str("run timeout or lease too long"),
             SubmitError::InvalidRetryPolicy => f.write_str("invalid retry policy"),
+            SubmitError::KeyConflict(id) => {
+                write!(
+                    f,
+                    "idempotency key already used by job {id} for another request"
+                )
+            }
+            SubmitError::KeysFull => f.write_str("no room for another idempotency key"),
         }
     }
 }

@@ -382,9 +382,10 @@ impl<F: NorFlash> AbStore<F> {
         const L: usize,
         const E: usize,
         const K: usize,
+        const I: usize,
     >(
         &mut self,
-        table: &JobTable<S, N, T, J, L, E, K>,
+        table: &JobTable<S, N, T, J, L, E, K, I>,
         buf: &mut [u8],
     ) -> Result<u32, StoreError<F::Error>> {
         let area = buf
@@ -412,9 +413,10 @@ impl<F: NorFlash> AbStore<F> {
         const L: usize,
         const E: usize,
         const K: usize,
+        const I: usize,
     >(
         &mut self,
-        table: &mut JobTable<S, N, T, J, L, E, K>,
+        table: &mut JobTable<S, N, T, J, L, E, K, I>,
         buf: &mut [u8],
         now: Instant,
     ) -> Result<Option<Restored>, StoreError<F::Error>> {

@@ -110,7 +110,7 @@ pub use retry::RetryPolicy;
 #[cfg(feature = "embassy")]
 pub use shared::SharedTable;
 pub use state::{Directive, FailReason, Outcome, Request, Severity, State};
-pub use table::{Config, Expired, JobTable, Table};
+pub use table::{key_hash, Config, Expired, Idempotent, JobTable, Table};
 pub use time::{Duration, Instant};
 pub use view::{Job, JobRef};
 pub use wait::{clamp_wait, Condition, Submitted, Waited, Watched, MAX_WAIT};

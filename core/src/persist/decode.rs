@@ -18,7 +18,8 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
-    > JobTable<S, N, T, J, L, E, K>
+        const I: usize,
+    > JobTable<S, N, T, J, L, E, K, I>
 {
     /// Load an image exactly as it was written, in place: same epoch, same states (a running
     /// job is still running). The journal starts empty and compacted at the stored revision.
@@ -114,6 +115,9 @@ impl<
         }
         self.tombs.clear();
         self.events.clear();
+        for k in self.keys.iter_mut() {
+            *k = crate::table::KeyRecord::EMPTY;
+        }
     }
 
     /// Fill this table from a checked body. On error the table is in an unspecified (but
@@ -190,6 +194,21 @@ impl<
                 let i: u16 = take(&mut rest)?;
                 core.relist(list, i)?;
             }
+        }
+        for _ in 0..meta.keys {
+            let (hash, fingerprint, i): (u64, u64, u16) = take(&mut rest)?;
+            let slot = core.slot(i).copied().ok_or(bad(Inconsistency::SlotIndex))?;
+            if hash == 0 || !(slot.phase.is_live() || slot.phase.is_terminal()) {
+                return Err(bad(Inconsistency::JobState));
+            }
+            if core.key_target(hash).is_some() {
+                return Err(bad(Inconsistency::DuplicateSlot));
+            }
+            let pos = core.key_room(hash).ok_or(DecodeError::CapacityTooSmall {
+                needed: usize::from(meta.keys),
+            })?;
+            let id = crate::JobId::new(0, i, slot.generation);
+            core.put_key(pos, hash, fingerprint, id);
         }
         if !rest.is_empty() {
             return Err(DecodeError::Malformed);

@@ -222,6 +222,8 @@ pub(super) struct Meta {
     pub(super) active: u16,
     pub(super) retained: u16,
     pub(super) free: u16,
+    /// Idempotency keys that name a job in the table.
+    pub(super) keys: u16,
 }
 
 /// One tombstone in the image.
@@ -407,6 +409,31 @@ fn retry_image(_: &Slot) -> Option<(u8, u8, u8, u8, u32, u32, u32)> {
     None
 }
 
+impl<
+        S,
+        const N: usize,
+        const T: usize,
+        const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
+        const I: usize,
+    > JobTable<S, N, T, J, L, E, K, I>
+{
+    /// The key entries that name a job still in the table.
+    fn live_keys(&self) -> impl Iterator<Item = &crate::table::KeyRecord> + '_ {
+        self.keys.iter().filter(|k| {
+            k.hash() != 0
+                && k.slot
+                    .checked_sub(1)
+                    .and_then(|i| self.slots.get(usize::from(i)))
+                    .is_some_and(|s| {
+                        (s.phase.is_live() || s.phase.is_terminal()) && s.generation == k.generation
+                    })
+        })
+    }
+}
+
 fn opt(ms: Ms) -> Option<u64> {
     (!ms.is_none()).then(|| ms.ms())
 }
@@ -419,7 +446,8 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
-    > JobTable<S, N, T, J, L, E, K>
+        const I: usize,
+    > JobTable<S, N, T, J, L, E, K, I>
 {
     /// The most bytes an image of this table type can take, when a job spec encodes to at most
     /// `spec_max` bytes with postcard. A `const fn`: size a flash page or a buffer with it at
@@ -438,6 +466,7 @@ impl<
             .saturating_add(META)
             .saturating_add(N.saturating_mul(per_slot))
             .saturating_add(K.saturating_mul(TOMBSTONE))
+            .saturating_add(I.saturating_mul(U64 + U64 + U16))
     }
 }
 
@@ -449,7 +478,8 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
-    > JobTable<S, N, T, J, L, E, K>
+        const I: usize,
+    > JobTable<S, N, T, J, L, E, K, I>
 {
     /// Write the table's image into `buf` and answer its length (R-PERSIST).
     /// [`JobTable::image_size_bound`] bytes are always enough.
@@ -475,6 +505,7 @@ impl<
             active: count(slots, h.active.head),
             retained: count(slots, h.retained.head),
             free: count(slots, h.free),
+            keys: u16::try_from(self.live_keys().count()).unwrap_or(u16::MAX),
         };
         out.put(&meta)?;
         for slot in slots.iter().take(usize::from(h.fresh)) {
@@ -532,6 +563,9 @@ impl<
             for i in walk(slots, head) {
                 out.put(&i)?;
             }
+        }
+        for k in self.live_keys() {
+            out.put(&(k.hash(), k.fingerprint(), k.slot.saturating_sub(1)))?;
         }
         let end = out.pos;
         let buf = out.buf;

@@ -85,6 +85,17 @@ pub trait Table {
         job: NewJob<'a, Self::Spec>,
         now: Instant,
     ) -> Result<JobId, Refused<'a, Self::Spec>>;
+    /// [`JobTable::submit_idempotent`].
+    #[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
+    fn submit_idempotent<'a>(
+        &mut self,
+        job: NewJob<'a, Self::Spec>,
+        key: &[u8],
+        fingerprint: u64,
+        now: Instant,
+    ) -> Result<super::Idempotent, Refused<'a, Self::Spec>>;
+    /// [`JobTable::key_job`].
+    fn key_job(&mut self, key: &[u8]) -> Option<JobId>;
     /// [`JobTable::start_next`].
     fn start_next(&mut self, now: Instant) -> Option<JobId>;
     /// [`JobTable::start`].
@@ -171,7 +182,8 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
-    > Table for JobTable<S, N, T, J, L, E, K>
+        const I: usize,
+    > Table for JobTable<S, N, T, J, L, E, K, I>
 {
     type Spec = S;
     type Job = Job<S, T>;
@@ -244,6 +256,19 @@ impl<
     #[allow(clippy::result_large_err)]
     fn submit<'a>(&mut self, job: NewJob<'a, S>, now: Instant) -> Result<JobId, Refused<'a, S>> {
         JobTable::submit(self, job, now)
+    }
+    #[allow(clippy::result_large_err)]
+    fn submit_idempotent<'a>(
+        &mut self,
+        job: NewJob<'a, S>,
+        key: &[u8],
+        fingerprint: u64,
+        now: Instant,
+    ) -> Result<super::Idempotent, Refused<'a, S>> {
+        JobTable::submit_idempotent(self, job, key, fingerprint, now)
+    }
+    fn key_job(&mut self, key: &[u8]) -> Option<JobId> {
+        JobTable::key_job(self, key)
     }
     fn start_next(&mut self, now: Instant) -> Option<JobId> {
         JobTable::start_next(self, now)

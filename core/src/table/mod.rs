@@ -10,6 +10,7 @@
 
 mod capacity;
 mod deps;
+mod keys;
 mod lifecycle;
 mod lists;
 mod lookup;
@@ -32,6 +33,9 @@ use crate::view::{Job, JobRef};
 use crate::wait::Condition;
 
 pub use capacity::Table;
+use keys::KeyEntry;
+pub(crate) use keys::KeyEntry as KeyRecord;
+pub use keys::{key_hash, Idempotent};
 #[cfg(feature = "persist")]
 pub(crate) use lists::List;
 #[cfg(feature = "persist")]
@@ -83,7 +87,9 @@ pub struct Expired {
 /// * `J` — journal capacity in events (default 64; 16 bytes each);
 /// * `L` — log-line ring in bytes (default 256; a line takes its length + 2);
 /// * `E` — dependency edges shared by all jobs (default `N`; 20 bytes each);
-/// * `K` — tombstones kept for removed jobs (default `N`; 24 bytes each).
+/// * `K` — tombstones kept for removed jobs (default `N`; 24 bytes each);
+/// * `I` — idempotency keys (default 0: none; 24 bytes each; give it about `2 × N` when
+///   clients send keys, see [`JobTable::submit_idempotent`]).
 ///
 /// Name the capacities once, in a type alias, and use it everywhere:
 /// `type Jobs = JobTable<Op, 16>;`.
@@ -122,6 +128,7 @@ pub struct JobTable<
     const L: usize = 256,
     const E: usize = N,
     const K: usize = N,
+    const I: usize = 0,
 > {
     pub(crate) head: Header,
     pub(crate) slots: [Slot; N],
@@ -133,6 +140,7 @@ pub struct JobTable<
     pub(crate) tombs: Deque<Tomb, K>,
     pub(crate) events: Deque<Ev, J>,
     pub(crate) logs: [u8; L],
+    pub(crate) keys: [KeyEntry; I],
 }
 
 impl<
@@ -143,7 +151,8 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
-    > JobTable<S, N, T, J, L, E, K>
+        const I: usize,
+    > JobTable<S, N, T, J, L, E, K, I>
 {
     /// An empty table in epoch 0. With [`Config::DEFAULT`] it is all-zero bytes, so a
     /// `static` holding it costs no flash (`.bss`).
@@ -166,6 +175,7 @@ impl<
             tombs: Deque::new(),
             events: Deque::new(),
             logs: [0; L],
+            keys: [KeyEntry::EMPTY; I],
         }
     }
 
@@ -182,6 +192,7 @@ impl<
             tombs: self.tombs.as_mut_view(),
             events: self.events.as_mut_view(),
             logs: &mut self.logs,
+            keys: &mut self.keys,
         }
     }
 
@@ -357,6 +368,33 @@ impl<
         self.core().submit(job, now)
     }
 
+    /// Accept a job under an idempotency key (R-IDEMPOTENT; OCI's `opc-retry-token`).
+    ///
+    /// `fingerprint` identifies the request (a hash of what the client sent, the caller's
+    /// choice). While the job the key names is in the table (live, or terminal within its
+    /// retention), the same key with the same fingerprint answers [`Idempotent::Existing`] and
+    /// changes nothing; with another fingerprint it is refused with
+    /// [`SubmitError::KeyConflict`](crate::SubmitError::KeyConflict). Otherwise the job is
+    /// submitted as [`JobTable::submit`] does and the key recorded ([`Idempotent::New`]);
+    /// [`SubmitError::KeysFull`](crate::SubmitError::KeysFull) when all `I` key entries name
+    /// jobs still in the table. Keys are persisted with the table.
+    #[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
+    pub fn submit_idempotent<'a>(
+        &mut self,
+        job: NewJob<'a, S>,
+        key: &[u8],
+        fingerprint: u64,
+        now: Instant,
+    ) -> Result<Idempotent, Refused<'a, S>> {
+        self.core()
+            .submit_idempotent(job, key_hash(key), fingerprint, now)
+    }
+
+    /// The job an idempotency key names, while it is in the table.
+    pub fn key_job(&mut self, key: &[u8]) -> Option<JobId> {
+        self.core().key_target(key_hash(key)).map(|(id, _)| id)
+    }
+
     /// Start the oldest runnable job (R-SCHED). O(1).
     pub fn start_next(&mut self, now: Instant) -> Option<JobId> {
         self.core().start_next(now)
@@ -490,7 +528,8 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
-    > Default for JobTable<S, N, T, J, L, E, K>
+        const I: usize,
+    > Default for JobTable<S, N, T, J, L, E, K, I>
 {
     fn default() -> Self {
         Self::new(Config::DEFAULT)
@@ -505,7 +544,8 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
-    > core::fmt::Debug for JobTable<S, N, T, J, L, E, K>
+        const I: usize,
+    > core::fmt::Debug for JobTable<S, N, T, J, L, E, K, I>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("JobTable")

@@ -89,6 +89,7 @@ pub(crate) struct Core<'a, S> {
     pub(crate) tombs: &'a mut DequeView<Tomb>,
     pub(crate) events: &'a mut DequeView<Ev>,
     pub(crate) logs: &'a mut [u8],
+    pub(crate) keys: &'a mut [super::KeyRecord],
 }
 
 /// The table's parts, borrowed for reading.
