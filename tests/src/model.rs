@@ -1,28 +1,45 @@
 //! The reference model: the job table's rules written the plain way, with std collections.
 //!
-//! It knows nothing of the real table's internals (intrusive lists, edge arrays, the cascade
-//! stack threaded through the slots). Where the real table must make a choice the
-//! specification leaves open, the model writes the same choice down explicitly:
+//! It knows nothing of the real table's internals (slot records, intrusive lists, the edge
+//! pool, the log ring's bytes). It follows the contract (`docs/contract.md`), and where the
+//! real table must make a choice the contract leaves open, the model writes the same choice
+//! down explicitly:
 //!
+//! * **errors** — input that is wrong whatever the table holds first (progress over 100, a
+//!   text too long), then the id (`Lookup`), then whether the job is live (`AlreadyTerminal`,
+//!   after failing a job whose deadline or lease has passed at the given `now`: R-DEADLINE),
+//!   then its state (`docs/core.md`, "Error precedence"). Submit checks the description, then
+//!   the number of dependencies (at most [`MAX_DEPENDENCIES`]), then the durations, then each
+//!   dependency in order, then room in the edge pool, then a slot;
 //! * **slot reuse** — a new job takes the most recently freed slot, else the lowest slot never
 //!   used, else the slot of the oldest terminal job whose retention has passed (which is
-//!   removed, leaving a tombstone). The slot's generation grows by one (0 is skipped);
-//! * **runnable order** — first come, first served by the moment a job became runnable; jobs
-//!   released together by one success queue in submit order;
-//! * **cascade order** — a failed job's queued dependents fail newest first, then the
-//!   dependents of the last one failed, and so on (a depth-first walk with a stack); each
-//!   failure takes its own revision;
+//!   removed, leaving a tombstone). The slot's generation grows by one; a slot whose generation
+//!   reached `u32::MAX` retires when that job is removed;
+//! * **runnable order** — the highest priority level first; within a level, first come,
+//!   first served by the moment a job became runnable; jobs released together by one success
+//!   queue in submit order;
+//! * **cascade order** — breadth first: a failed job's queued dependents fail newest first,
+//!   then the dependents of each of those, in the order they failed; each failure takes its
+//!   own revision;
 //! * **time** — a `now` older than one seen before counts as the newest seen; a refused
-//!   operation does not move the clock;
-//! * **texts the table writes itself** ("canceled", "dependency 1.2.3 failed", …) are cut at a
-//!   piece boundary when they do not fit the text capacity.
+//!   operation does not move the clock. Every instant a job keeps is whole milliseconds
+//!   (truncated); run timeouts and leases are kept as whole milliseconds (rounded up, at least
+//!   one). A job's deadline is its first start plus its run timeout; its lease ends `lease`
+//!   after the last start, progress, heartbeat, checkpoint, log line or resume while running,
+//!   and a lease that would end after the deadline reads as the deadline;
+//! * **texts the table ends a job with** are empty: the job's `detail` says why;
+//! * **log lines** live in a ring of `L` bytes (a line takes its length + 2 and never wraps
+//!   around the ring's end); a line reads back `None` once newer lines reached over it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use jobstate::{
-    Compacted, Condition, Directive, Duration, Expired, FailReason, Instant, JobError, JobId,
-    JobOptions, LookupError, Outcome, Request, Revision, Severity, State, SubmitError, Tombstone,
+    Compacted, Condition, Detail, Directive, Duration, Expired, FailReason, Instant, JobError,
+    JobId, JobOptions, LookupError, Outcome, Priority, Request, Revision, Severity, State,
+    SubmitError, TextField, Tombstone, MAX_DEPENDENCIES,
 };
+
+use jobstate::persist::RESTORE_GAP;
 
 use crate::snapshot::{EventView, JobView, JournalRead, KindView, Snapshot};
 
@@ -35,28 +52,142 @@ pub fn make_id(epoch: u32, index: u16, generation: u32) -> JobId {
     JobId::from_bytes(b)
 }
 
-/// The limits of the table being modelled: `JobTable<S, N, T, D, J>` and its retention.
+/// The limits of the table being modelled: `JobTable<S, N, T, J, L, E, K>` and its retention.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Capacity in jobs (`N`).
     pub jobs: usize,
     /// Text capacity in bytes (`T`).
     pub text: usize,
-    /// Most dependencies per job (`D`).
-    pub deps: usize,
     /// Journal capacity in events (`J`).
     pub journal: usize,
+    /// Log-line ring in bytes (`L`).
+    pub log_ring: usize,
+    /// Dependency edges shared by all jobs (`E`).
+    pub edges: usize,
+    /// Tombstones kept (`K`).
+    pub tombstones: usize,
     /// Retention of terminal jobs.
     pub retention: Duration,
 }
 
+/// Whole milliseconds of an instant (sub-millisecond parts dropped).
+fn ms(at: Instant) -> u64 {
+    at.as_millis()
+}
+
+/// The instant `ms` milliseconds after time zero.
+fn instant(ms: u64) -> Instant {
+    Instant::try_from_millis(ms).unwrap_or(Instant::MAX)
+}
+
+/// A run timeout or lease as the table keeps it: whole milliseconds rounded up, at least one;
+/// 0 for none; `None` when it does not fit 32 bits of milliseconds.
+fn duration_ms(d: Option<Duration>) -> Option<u64> {
+    match d {
+        None => Some(0),
+        Some(d) => {
+            let ms = d.as_micros().div_ceil(1000).max(1);
+            (ms <= u64::from(u32::MAX)).then_some(ms)
+        }
+    }
+}
+
+fn duration_of(ms: u64) -> Option<Duration> {
+    (ms != 0).then(|| Duration::from_millis(ms))
+}
+
 #[derive(Clone, Debug)]
 struct Entry<S> {
-    view: JobView<S>,
+    id: JobId,
+    spec: S,
+    description: String,
+    state: State,
+    progress: u8,
+    message: String,
+    created: u64,
+    started: Option<u64>,
+    modified: u64,
+    revision: Revision,
+    state_revision: Revision,
+    outcome: Option<Outcome>,
+    detail: Option<Detail>,
+    depends_on: Vec<JobId>,
+    options: JobOptions,
+    priority: Priority,
+    /// Run timeout and lease in ms (0: none).
+    run_timeout: u64,
+    lease: u64,
+    pause_requested: bool,
+    cancel_requested: bool,
+    /// Running: the earlier of the deadline and the lease's end; paused: the deadline.
+    expiry: Option<u64>,
     /// Submit order.
     seq: u64,
     /// Dependencies that were live at submit and have not succeeded yet.
     waiting: BTreeSet<JobId>,
+}
+
+impl<S: Clone> Entry<S> {
+    fn deadline(&self) -> Option<u64> {
+        if self.run_timeout == 0 {
+            return None;
+        }
+        self.started.map(|s| s + self.run_timeout)
+    }
+
+    fn view(&self) -> JobView<S> {
+        let terminal = self.state.is_terminal();
+        JobView {
+            id: self.id,
+            spec: self.spec.clone(),
+            description: self.description.clone(),
+            state: self.state,
+            progress: self.progress,
+            message: self.message.clone(),
+            created: instant(self.created),
+            started: self.started.map(instant),
+            ended: terminal.then(|| instant(self.modified)),
+            modified: instant(self.modified),
+            revision: self.revision,
+            state_revision: self.state_revision,
+            outcome: self.outcome,
+            detail: if terminal { self.detail } else { None },
+            depends_on: self.depends_on.clone(),
+            options: self.options,
+            pause_requested: self.pause_requested,
+            cancel_requested: self.cancel_requested,
+            deadline: if terminal {
+                None
+            } else {
+                self.deadline().map(instant)
+            },
+            lease_until: (self.state == State::Running && self.lease != 0)
+                .then(|| self.expiry.map(instant))
+                .flatten(),
+            priority: self.priority,
+            attempt: 1,
+            retry_at: None,
+        }
+    }
+}
+
+/// A journal event as the model keeps it: a log line with where it starts in the ring.
+#[derive(Clone, Debug)]
+enum Kept {
+    Kind(KindView),
+    /// `start` is `None` when the ring could not hold the line at all.
+    Log {
+        line: String,
+        start: Option<u64>,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Event {
+    revision: Revision,
+    job: JobId,
+    kind: Kept,
 }
 
 /// The reference model of a `JobTable`.
@@ -67,52 +198,63 @@ pub struct Model<S> {
     now: Instant,
     revision: u64,
     generations: Vec<u32>,
+    retired: usize,
     jobs: BTreeMap<u16, Entry<S>>,
     /// Freed slots, most recently freed last.
     free: Vec<u16>,
     /// Slots `fresh..` were never used.
     fresh: usize,
-    runnable: VecDeque<JobId>,
+    /// Runnable jobs, a queue per priority level (lowest first).
+    runnable: [VecDeque<JobId>; Priority::LEVELS],
     /// Running and paused jobs, in the order they started.
     active: Vec<JobId>,
     /// Terminal jobs, in the order they ended.
     retained: VecDeque<JobId>,
-    journal: VecDeque<EventView>,
+    journal: VecDeque<Event>,
     /// Highest revision dropped from the journal (0: none).
     dropped: u64,
+    /// Bytes written to the log ring so far (skips to the ring's start included).
+    log_written: u64,
+    edges_used: usize,
     tombstones: VecDeque<Tombstone>,
     issued: BTreeSet<JobId>,
     seq: u64,
 }
 
-fn add(at: Instant, d: Duration) -> Instant {
-    Instant::from_ticks(at.as_ticks().saturating_add(d.as_ticks()))
-}
-
 impl<S: Clone> Model<S> {
-    /// An empty table in epoch 1 at time zero.
+    /// An empty table in epoch 0 at time zero.
     pub fn new(limits: Limits) -> Self {
+        Self::in_epoch(limits, 0)
+    }
+
+    /// An empty table at time zero restored `epoch` times from an empty table's image: each
+    /// restore moves the revision [`RESTORE_GAP`] on, and the journal starts compacted there.
+    pub fn in_epoch(limits: Limits, epoch: u32) -> Self {
+        let revision = u64::from(epoch) * RESTORE_GAP;
         Self {
             limits,
-            epoch: 1,
+            epoch,
             now: Instant::from_ticks(0),
-            revision: 0,
+            revision,
             generations: vec![0; limits.jobs],
+            retired: 0,
             jobs: BTreeMap::new(),
             free: Vec::new(),
             fresh: 0,
-            runnable: VecDeque::new(),
+            runnable: Default::default(),
             active: Vec::new(),
             retained: VecDeque::new(),
             journal: VecDeque::new(),
-            dropped: 0,
+            dropped: revision,
+            log_written: 0,
+            edges_used: 0,
             tombstones: VecDeque::new(),
             issued: BTreeSet::new(),
             seq: 0,
         }
     }
 
-    /// Every id this model has issued, oldest first by slot then generation.
+    /// Every id this model has issued, ordered by epoch, generation, index.
     pub fn issued(&self) -> impl Iterator<Item = &JobId> {
         self.issued.iter()
     }
@@ -120,21 +262,20 @@ impl<S: Clone> Model<S> {
     // ----- reading --------------------------------------------------------------------------
 
     fn find(&self, id: JobId) -> Result<u16, LookupError> {
-        if id.epoch() > self.epoch {
+        if id.epoch() > self.epoch || id.generation() == 0 {
             return Err(LookupError::NotFound);
         }
-        if self.jobs.get(&id.index()).is_some_and(|e| e.view.id == id) {
+        if self.jobs.get(&id.index()).is_some_and(|e| e.id == id) {
             return Ok(id.index());
         }
-        let tomb = self.tombstones.iter().rev().find(|t| t.id == id).copied();
+        if let Some(t) = self.tombstones.iter().rev().find(|t| t.id == id) {
+            return Err(LookupError::Expired(Some(*t)));
+        }
         if id.epoch() < self.epoch {
-            return Err(match tomb {
-                Some(t) => LookupError::Expired(Some(t)),
-                None => LookupError::Stale,
-            });
+            return Err(LookupError::Stale);
         }
         if self.issued.contains(&id) {
-            Err(LookupError::Expired(tomb))
+            Err(LookupError::Expired(None))
         } else {
             Err(LookupError::NotFound)
         }
@@ -145,17 +286,19 @@ impl<S: Clone> Model<S> {
         self.jobs.get(&i).ok_or(LookupError::NotFound)
     }
 
-    fn view_mut(&mut self, id: JobId) -> &mut JobView<S> {
-        &mut self
-            .jobs
+    fn at(&self, id: JobId) -> &Entry<S> {
+        self.jobs.get(&id.index()).expect("model: job in the table")
+    }
+
+    fn at_mut(&mut self, id: JobId) -> &mut Entry<S> {
+        self.jobs
             .get_mut(&id.index())
-            .expect("model: live job")
-            .view
+            .expect("model: job in the table")
     }
 
     /// `JobTable::get`.
     pub fn get(&self, id: JobId) -> Result<JobView<S>, LookupError> {
-        self.entry(id).map(|e| e.view.clone())
+        self.entry(id).map(Entry::view)
     }
 
     /// `JobTable::check`.
@@ -164,19 +307,31 @@ impl<S: Clone> Model<S> {
         id: JobId,
         condition: Condition,
     ) -> Result<Option<JobView<S>>, LookupError> {
-        let job = &self.entry(id)?.view;
+        let job = self.entry(id)?.view();
         let holds = match condition {
             Condition::ChangedSince(r) => job.revision > r,
             Condition::StateChangedSince(r) => job.state_revision > r,
-            Condition::Terminal => matches!(job.state, State::Succeeded | State::Failed),
+            Condition::Terminal => job.state.is_terminal(),
             Condition::ModifiedAfter(t) => job.modified > t,
+            other => panic!("model: unknown condition {other:?}"),
         };
-        Ok(holds.then(|| job.clone()))
+        Ok(holds.then_some(job))
     }
 
     /// `JobTable::peek_runnable`.
     pub fn peek_runnable(&self) -> Option<JobId> {
-        self.runnable.front().copied()
+        self.runnable.iter().rev().find_map(|q| q.front().copied())
+    }
+
+    fn make_runnable(&mut self, id: JobId) {
+        let level = usize::from(self.at(id).priority.level());
+        self.runnable[level].push_back(id);
+    }
+
+    fn not_runnable(&mut self, id: JobId) {
+        for q in &mut self.runnable {
+            q.retain(|j| *j != id);
+        }
     }
 
     /// `JobTable::revision`.
@@ -184,9 +339,23 @@ impl<S: Clone> Model<S> {
         Revision::new(self.revision)
     }
 
+    /// `JobTable::epoch`.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// `JobTable::retired`.
+    pub fn retired(&self) -> usize {
+        self.retired
+    }
+
+    fn line_readable(&self, start: Option<u64>) -> bool {
+        start.is_some_and(|s| self.log_written - s <= self.limits.log_ring as u64)
+    }
+
     /// `JobTable::journal`, collected.
     pub fn journal(&self, after: Revision) -> JournalRead {
-        if self.dropped > 0 && after.get() < self.dropped {
+        if after.get() < self.dropped {
             let oldest = self
                 .journal
                 .front()
@@ -199,25 +368,47 @@ impl<S: Clone> Model<S> {
             .journal
             .iter()
             .filter(|e| e.revision > after)
-            .cloned()
+            .map(|e| EventView {
+                revision: e.revision,
+                job: e.job,
+                kind: match &e.kind {
+                    Kept::Kind(k) => k.clone(),
+                    Kept::Log { line, start } => {
+                        KindView::Log(self.line_readable(*start).then(|| line.clone()))
+                    }
+                },
+            })
             .collect())
+    }
+
+    fn retention_ms(&self) -> u64 {
+        self.limits.retention.as_millis()
+    }
+
+    fn retention_end(&self, id: JobId) -> u64 {
+        self.at(id).modified + self.retention_ms()
     }
 
     /// `JobTable::next_timer`.
     pub fn next_timer(&self) -> Option<Instant> {
-        let mut times = Vec::new();
-        for id in &self.active {
-            let job = &self.jobs[&id.index()].view;
-            times.extend(job.deadline);
-            if job.state == State::Running {
-                times.extend(job.lease_until);
-            }
-        }
+        let mut times: Vec<u64> = self
+            .active
+            .iter()
+            .filter_map(|id| self.at(*id).expiry)
+            .collect();
         if let Some(id) = self.retained.front() {
-            let job = &self.jobs[&id.index()].view;
-            times.extend(job.ended.map(|e| add(e, self.limits.retention)));
+            times.push(self.retention_end(*id));
         }
-        times.into_iter().min()
+        times.into_iter().min().map(instant)
+    }
+
+    /// `JobTable::next_free_at`.
+    pub fn next_free_at(&self) -> Option<Instant> {
+        if !self.free.is_empty() || self.fresh < self.limits.jobs {
+            return Some(self.now);
+        }
+        let id = self.retained.front()?;
+        Some(instant(self.retention_end(*id)).max(self.now))
     }
 
     /// Everything observable, in the form [`Snapshot::of`] reads from a real table.
@@ -231,13 +422,15 @@ impl<S: Clone> Model<S> {
         };
         Snapshot {
             len: self.jobs.len(),
+            retired: self.retired,
             revision: Revision::new(self.revision),
             epoch: self.epoch,
             now: self.now,
-            jobs: self.jobs.values().map(|e| e.view.clone()).collect(),
+            jobs: self.jobs.values().map(Entry::view).collect(),
             tombstones: self.tombstones.iter().copied().collect(),
             runnable: self.peek_runnable(),
             next_timer: self.next_timer(),
+            next_free_at: self.next_free_at(),
             journal_from_zero,
             journal_kept,
         }
@@ -245,29 +438,19 @@ impl<S: Clone> Model<S> {
 
     // ----- helpers --------------------------------------------------------------------------
 
-    fn fits(&self, s: &str) -> bool {
-        s.len() <= self.limits.text
+    fn text_limit(&self) -> u16 {
+        u16::try_from(self.limits.text).unwrap_or(u16::MAX)
     }
 
-    /// A text the table writes itself: whole pieces while they fit.
-    fn text(&self, pieces: &[&str]) -> String {
-        let mut out = String::new();
-        for p in pieces {
-            if out.len() + p.len() > self.limits.text {
-                break;
-            }
-            out.push_str(p);
+    fn message_fits(&self, s: &str) -> Result<(), JobError> {
+        if s.len() > self.limits.text {
+            Err(JobError::TextTooLong {
+                field: TextField::Message,
+                limit: self.text_limit(),
+            })
+        } else {
+            Ok(())
         }
-        out
-    }
-
-    fn dependency_failed_text(&self, dep: JobId) -> String {
-        let (e, i, g) = (
-            dep.epoch().to_string(),
-            dep.index().to_string(),
-            dep.generation().to_string(),
-        );
-        self.text(&["dependency ", &e, ".", &i, ".", &g, " failed"])
     }
 
     fn clock(&mut self, now: Instant) -> Instant {
@@ -275,12 +458,12 @@ impl<S: Clone> Model<S> {
         self.now
     }
 
-    fn is_terminal(state: State) -> bool {
-        matches!(state, State::Succeeded | State::Failed)
+    fn now_ms(&self) -> u64 {
+        ms(self.now)
     }
 
     /// Take the next revision for an event.
-    fn event(&mut self, job: JobId, kind: KindView) -> Revision {
+    fn event(&mut self, job: JobId, kind: Kept) -> Revision {
         self.revision += 1;
         let revision = Revision::new(self.revision);
         if self.limits.journal == 0 {
@@ -290,7 +473,7 @@ impl<S: Clone> Model<S> {
                 let old = self.journal.pop_front().expect("model: full journal");
                 self.dropped = old.revision.get();
             }
-            self.journal.push_back(EventView {
+            self.journal.push_back(Event {
                 revision,
                 job,
                 kind,
@@ -299,56 +482,89 @@ impl<S: Clone> Model<S> {
         revision
     }
 
-    /// An observable change of a job: new revision, version + 1, modified now.
+    /// An observable change of a job: new revision (its version), modified now.
     fn change(&mut self, id: JobId, kind: KindView, state_change: bool) {
-        let revision = self.event(id, kind);
-        let now = self.now;
-        let job = self.view_mut(id);
+        let revision = self.event(id, Kept::Kind(kind));
+        let now = self.now_ms();
+        let job = self.at_mut(id);
         job.revision = revision;
         if state_change {
             job.state_revision = revision;
         }
-        job.version += 1;
         job.modified = now;
     }
 
-    fn renew_lease(&mut self, id: JobId) {
-        let now = self.now;
-        let job = self.view_mut(id);
-        job.lease_until = job.options.lease.map(|d| add(now, d));
+    /// Re-arm the job's expiry (start, worker contact, pause, resume).
+    fn renew(&mut self, id: JobId) {
+        let now = self.now_ms();
+        let job = self.at_mut(id);
+        let lease = (job.state == State::Running && job.lease != 0).then(|| now + job.lease);
+        job.expiry = match (job.deadline(), lease) {
+            (Some(d), Some(l)) => Some(d.min(l)),
+            (d, l) => d.or(l),
+        };
     }
 
-    fn end(&mut self, id: JobId, outcome: Outcome, message: String) {
-        let now = self.now;
-        let entry = self.jobs.get_mut(&id.index()).expect("model: live job");
+    /// Whether the job's deadline or lease has passed at `at` (ms), and which.
+    fn due(&self, id: JobId, at: u64) -> Option<Detail> {
+        let job = self.at(id);
+        if !matches!(job.state, State::Running | State::Paused) {
+            return None;
+        }
+        let expiry = job.expiry?;
+        if expiry > at {
+            return None;
+        }
+        Some(match job.deadline() {
+            Some(d) if d <= at => Detail::Deadline,
+            _ => Detail::Lease,
+        })
+    }
+
+    /// Id → live job (R-ID, then "whether the job is live"): a job whose deadline or lease has
+    /// passed at `now` is failed `TimedOut` first and answers `AlreadyTerminal` (R-DEADLINE).
+    fn enter(&mut self, id: JobId, now: Instant) -> Result<State, JobError> {
+        let state = self.entry(id)?.state;
+        if state.is_terminal() {
+            return Err(JobError::AlreadyTerminal);
+        }
+        if let Some(detail) = self.due(id, ms(now.max(self.now))) {
+            self.clock(now);
+            self.finish(id, Self::failure(FailReason::TimedOut), Some(detail), "");
+            return Err(JobError::AlreadyTerminal);
+        }
+        Ok(state)
+    }
+
+    fn end(&mut self, id: JobId, outcome: Outcome, detail: Option<Detail>, message: &str) {
+        let entry = self.at_mut(id);
         entry.waiting.clear();
-        let job = &mut entry.view;
-        let from = job.state;
+        let from = entry.state;
         let to = match outcome {
             Outcome::Succeeded { .. } => State::Succeeded,
-            Outcome::Failed { .. } => State::Failed,
+            _ => State::Failed,
         };
-        job.state = to;
-        job.outcome = Some(outcome);
-        job.ended = Some(now);
-        job.message = message;
-        job.pause_requested = false;
-        job.cancel_requested = false;
-        job.lease_until = None;
+        entry.state = to;
+        entry.outcome = Some(outcome);
+        entry.detail = detail;
+        entry.message = message.into();
+        entry.pause_requested = false;
+        entry.cancel_requested = false;
+        entry.expiry = None;
         if to == State::Succeeded {
-            job.progress = 100;
+            entry.progress = 100;
         }
-        self.runnable.retain(|j| *j != id);
+        self.not_runnable(id);
         self.active.retain(|j| *j != id);
         self.retained.push_back(id);
         self.change(id, KindView::StateChanged { from, to }, true);
     }
 
-    fn finish(&mut self, id: JobId, outcome: Outcome, message: String) {
-        self.end(id, outcome, message);
+    fn finish(&mut self, id: JobId, outcome: Outcome, detail: Option<Detail>, message: &str) {
+        self.end(id, outcome, detail, message);
         match outcome {
             Outcome::Succeeded { .. } => self.release(id),
-            Outcome::Failed { .. } => self.cascade(id),
+            _ => self.cascade(id),
         }
     }
 
@@ -358,7 +574,7 @@ impl<S: Clone> Model<S> {
             .jobs
             .values()
             .filter(|e| e.waiting.contains(&id))
-            .map(|e| (e.seq, e.view.id))
+            .map(|e| (e.seq, e.id))
             .collect();
         d.sort();
         d.into_iter().map(|(_, id)| id).collect()
@@ -366,21 +582,25 @@ impl<S: Clone> Model<S> {
 
     fn release(&mut self, id: JobId) {
         for d in self.dependents(id) {
-            let entry = self.jobs.get_mut(&d.index()).expect("model: dependent");
+            let entry = self.at_mut(d);
             entry.waiting.remove(&id);
-            if entry.waiting.is_empty() && entry.view.state == State::Queued {
-                self.runnable.push_back(d);
+            if entry.waiting.is_empty() && entry.state == State::Queued {
+                self.make_runnable(d);
             }
         }
     }
 
     fn cascade(&mut self, root: JobId) {
-        let mut stack = vec![root];
-        while let Some(x) = stack.pop() {
+        let mut failed = VecDeque::from([root]);
+        while let Some(x) = failed.pop_front() {
             for d in self.dependents(x).into_iter().rev() {
-                let msg = self.dependency_failed_text(x);
-                self.end(d, Self::failure(FailReason::DependencyFailed), msg);
-                stack.push(d);
+                self.end(
+                    d,
+                    Self::failure(FailReason::DependencyFailed),
+                    Some(Detail::Dependency(x)),
+                    "",
+                );
+                failed.push_back(d);
             }
         }
     }
@@ -393,75 +613,96 @@ impl<S: Clone> Model<S> {
     }
 
     fn evictable(&self, id: JobId) -> bool {
-        let job = &self.jobs[&id.index()].view;
-        job.ended
-            .is_some_and(|e| add(e, self.limits.retention) <= self.now)
+        self.retention_end(id) <= self.now_ms()
     }
 
     fn remove(&mut self, id: JobId) {
         let entry = self.jobs.remove(&id.index()).expect("model: removed job");
-        let job = entry.view;
-        if self.limits.jobs > 0 {
-            if self.tombstones.len() == self.limits.jobs {
+        if self.limits.tombstones > 0 {
+            if self.tombstones.len() == self.limits.tombstones {
                 self.tombstones.pop_front();
             }
             self.tombstones.push_back(Tombstone {
                 id,
-                outcome: job.outcome.expect("model: terminal"),
-                ended: job.ended.expect("model: terminal"),
+                outcome: entry.outcome.expect("model: terminal"),
+                ended: instant(entry.modified),
             });
         }
-        self.event(id, KindView::Removed);
+        self.event(id, Kept::Kind(KindView::Removed));
         self.retained.retain(|j| *j != id);
-        self.free.push(id.index());
-    }
-
-    fn allocate(&mut self) -> Option<u16> {
-        if let Some(i) = self.free.pop() {
-            return Some(i);
-        }
-        if self.fresh < self.limits.jobs {
-            self.fresh += 1;
-            return Some((self.fresh - 1) as u16);
-        }
-        let oldest = *self.retained.front()?;
-        if self.evictable(oldest) {
-            self.remove(oldest);
-            return self.free.pop();
-        }
-        None
-    }
-
-    fn state_of(&self, id: JobId) -> Result<State, JobError> {
-        Ok(self.entry(id)?.view.state)
-    }
-
-    fn live(&self, id: JobId) -> Result<State, JobError> {
-        let state = self.state_of(id)?;
-        if Self::is_terminal(state) {
-            Err(JobError::AlreadyTerminal)
+        self.edges_used -= entry.depends_on.len();
+        if self.generations[usize::from(id.index())] == u32::MAX {
+            self.retired += 1;
         } else {
-            Ok(state)
+            self.free.push(id.index());
         }
+    }
+
+    /// A slot for a new job. Like the table, an eviction that retires its slot stays done
+    /// even when no slot is found in the end (only reachable with a generation at `u32::MAX`).
+    fn allocate(&mut self) -> Option<u16> {
+        loop {
+            if let Some(i) = self.free.pop() {
+                return Some(i);
+            }
+            if self.fresh < self.limits.jobs {
+                self.fresh += 1;
+                return Some((self.fresh - 1) as u16);
+            }
+            let oldest = *self.retained.front()?;
+            if !self.evictable(oldest) {
+                return None;
+            }
+            self.remove(oldest);
+        }
+    }
+
+    fn requeue(&mut self, id: JobId) {
+        let job = self.at_mut(id);
+        let from = job.state;
+        job.state = State::Queued;
+        job.pause_requested = false;
+        job.cancel_requested = false;
+        job.expiry = None;
+        job.progress = 0;
+        self.active.retain(|j| *j != id);
+        self.make_runnable(id);
+        self.change(
+            id,
+            KindView::StateChanged {
+                from,
+                to: State::Queued,
+            },
+            true,
+        );
     }
 
     // ----- operations -----------------------------------------------------------------------
 
-    /// `JobTable::submit`.
+    /// `JobTable::submit` (the error of a refusal; the table hands the job back with it).
     pub fn submit(
         &mut self,
         spec: S,
         description: &str,
         depends_on: &[JobId],
         options: JobOptions,
+        priority: Priority,
         now: Instant,
     ) -> Result<JobId, SubmitError> {
-        if !self.fits(description) {
-            return Err(SubmitError::TextTooLong);
+        if description.len() > self.limits.text {
+            return Err(SubmitError::TextTooLong {
+                field: TextField::Description,
+                limit: self.text_limit(),
+            });
         }
-        if depends_on.len() > self.limits.deps {
+        if depends_on.len() > MAX_DEPENDENCIES {
             return Err(SubmitError::TooManyDependencies);
         }
+        let (Some(run_timeout), Some(lease)) =
+            (duration_ms(options.run_timeout), duration_ms(options.lease))
+        else {
+            return Err(SubmitError::DurationTooLong);
+        };
         let mut waiting = BTreeSet::new();
         let mut failed_dep = None;
         for (k, dep) in depends_on.iter().enumerate() {
@@ -471,7 +712,6 @@ impl<S: Clone> Model<S> {
             let state = self
                 .entry(*dep)
                 .map_err(|error| SubmitError::UnknownDependency { id: *dep, error })?
-                .view
                 .state;
             match state {
                 State::Succeeded => {}
@@ -481,82 +721,89 @@ impl<S: Clone> Model<S> {
                 }
             }
         }
+        if depends_on.len() > self.limits.edges - self.edges_used {
+            return Err(SubmitError::DependenciesFull);
+        }
         let before = self.now;
-        let now = self.clock(now);
+        self.clock(now);
         let Some(i) = self.allocate() else {
             self.now = before;
             return Err(SubmitError::TableFull);
         };
-        let generation = match self.generations[usize::from(i)].wrapping_add(1) {
-            0 => 1,
-            g => g,
-        };
-        self.generations[usize::from(i)] = generation;
-        let id = make_id(self.epoch, i, generation);
-        self.issued.insert(id);
+        let slot = usize::from(i);
+        self.generations[slot] = self.generations[slot].saturating_add(1);
+        let id = make_id(self.epoch, i, self.generations[slot]);
+        assert!(self.issued.insert(id), "model: id {id} issued twice");
         self.seq += 1;
-        let view = JobView {
-            id,
-            spec,
-            description: description.into(),
-            state: State::Queued,
-            progress: 0,
-            message: String::new(),
-            created: now,
-            started: None,
-            ended: None,
-            modified: now,
-            revision: Revision::ZERO,
-            state_revision: Revision::ZERO,
-            version: 0,
-            outcome: None,
-            depends_on: depends_on.to_vec(),
-            options,
-            pause_requested: false,
-            cancel_requested: false,
-            deadline: None,
-            lease_until: None,
-        };
+        self.edges_used += depends_on.len();
+        let now = self.now_ms();
         let no_wait = waiting.is_empty();
         self.jobs.insert(
             i,
             Entry {
-                view,
+                id,
+                spec,
+                description: description.into(),
+                state: State::Queued,
+                progress: 0,
+                message: String::new(),
+                created: now,
+                started: None,
+                modified: now,
+                revision: Revision::ZERO,
+                state_revision: Revision::ZERO,
+                outcome: None,
+                detail: None,
+                depends_on: depends_on.to_vec(),
+                options: JobOptions {
+                    run_timeout: duration_of(run_timeout),
+                    lease: duration_of(lease),
+                    ..options
+                },
+                priority,
+                run_timeout,
+                lease,
+                pause_requested: false,
+                cancel_requested: false,
+                expiry: None,
                 seq: self.seq,
                 waiting,
             },
         );
         self.change(id, KindView::Submitted, true);
         if let Some(dep) = failed_dep {
-            let msg = self.dependency_failed_text(dep);
-            self.finish(id, Self::failure(FailReason::DependencyFailed), msg);
+            self.finish(
+                id,
+                Self::failure(FailReason::DependencyFailed),
+                Some(Detail::Dependency(dep)),
+                "",
+            );
         } else if no_wait {
-            self.runnable.push_back(id);
+            self.make_runnable(id);
         }
         Ok(id)
     }
 
     /// `JobTable::start`.
     pub fn start(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
-        let entry = self.entry(id)?;
-        let state = entry.view.state;
+        let state = self.enter(id, now)?;
         if state != State::Queued {
             return Err(JobError::Transition {
                 from: state,
                 to: State::Running,
             });
         }
-        if !entry.waiting.is_empty() {
+        if !self.at(id).waiting.is_empty() {
             return Err(JobError::DependenciesPending);
         }
-        let now = self.clock(now);
-        self.runnable.retain(|j| *j != id);
+        self.clock(now);
+        let now = self.now_ms();
+        self.not_runnable(id);
         self.active.push(id);
-        let job = self.view_mut(id);
+        let job = self.at_mut(id);
         job.state = State::Running;
         job.started = Some(job.started.unwrap_or(now));
-        job.deadline = job.options.run_timeout.map(|d| add(now, d));
-        job.lease_until = job.options.lease.map(|d| add(now, d));
+        self.renew(id);
         self.change(
             id,
             KindView::StateChanged {
@@ -582,66 +829,96 @@ impl<S: Clone> Model<S> {
         message: &str,
         now: Instant,
     ) -> Result<(), JobError> {
-        if self.live(id)? != State::Running {
-            return Err(JobError::NotRunning);
-        }
         if percent > 100 {
             return Err(JobError::ProgressOutOfRange(percent));
         }
-        if !self.fits(message) {
-            return Err(JobError::TextTooLong);
+        self.message_fits(message)?;
+        if self.enter(id, now)? != State::Running {
+            return Err(JobError::NotRunning);
         }
         self.clock(now);
-        let job = self.view_mut(id);
+        let job = self.at_mut(id);
         job.progress = percent;
         job.message = message.into();
-        self.renew_lease(id);
+        self.renew(id);
         self.change(id, KindView::Progress { percent }, false);
         Ok(())
     }
 
     /// `JobTable::log`.
     pub fn log(&mut self, id: JobId, line: &str, now: Instant) -> Result<(), JobError> {
-        self.live(id)?;
-        if !self.fits(line) {
-            return Err(JobError::TextTooLong);
+        let ring = self.limits.log_ring;
+        let most = self.limits.text.min(ring.saturating_sub(2).min(65_535));
+        if line.len() > most {
+            return Err(JobError::TextTooLong {
+                field: TextField::LogLine,
+                limit: u16::try_from(most).unwrap_or(u16::MAX),
+            });
         }
+        let state = self.enter(id, now)?;
         self.clock(now);
-        self.event(id, KindView::Log(line.into()));
+        if state == State::Running {
+            self.renew(id);
+        }
+        let need = line.len() as u64 + 2;
+        let ring = ring as u64;
+        let start = if need > ring {
+            None
+        } else {
+            let at = self.log_written % ring;
+            if at + need > ring {
+                self.log_written += ring - at;
+            }
+            let start = self.log_written;
+            self.log_written += need;
+            Some(start)
+        };
+        self.event(
+            id,
+            Kept::Log {
+                line: line.into(),
+                start,
+            },
+        );
         Ok(())
     }
 
     /// `JobTable::heartbeat`.
     pub fn heartbeat(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
-        if self.live(id)? != State::Running {
+        if self.enter(id, now)? != State::Running {
             return Err(JobError::NotRunning);
         }
         self.clock(now);
-        self.renew_lease(id);
+        self.renew(id);
         Ok(())
     }
 
     /// `JobTable::checkpoint`.
     pub fn checkpoint(&mut self, id: JobId, now: Instant) -> Result<Directive, JobError> {
-        let state = self.live(id)?;
+        let state = self.enter(id, now)?;
         if state == State::Queued {
             return Err(JobError::NotRunning);
         }
         self.clock(now);
         if state == State::Running {
-            self.renew_lease(id);
+            self.renew(id);
         }
-        let job = self.view_mut(id);
+        let job = self.at(id);
         let (cancel, pause) = (job.cancel_requested, job.pause_requested);
         if cancel {
-            let msg = self.text(&["canceled"]);
-            self.finish(id, Self::failure(FailReason::Canceled), msg);
+            self.finish(
+                id,
+                Self::failure(FailReason::Canceled),
+                Some(Detail::Canceled),
+                "",
+            );
             return Ok(Directive::Canceled);
         }
         if state == State::Running && pause {
-            let job = self.view_mut(id);
+            let job = self.at_mut(id);
             job.pause_requested = false;
             job.state = State::Paused;
+            self.renew(id);
             self.change(
                 id,
                 KindView::StateChanged {
@@ -667,18 +944,16 @@ impl<S: Clone> Model<S> {
         message: &str,
         now: Instant,
     ) -> Result<(), JobError> {
-        let state = self.state_of(id)?;
+        self.message_fits(message)?;
+        let state = self.enter(id, now)?;
         if state != State::Running {
             return Err(JobError::Transition {
                 from: state,
                 to: State::Succeeded,
             });
         }
-        if !self.fits(message) {
-            return Err(JobError::TextTooLong);
-        }
         self.clock(now);
-        self.finish(id, Outcome::Succeeded { severity }, message.into());
+        self.finish(id, Outcome::Succeeded { severity }, None, message);
         Ok(())
     }
 
@@ -690,29 +965,44 @@ impl<S: Clone> Model<S> {
         message: &str,
         now: Instant,
     ) -> Result<(), JobError> {
-        let state = self.state_of(id)?;
-        if Self::is_terminal(state) {
-            return Err(JobError::Transition {
-                from: state,
-                to: State::Failed,
-            });
-        }
-        if !self.fits(message) {
-            return Err(JobError::TextTooLong);
-        }
+        self.fail_with(id, FailReason::Error, Some(code), message, now)
+    }
+
+    /// `JobTable::fail_with`: a restartable running or paused job interrupted this way goes
+    /// back to the queue.
+    pub fn fail_with(
+        &mut self,
+        id: JobId,
+        reason: FailReason,
+        code: Option<i32>,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), JobError> {
+        self.message_fits(message)?;
+        let state = self.enter(id, now)?;
         self.clock(now);
-        let outcome = Outcome::Failed {
-            reason: FailReason::Error,
-            code,
+        let active = matches!(state, State::Running | State::Paused);
+        if reason == FailReason::Interrupted && active && self.at(id).options.restartable {
+            self.requeue(id);
+            return Ok(());
+        }
+        let detail = match reason {
+            FailReason::Interrupted => Some(Detail::Interrupted),
+            FailReason::Canceled => Some(Detail::Canceled),
+            _ => None,
         };
-        self.finish(id, outcome, message.into());
+        let outcome = Outcome::Failed {
+            reason,
+            code: code.unwrap_or(reason.default_code()),
+        };
+        self.finish(id, outcome, detail, message);
         Ok(())
     }
 
     /// `JobTable::request_pause`.
     pub fn request_pause(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
-        let state = self.live(id)?;
-        let job = &self.entry(id)?.view;
+        let state = self.enter(id, now)?;
+        let job = self.at(id);
         if !job.options.pausable {
             return Err(JobError::NotPausable);
         }
@@ -723,20 +1013,20 @@ impl<S: Clone> Model<S> {
             return Ok(());
         }
         self.clock(now);
-        self.view_mut(id).pause_requested = true;
+        self.at_mut(id).pause_requested = true;
         self.change(id, KindView::Requested(Request::Pause), false);
         Ok(())
     }
 
     /// `JobTable::request_resume`.
     pub fn request_resume(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
-        let state = self.live(id)?;
-        let pending = self.entry(id)?.view.pause_requested;
+        let state = self.enter(id, now)?;
+        let pending = self.at(id).pause_requested;
         match state {
             State::Paused => {
                 self.clock(now);
-                self.view_mut(id).state = State::Running;
-                self.renew_lease(id);
+                self.at_mut(id).state = State::Running;
+                self.renew(id);
                 self.change(
                     id,
                     KindView::StateChanged {
@@ -749,7 +1039,7 @@ impl<S: Clone> Model<S> {
             }
             State::Running if pending => {
                 self.clock(now);
-                self.view_mut(id).pause_requested = false;
+                self.at_mut(id).pause_requested = false;
                 self.change(id, KindView::Requested(Request::Resume), false);
                 Ok(())
             }
@@ -759,8 +1049,8 @@ impl<S: Clone> Model<S> {
 
     /// `JobTable::request_cancel`.
     pub fn request_cancel(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
-        let state = self.live(id)?;
-        let job = &self.entry(id)?.view;
+        let state = self.enter(id, now)?;
+        let job = self.at(id);
         if !job.options.cancelable {
             return Err(JobError::NotCancelable);
         }
@@ -769,10 +1059,14 @@ impl<S: Clone> Model<S> {
         }
         self.clock(now);
         if state == State::Queued {
-            let msg = self.text(&["canceled"]);
-            self.finish(id, Self::failure(FailReason::Canceled), msg);
+            self.finish(
+                id,
+                Self::failure(FailReason::Canceled),
+                Some(Detail::Canceled),
+                "",
+            );
         } else {
-            self.view_mut(id).cancel_requested = true;
+            self.at_mut(id).cancel_requested = true;
             self.change(id, KindView::Requested(Request::Cancel), false);
         }
         Ok(())
@@ -780,19 +1074,11 @@ impl<S: Clone> Model<S> {
 
     /// `JobTable::expire`.
     pub fn expire(&mut self, now: Instant) -> Expired {
-        let now = self.clock(now);
+        let now = ms(self.clock(now));
         let mut report = Expired::default();
         for id in self.active.clone() {
-            let job = &self.jobs[&id.index()].view;
-            let deadline = job.deadline.is_some_and(|d| d <= now);
-            let lease = job.state == State::Running && job.lease_until.is_some_and(|l| l <= now);
-            if deadline || lease {
-                let msg = if deadline {
-                    self.text(&["deadline passed"])
-                } else {
-                    self.text(&["heartbeat lease expired"])
-                };
-                self.finish(id, Self::failure(FailReason::TimedOut), msg);
+            if let Some(detail) = self.due(id, now) {
+                self.finish(id, Self::failure(FailReason::TimedOut), Some(detail), "");
                 report.timed_out += 1;
             }
         }

@@ -5,58 +5,64 @@
 //! check "every observable answer matches" and "an error left the table unchanged".
 
 use jobstate::{
-    Compacted, EventKind, Instant, Job, JobId, JobOptions, JobTable, Outcome, Request, Revision,
-    State, Tombstone,
+    Compacted, Detail, EventKind, Instant, Job, JobId, JobOptions, JobRef, JobTable, Outcome,
+    Priority, Request, Revision, State, Tombstone,
 };
 
 /// One job, field by field, as its getters answer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobView<S> {
-    /// [`Job::id`].
+    /// [`JobRef::id`].
     pub id: JobId,
-    /// [`Job::spec`].
+    /// [`JobRef::spec`].
     pub spec: S,
-    /// [`Job::description`].
+    /// [`JobRef::description`].
     pub description: String,
-    /// [`Job::state`].
+    /// [`JobRef::state`].
     pub state: State,
-    /// [`Job::progress`].
+    /// [`JobRef::progress`].
     pub progress: u8,
-    /// [`Job::message`].
+    /// [`JobRef::message`].
     pub message: String,
-    /// [`Job::created`].
+    /// [`JobRef::created`].
     pub created: Instant,
-    /// [`Job::started`].
+    /// [`JobRef::started`].
     pub started: Option<Instant>,
-    /// [`Job::ended`].
+    /// [`JobRef::ended`].
     pub ended: Option<Instant>,
-    /// [`Job::modified`].
+    /// [`JobRef::modified`].
     pub modified: Instant,
-    /// [`Job::revision`].
+    /// [`JobRef::revision`]: the job's version.
     pub revision: Revision,
-    /// [`Job::state_revision`].
+    /// [`JobRef::state_revision`].
     pub state_revision: Revision,
-    /// [`Job::version`].
-    pub version: u32,
-    /// [`Job::outcome`].
+    /// [`JobRef::outcome`].
     pub outcome: Option<Outcome>,
-    /// [`Job::depends_on`].
+    /// [`JobRef::detail`].
+    pub detail: Option<Detail>,
+    /// [`JobRef::depends_on`].
     pub depends_on: Vec<JobId>,
-    /// [`Job::options`].
+    /// [`JobRef::options`].
     pub options: JobOptions,
-    /// [`Job::pause_requested`].
+    /// [`JobRef::pause_requested`].
     pub pause_requested: bool,
-    /// [`Job::cancel_requested`].
+    /// [`JobRef::cancel_requested`].
     pub cancel_requested: bool,
-    /// [`Job::deadline`].
+    /// [`JobRef::deadline`].
     pub deadline: Option<Instant>,
-    /// [`Job::lease_until`].
+    /// [`JobRef::lease_until`].
     pub lease_until: Option<Instant>,
+    /// [`JobRef::priority`].
+    pub priority: Priority,
+    /// [`JobRef::attempt`].
+    pub attempt: u8,
+    /// [`JobRef::retry_at`].
+    pub retry_at: Option<Instant>,
 }
 
 impl<S: Clone> JobView<S> {
-    /// Read a job through its getters.
-    pub fn of<const T: usize, const D: usize>(job: &Job<S, T, D>) -> Self {
+    /// Read a borrowed job through its getters.
+    pub fn of(job: JobRef<'_, S>) -> Self {
         Self {
             id: job.id(),
             spec: job.spec().clone(),
@@ -70,19 +76,52 @@ impl<S: Clone> JobView<S> {
             modified: job.modified(),
             revision: job.revision(),
             state_revision: job.state_revision(),
-            version: job.version(),
             outcome: job.outcome(),
-            depends_on: job.depends_on().to_vec(),
-            options: *job.options(),
+            detail: job.detail(),
+            depends_on: job.depends_on().collect(),
+            options: job.options(),
             pause_requested: job.pause_requested(),
             cancel_requested: job.cancel_requested(),
             deadline: job.deadline(),
             lease_until: job.lease_until(),
+            priority: job.priority(),
+            attempt: job.attempt(),
+            retry_at: job.retry_at(),
+        }
+    }
+
+    /// Read an owned snapshot through its getters.
+    pub fn of_job<const T: usize>(job: &Job<S, T>) -> Self {
+        Self {
+            id: job.id(),
+            spec: job.spec().clone(),
+            description: job.description().into(),
+            state: job.state(),
+            progress: job.progress(),
+            message: job.message().into(),
+            created: job.created(),
+            started: job.started(),
+            ended: job.ended(),
+            modified: job.modified(),
+            revision: job.revision(),
+            state_revision: job.state_revision(),
+            outcome: job.outcome(),
+            detail: job.detail(),
+            depends_on: job.depends_on().to_vec(),
+            options: job.options(),
+            pause_requested: job.pause_requested(),
+            cancel_requested: job.cancel_requested(),
+            deadline: job.deadline(),
+            lease_until: job.lease_until(),
+            priority: job.priority(),
+            attempt: job.attempt(),
+            retry_at: job.retry_at(),
         }
     }
 }
 
-/// What a journal event says happened, with the log line as a `String`.
+/// What a journal event says happened; a log event carries its line while the log ring still
+/// holds it (`None` once overwritten).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KindView {
     /// [`EventKind::Submitted`].
@@ -101,25 +140,26 @@ pub enum KindView {
     },
     /// [`EventKind::Requested`].
     Requested(Request),
-    /// [`EventKind::Log`].
-    Log(String),
+    /// [`EventKind::Log`] with [`jobstate::Event::line`].
+    Log(Option<String>),
     /// [`EventKind::Removed`].
     Removed,
+    /// [`EventKind::Restored`].
+    Restored,
 }
 
 impl KindView {
-    /// Convert a table's event kind.
-    pub fn of<const T: usize>(kind: &EventKind<T>) -> Self {
-        match kind {
+    /// Convert a table's event.
+    pub fn of(event: &jobstate::Event<'_>) -> Self {
+        match event.kind {
             EventKind::Submitted => KindView::Submitted,
-            EventKind::StateChanged { from, to } => KindView::StateChanged {
-                from: *from,
-                to: *to,
-            },
-            EventKind::Progress { percent } => KindView::Progress { percent: *percent },
-            EventKind::Requested(r) => KindView::Requested(*r),
-            EventKind::Log(line) => KindView::Log(line.as_str().into()),
+            EventKind::StateChanged { from, to } => KindView::StateChanged { from, to },
+            EventKind::Progress { percent } => KindView::Progress { percent },
+            EventKind::Requested(r) => KindView::Requested(r),
+            EventKind::Log => KindView::Log(event.line().map(String::from)),
             EventKind::Removed => KindView::Removed,
+            EventKind::Restored => KindView::Restored,
+            other => panic!("an event kind the tests do not know: {other:?}"),
         }
     }
 }
@@ -139,8 +179,16 @@ pub struct EventView {
 pub type JournalRead = Result<Vec<EventView>, Compacted>;
 
 /// Read the journal of a table after `after`.
-pub fn read_journal<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    table: &JobTable<S, N, T, D, J>,
+pub fn read_journal<
+    S,
+    const N: usize,
+    const T: usize,
+    const J: usize,
+    const L: usize,
+    const E: usize,
+    const K: usize,
+>(
+    table: &JobTable<S, N, T, J, L, E, K>,
     after: Revision,
 ) -> JournalRead {
     table.journal(after).map(|events| {
@@ -148,7 +196,7 @@ pub fn read_journal<S, const N: usize, const T: usize, const D: usize, const J: 
             .map(|e| EventView {
                 revision: e.revision,
                 job: e.job,
-                kind: KindView::of(&e.kind),
+                kind: KindView::of(&e),
             })
             .collect()
     })
@@ -159,6 +207,8 @@ pub fn read_journal<S, const N: usize, const T: usize, const D: usize, const J: 
 pub struct Snapshot<S> {
     /// [`JobTable::len`].
     pub len: usize,
+    /// [`JobTable::retired`].
+    pub retired: usize,
     /// [`JobTable::revision`].
     pub revision: Revision,
     /// [`JobTable::epoch`].
@@ -173,6 +223,8 @@ pub struct Snapshot<S> {
     pub runnable: Option<JobId>,
     /// [`JobTable::next_timer`].
     pub next_timer: Option<Instant>,
+    /// [`JobTable::next_free_at`].
+    pub next_free_at: Option<Instant>,
     /// [`JobTable::journal`] from revision zero.
     pub journal_from_zero: JournalRead,
     /// Every kept journal event (read from just before the oldest kept one).
@@ -181,8 +233,15 @@ pub struct Snapshot<S> {
 
 impl<S: Clone> Snapshot<S> {
     /// Read everything a caller can see of `table`.
-    pub fn of<const N: usize, const T: usize, const D: usize, const J: usize>(
-        table: &JobTable<S, N, T, D, J>,
+    pub fn of<
+        const N: usize,
+        const T: usize,
+        const J: usize,
+        const L: usize,
+        const E: usize,
+        const K: usize,
+    >(
+        table: &JobTable<S, N, T, J, L, E, K>,
     ) -> Self {
         let journal_from_zero = read_journal(table, Revision::ZERO);
         let journal_kept = match journal_from_zero {
@@ -193,13 +252,15 @@ impl<S: Clone> Snapshot<S> {
         };
         Self {
             len: table.len(),
+            retired: table.retired(),
             revision: table.revision(),
             epoch: table.epoch(),
             now: table.now(),
             jobs: table.iter().map(JobView::of).collect(),
-            tombstones: table.tombstones().copied().collect(),
+            tombstones: table.tombstones().collect(),
             runnable: table.peek_runnable(),
             next_timer: table.next_timer(),
+            next_free_at: table.next_free_at(),
             journal_from_zero,
             journal_kept,
         }

@@ -3,7 +3,10 @@
 //! operation, and an operation that answers an error must leave the table exactly as it was.
 //!
 //! Covers R-ID, R-TRANS, R-OUTCOME, R-CONTROL, R-VERSION, R-JOURNAL, R-DEPS, R-SCHED, R-FULL,
-//! R-RETAIN, R-DEADLINE and R-INPUT together.
+//! R-RETAIN, R-DEADLINE and R-INPUT together. The clock runs in ticks (microseconds on the
+//! host), finer than the milliseconds a job keeps, so truncation is exercised all the time;
+//! operations come late to jobs whose deadline or lease has passed, which the table fails
+//! itself (R-DEADLINE) before answering `AlreadyTerminal`.
 //!
 //! `JOBSTATE_MODEL_CASES` (default 2000) and `JOBSTATE_MODEL_OPS` (default 200) set the number
 //! of cases and the operations per case. The long run (see docs/core.md):
@@ -14,9 +17,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use jobstate::MAX_DEPENDENCIES;
 use jobstate::{
-    Condition, Config, Duration, Instant, JobId, JobOptions, JobTable, NewJob, Revision, Severity,
-    State,
+    Condition, Config, Duration, FailReason, Instant, JobError, JobId, JobOptions, JobTable,
+    NewJob, Priority, Revision, Severity, State,
 };
 use jobstate_tests::{make_id, read_journal, JobView, Limits, Model, Snapshot};
 use proptest::prelude::*;
@@ -38,7 +42,7 @@ enum IdSel {
     Unknown(u16),
     /// A slot index beyond the capacity.
     OutOfRange(u16),
-    /// An issued id, but from the epoch before (the table is in epoch 1).
+    /// An issued id, but from the epoch before (stale when the table is in epoch 1).
     PrevEpoch(u16),
     /// An issued id, but from an epoch still to come.
     FutureEpoch(u16),
@@ -67,8 +71,12 @@ enum Op {
         deps: Vec<IdSel>,
         pausable: bool,
         cancelable: bool,
-        run_timeout: Option<u16>,
-        lease: Option<u16>,
+        restartable: bool,
+        /// Priority level, 0 (low) to 3 (urgent).
+        priority: u8,
+        /// Ticks; `u32::MAX` stands for 50 days (longer than a table keeps).
+        run_timeout: Option<u32>,
+        lease: Option<u32>,
     },
     Start(IdSel),
     StartNext,
@@ -81,6 +89,7 @@ enum Op {
     Checkpoint(IdSel),
     Succeed(IdSel, u8, Txt),
     Fail(IdSel, i32, Txt),
+    FailWith(IdSel, u8, Option<i32>, Txt),
     Expire,
     Get(IdSel),
     Check(IdSel, u8, u16),
@@ -131,28 +140,47 @@ fn tick() -> impl Strategy<Value = Tick> {
     ]
 }
 
+/// A run timeout or lease in ticks, now and then one longer than a table keeps.
+fn duration(max: u32) -> impl Strategy<Value = Option<u32>> {
+    prop::option::weighted(0.3, prop_oneof![40 => 0..max, 1 => Just(u32::MAX)])
+}
+
 fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
     let submit = (
         any::<u32>(),
         txt(text_cap),
         prop_oneof![
-            9 => prop::collection::vec(dep_sel(), 0..=max_deps),
-            1 => prop::collection::vec(dep_sel(), max_deps + 1..=max_deps + 1),
+            18 => prop::collection::vec(dep_sel(), 0..=max_deps),
+            1 => prop::collection::vec(dep_sel(), MAX_DEPENDENCIES..=MAX_DEPENDENCIES + 1),
         ],
-        prop::bool::weighted(0.85),
-        prop::bool::weighted(0.85),
-        prop::option::weighted(0.3, 0u16..3000),
-        prop::option::weighted(0.3, 0u16..1500),
+        (
+            prop::array::uniform2(prop::bool::weighted(0.85)),
+            prop::bool::weighted(0.3),
+            prop_oneof![3 => Just(1u8), 1 => 0u8..4],
+        ),
+        duration(3000),
+        duration(1500),
     )
         .prop_map(
-            |(spec, desc, deps, pausable, cancelable, run_timeout, lease)| Op::Submit {
+            |(
                 spec,
                 desc,
                 deps,
-                pausable,
-                cancelable,
+                ([pausable, cancelable], restartable, priority),
                 run_timeout,
                 lease,
+            )| {
+                Op::Submit {
+                    spec,
+                    desc,
+                    deps,
+                    pausable,
+                    cancelable,
+                    restartable,
+                    priority,
+                    run_timeout,
+                    lease,
+                }
             },
         );
     prop_oneof![
@@ -169,6 +197,8 @@ fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
         3 => id_sel().prop_map(Op::Checkpoint),
         3 => (id_sel(), 0u8..3, txt(text_cap)).prop_map(|(i, s, t)| Op::Succeed(i, s, t)),
         1 => (id_sel(), any::<i32>(), txt(text_cap)).prop_map(|(i, c, t)| Op::Fail(i, c, t)),
+        1 => (id_sel(), 0u8..5, prop::option::of(any::<i32>()), txt(text_cap))
+            .prop_map(|(i, r, c, t)| Op::FailWith(i, r, c, t)),
         2 => Just(Op::Expire),
         1 => id_sel().prop_map(Op::Get),
         1 => (id_sel(), 0u8..4, 0u16..40).prop_map(|(i, k, b)| Op::Check(i, k, b)),
@@ -191,6 +221,7 @@ struct Run {
     clock: u64,
     ids: Vec<JobId>,
     capacity: u16,
+    epoch: u32,
 }
 
 impl Run {
@@ -226,16 +257,18 @@ impl Run {
             }
             IdSel::Any(k) | IdSel::PrevEpoch(k) | IdSel::FutureEpoch(k) => pick(usize::from(*k)),
             IdSel::Unknown(k) => {
-                return make_id(1, k % self.capacity, 1_000_000 + u32::from(*k));
+                return make_id(self.epoch, k % self.capacity, 1_000_000 + u32::from(*k));
             }
             IdSel::OutOfRange(k) => {
-                return make_id(1, self.capacity.saturating_add(k % 1000), 1);
+                return make_id(self.epoch, self.capacity.saturating_add(k % 1000), 1);
             }
         };
-        let base = known.unwrap_or_else(|| make_id(1, 0, 1));
+        let base = known.unwrap_or_else(|| make_id(self.epoch, 0, 1));
         match sel {
-            IdSel::PrevEpoch(_) => make_id(0, base.index(), base.generation()),
-            IdSel::FutureEpoch(_) => make_id(2, base.index(), base.generation()),
+            IdSel::PrevEpoch(_) => {
+                make_id(self.epoch.wrapping_sub(1), base.index(), base.generation())
+            }
+            IdSel::FutureEpoch(_) => make_id(self.epoch + 1, base.index(), base.generation()),
             _ => base,
         }
     }
@@ -251,13 +284,20 @@ mod stats {
     use std::sync::Mutex;
     pub static SEEN: Mutex<std::collections::BTreeMap<String, u64>> =
         Mutex::new(std::collections::BTreeMap::new());
-    fn bump(k: String) {
+    pub fn bump(k: String) {
         *SEEN.lock().unwrap().entry(k).or_default() += 1;
     }
     pub fn error(op: &Op, e: String) {
         let name = format!("{op:?}");
         let name = name.split(['(', ' ']).next().unwrap_or("").to_string();
-        let e: String = e.chars().take(40).collect();
+        // The variant, without ids, numbers or tombstones.
+        let e: String = e
+            .split(|c: char| c == '{' || c.is_ascii_digit())
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(40)
+            .collect();
         bump(format!("  {name} {e}"));
     }
     pub fn note(op: &Op, before: &Snapshot<u32>, after: &Snapshot<u32>, refused: bool) {
@@ -320,37 +360,86 @@ fn severity(s: u8) -> Severity {
     }
 }
 
-/// Run one sequence against a `JobTable<u32, N, T, D, J>` and the model.
-fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
+fn reason(r: u8) -> FailReason {
+    match r {
+        0 => FailReason::Error,
+        1 => FailReason::Canceled,
+        2 => FailReason::TimedOut,
+        3 => FailReason::DependencyFailed,
+        _ => FailReason::Interrupted,
+    }
+}
+
+fn ticks(d: Option<u32>) -> Option<Duration> {
+    d.map(|t| match t {
+        u32::MAX => Duration::from_secs(50 * 86_400),
+        t => Duration::from_ticks(u64::from(t)),
+    })
+}
+
+/// Run one sequence against a `JobTable<u32, N, T, J, L, E, K>` in `epoch` (1: restored once
+/// from an empty table's image) and the model.
+fn run_case<
+    const N: usize,
+    const T: usize,
+    const J: usize,
+    const L: usize,
+    const E: usize,
+    const K: usize,
+>(
     ops: &[(Tick, Op)],
     retention: Duration,
+    epoch: u32,
     counter: &AtomicU64,
 ) -> Result<(), TestCaseError> {
-    let mut table: Box<JobTable<u32, N, T, D, J>> = Box::new(JobTable::new(Config { retention }));
-    let mut model = Model::<u32>::new(Limits {
-        jobs: N,
-        text: T,
-        deps: D,
-        journal: J,
-        retention,
-    });
+    let mut table: Box<JobTable<u32, N, T, J, L, E, K>> =
+        Box::new(JobTable::new(Config { retention }));
+    for _ in 0..epoch {
+        let mut image = vec![0u8; JobTable::<u32, N, T, J, L, E, K>::image_size_bound(5)];
+        let len = table.encode(&mut image).unwrap();
+        table
+            .restore_in_place(&image[..len], Instant::from_ticks(0))
+            .unwrap();
+    }
+    let mut model = Model::<u32>::in_epoch(
+        Limits {
+            jobs: N,
+            text: T,
+            journal: J,
+            log_ring: L,
+            edges: E,
+            tombstones: K,
+            retention,
+        },
+        epoch,
+    );
     let mut run = Run {
         clock: 0,
         ids: Vec::new(),
         capacity: N as u16,
+        epoch,
     };
     let mut before = Snapshot::of(&*table);
     prop_assert_eq!(&before, &model.snapshot());
     for (step, (tick, op)) in ops.iter().enumerate() {
         let now = run.now(tick);
-        // `true` when the real table answered an error.
+        // `true` when the real table answered an error that must leave it unchanged: every
+        // error but `AlreadyTerminal` for a job that was live (it timed out just now).
         let refused: bool;
         macro_rules! same {
-            ($real:expr, $model:expr) => {{
+            ($id:expr, $real:expr, $model:expr) => {{
                 let real = $real;
                 let expected = $model;
                 prop_assert_eq!(&real, &expected, "step {}: {:?}", step, op);
-                refused = real.is_err();
+                let timed_out = real.already_terminal()
+                    && before
+                        .jobs
+                        .iter()
+                        .any(|j| j.id == $id && !j.state.is_terminal());
+                if timed_out {
+                    stats::bump("timed out by a late operation".into());
+                }
+                refused = real.is_err() && !timed_out;
                 if let Err(e) = &real {
                     stats::error(op, format!("{e:?}"));
                 }
@@ -363,26 +452,36 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
                 deps,
                 pausable,
                 cancelable,
+                restartable,
+                priority,
                 run_timeout,
                 lease,
             } => {
                 let desc = make_text(desc);
+                let priority = Priority::of_level(*priority);
                 let deps: Vec<JobId> = deps.iter().map(|s| run.id(s, &before)).collect();
                 let options = JobOptions {
                     pausable: *pausable,
                     cancelable: *cancelable,
-                    restartable: false,
-                    run_timeout: run_timeout.map(|t| Duration::from_ticks(u64::from(t))),
-                    lease: lease.map(|t| Duration::from_ticks(u64::from(t))),
+                    restartable: *restartable,
+                    run_timeout: ticks(*run_timeout),
+                    lease: ticks(*lease),
                 };
                 let real = table.submit(
                     NewJob::new(*spec)
                         .description(&desc)
                         .depends_on(&deps)
-                        .options(options),
+                        .options(options)
+                        .priority(priority),
                     now,
                 );
-                let expected = model.submit(*spec, &desc, &deps, options, now);
+                let expected = model.submit(*spec, &desc, &deps, options, priority, now);
+                // A refusal hands the job back, spec included (R-FULL).
+                let real = real.map_err(|r| {
+                    let error = r.error;
+                    assert_eq!(r.into_spec(), *spec, "the refused job comes back");
+                    error
+                });
                 prop_assert_eq!(real, expected, "step {}: {:?}", step, op);
                 if let Ok(id) = real {
                     run.ids.push(id);
@@ -394,7 +493,7 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
             }
             Op::Start(s) => {
                 let id = run.id(s, &before);
-                same!(table.start(id, now), model.start(id, now));
+                same!(id, table.start(id, now), model.start(id, now));
             }
             Op::StartNext => {
                 let real = table.start_next(now);
@@ -404,38 +503,52 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
             Op::Progress(s, p, t) => {
                 let (id, t) = (run.id(s, &before), make_text(t));
                 same!(
+                    id,
                     table.progress(id, *p, &t, now),
                     model.progress(id, *p, &t, now)
                 );
             }
             Op::Log(s, t) => {
                 let (id, t) = (run.id(s, &before), make_text(t));
-                same!(table.log(id, &t, now), model.log(id, &t, now));
+                same!(id, table.log(id, &t, now), model.log(id, &t, now));
             }
             Op::Heartbeat(s) => {
                 let id = run.id(s, &before);
-                same!(table.heartbeat(id, now), model.heartbeat(id, now));
+                same!(id, table.heartbeat(id, now), model.heartbeat(id, now));
             }
             Op::Pause(s) => {
                 let id = run.id(s, &before);
-                same!(table.request_pause(id, now), model.request_pause(id, now));
+                same!(
+                    id,
+                    table.request_pause(id, now),
+                    model.request_pause(id, now)
+                );
             }
             Op::Resume(s) => {
                 let id = run.id(s, &before);
-                same!(table.request_resume(id, now), model.request_resume(id, now));
+                same!(
+                    id,
+                    table.request_resume(id, now),
+                    model.request_resume(id, now)
+                );
             }
             Op::Cancel(s) => {
                 let id = run.id(s, &before);
-                same!(table.request_cancel(id, now), model.request_cancel(id, now));
+                same!(
+                    id,
+                    table.request_cancel(id, now),
+                    model.request_cancel(id, now)
+                );
             }
             Op::Checkpoint(s) => {
                 let id = run.id(s, &before);
-                same!(table.checkpoint(id, now), model.checkpoint(id, now));
+                same!(id, table.checkpoint(id, now), model.checkpoint(id, now));
             }
             Op::Succeed(s, sev, t) => {
                 let (id, t) = (run.id(s, &before), make_text(t));
                 let sev = severity(*sev);
                 same!(
+                    id,
                     table.succeed(id, sev, &t, now),
                     model.succeed(id, sev, &t, now)
                 );
@@ -443,8 +556,18 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
             Op::Fail(s, code, t) => {
                 let (id, t) = (run.id(s, &before), make_text(t));
                 same!(
+                    id,
                     table.fail(id, *code, &t, now),
                     model.fail(id, *code, &t, now)
+                );
+            }
+            Op::FailWith(s, r, code, t) => {
+                let (id, t) = (run.id(s, &before), make_text(t));
+                let r = reason(*r);
+                same!(
+                    id,
+                    table.fail_with(id, r, *code, &t, now),
+                    model.fail_with(id, r, *code, &t, now)
                 );
             }
             Op::Expire => {
@@ -454,13 +577,24 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
             }
             Op::Get(s) => {
                 let id = run.id(s, &before);
-                same!(table.get(id).map(JobView::of), model.get(id));
+                let expected = model.get(id);
+                prop_assert_eq!(
+                    table.snapshot(id).map(|j| JobView::of_job(&j)),
+                    expected.clone(),
+                    "step {}: {:?}",
+                    step,
+                    op
+                );
+                same!(id, table.get(id).map(JobView::of), expected);
             }
             Op::Check(s, kind, back) => {
                 let id = run.id(s, &before);
                 let rev = Revision::new(table.revision().get().saturating_sub(u64::from(*back)));
                 let at = Instant::from_ticks(
-                    table.now().as_ticks().saturating_sub(u64::from(*back) * 20),
+                    table
+                        .now()
+                        .as_ticks()
+                        .saturating_sub(u64::from(*back) * 200),
                 );
                 let condition = match kind {
                     0 => Condition::ChangedSince(rev),
@@ -469,6 +603,7 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
                     _ => Condition::ModifiedAfter(at),
                 };
                 same!(
+                    id,
                     table.check(id, condition).map(|j| j.map(JobView::of)),
                     model.check(id, condition)
                 );
@@ -477,7 +612,9 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
                 let after =
                     i64::try_from(table.revision().get()).unwrap_or(i64::MAX) - i64::from(*back);
                 let after = Revision::new(u64::try_from(after.max(0)).unwrap_or(0));
-                same!(read_journal(&*table, after), model.journal(after));
+                let real = read_journal(&*table, after);
+                prop_assert_eq!(&real, &model.journal(after), "step {}: {:?}", step, op);
+                refused = false;
             }
             Op::Peek => {
                 prop_assert_eq!(table.peek_runnable(), model.peek_runnable());
@@ -498,8 +635,28 @@ fn run_case<const N: usize, const T: usize, const D: usize, const J: usize>(
         prop_assert_eq!(&after, &model.snapshot(), "step {}: {:?}", step, op);
         before = after;
     }
+    // No id was ever issued twice (R-ID).
+    let mut ids = run.ids.clone();
+    ids.sort();
+    ids.dedup();
+    prop_assert_eq!(ids.len(), run.ids.len());
     counter.fetch_add(ops.len() as u64, Ordering::Relaxed);
     Ok(())
+}
+
+/// Whether an answer is `Err(AlreadyTerminal)`.
+trait AlreadyTerminal {
+    fn already_terminal(&self) -> bool;
+}
+impl<V> AlreadyTerminal for Result<V, JobError> {
+    fn already_terminal(&self) -> bool {
+        matches!(self, Err(JobError::AlreadyTerminal))
+    }
+}
+impl<V> AlreadyTerminal for Result<V, jobstate::LookupError> {
+    fn already_terminal(&self) -> bool {
+        false
+    }
 }
 
 fn env(name: &str, default: u32) -> u32 {
@@ -514,7 +671,8 @@ fn ops_strategy(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Vec<(Tic
     prop::collection::vec((tick(), op(text_cap, max_deps)), n..=n)
 }
 
-/// The main run: 8 jobs, 32-byte texts, 3 dependencies, a 16-event journal.
+/// The main run: 8 jobs, 32-byte texts, a 16-event journal, a 64-byte log ring, a pool of 6
+/// dependency edges, 4 tombstones; in epoch 1 (restored once), up to 3 dependencies a job.
 #[test]
 fn model_matches_table() {
     let config = ProptestConfig {
@@ -523,7 +681,7 @@ fn model_matches_table() {
         ..ProptestConfig::default()
     };
     proptest!(config, |(ops in ops_strategy(32, 3))| {
-        run_case::<8, 32, 3, 16>(&ops, Duration::from_ticks(1000), &OPS)?;
+        run_case::<8, 32, 16, 64, 6, 4>(&ops, Duration::from_ticks(1000), 1, &OPS)?;
     });
     let total = OPS.load(Ordering::Relaxed);
     eprintln!("model_matches_table: {total} operations checked against the model");
@@ -532,8 +690,9 @@ fn model_matches_table() {
     }
 }
 
-/// Tight limits: 3 jobs, 8-byte texts (the table's own messages get cut), 1 dependency, a
-/// 4-event journal (compaction all the time), no retention.
+/// Tight limits: 3 jobs, 8-byte texts, a 4-event journal (compaction all the time), a 12-byte
+/// log ring (lines overwritten at once), 2 dependency edges, 2 tombstones, no retention; in
+/// epoch 0 (a new table).
 #[test]
 fn model_matches_tiny_table() {
     let config = ProptestConfig {
@@ -541,8 +700,8 @@ fn model_matches_tiny_table() {
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    proptest!(config, |(ops in ops_strategy(8, 1))| {
-        run_case::<3, 8, 1, 4>(&ops, Duration::from_ticks(0), &TINY_OPS)?;
+    proptest!(config, |(ops in ops_strategy(8, 2))| {
+        run_case::<3, 8, 4, 12, 2, 2>(&ops, Duration::from_ticks(0), 0, &TINY_OPS)?;
     });
     let total = TINY_OPS.load(Ordering::Relaxed);
     eprintln!("model_matches_tiny_table: {total} operations checked against the model");

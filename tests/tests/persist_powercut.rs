@@ -26,6 +26,7 @@ fn tables() -> Vec<Vec<u8>> {
         run_timeout: None,
         lease: Some(5),
         long_text: false,
+        priority: (spec % 4) as u8,
     };
     let steps: Vec<Vec<Op>> = vec![
         vec![submit(1, vec![]), submit(2, vec![0])],
@@ -98,7 +99,7 @@ fn r_persist_power_cut_at_every_byte_keeps_previous_or_new() {
                 }
             }
             if let Some(found) = &found {
-                Table::restore(found, Instant::from_secs(100)).unwrap();
+                restore(found, Instant::from_secs(100)).unwrap();
             }
             // After the reboot, saving again works and is found.
             if cut % 97 == 0 {
@@ -142,7 +143,7 @@ fn r_persist_bit_flip_in_stored_image_falls_back() {
             bad.bytes_mut()[at] ^= 1 << (bit % 8);
             let found = reboot(&bad);
             assert_eq!(found.as_ref(), Some(other), "slot {slot} bit {bit}");
-            Table::restore(found.as_ref().unwrap(), Instant::from_secs(100)).unwrap();
+            restore(found.as_ref().unwrap(), Instant::from_secs(100)).unwrap();
         }
     }
 }
@@ -180,6 +181,7 @@ fn r_persist_store_save_and_restore_table() {
                 run_timeout: None,
                 lease: None,
                 long_text: false,
+                priority: 1,
             },
             Op::StartNext,
         ],
@@ -189,12 +191,26 @@ fn r_persist_store_save_and_restore_table() {
     assert_eq!(store.save_table(&t, &mut buf).unwrap(), 1);
     assert_eq!(store.save_table(&t, &mut buf).unwrap(), 2);
     let mut store = Store::new(store.into_inner(), 0, SLOT).unwrap();
-    let (r, report) = store
-        .restore_table::<u32, 6, 16, 3, 8>(&mut buf, Instant::from_secs(1))
+    let mut r = Box::new(table());
+    let report = store
+        .restore_into(&mut *r, &mut buf, Instant::from_secs(1))
         .unwrap()
         .unwrap();
     assert_eq!(report.interrupted, 1);
-    assert_eq!(r.epoch(), 2);
+    assert_eq!(r.epoch(), 1);
+    // The restored table was saved at once (record 3): restoring the flash again after
+    // another crash, before any save of its own, gives a new epoch again — never epoch 1
+    // twice (R-ID).
+    let flash = store.into_inner();
+    assert_eq!(reboot(&flash).as_deref(), Some(&encode(&r)[..]));
+    let mut store = Store::new(flash, 0, SLOT).unwrap();
+    assert_eq!(store.scan().unwrap().map(|n| n.seq), Some(3));
+    let mut again = Box::new(table());
+    store
+        .restore_into(&mut *again, &mut buf, Instant::from_secs(2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.epoch(), 2);
 }
 
 /// The in-place path of the store: a table in a `static` is restored without a table-sized
@@ -204,20 +220,72 @@ fn r_persist_store_restore_into_existing_table() {
     let images = tables();
     let mut store = Store::new(Flash::new(), 0, SLOT).unwrap();
     let mut buf = vec![0u8; BUF];
-    let mut target = table();
+    let mut target = Box::new(table());
     assert_eq!(
         store
-            .restore_into(&mut target, &mut buf, Instant::from_secs(1))
+            .restore_into(&mut *target, &mut buf, Instant::from_secs(1))
             .unwrap(),
         None
     );
     assert!(target.is_empty());
+    assert_eq!(
+        store.scan().unwrap(),
+        None,
+        "nothing restored, nothing saved"
+    );
     save(&mut store, &images[3]).unwrap();
     let report = store
-        .restore_into(&mut target, &mut buf, Instant::from_secs(1))
+        .restore_into(&mut *target, &mut buf, Instant::from_secs(1))
         .unwrap()
         .unwrap();
-    let (expected, expected_report) = Table::restore(&images[3], Instant::from_secs(1)).unwrap();
+    let (expected, expected_report) = restore(&images[3], Instant::from_secs(1)).unwrap();
     assert_eq!(report, expected_report);
     assert_eq!(encode(&target), encode(&expected));
+}
+
+/// R-PERSIST, R-ID: `restore_into` saves the restored table before it serves. Cut the power at
+/// every byte operation of that save: the next boot finds the image restored before (and
+/// restores it to the same epoch, no id of it was ever handed out) or the restored table's
+/// own image (one epoch further) — never nothing, never a mix.
+#[test]
+fn r_persist_power_cut_during_the_save_after_a_restore() {
+    let images = tables();
+    let mut base = Store::new(Flash::new(), 0, SLOT).unwrap();
+    save(&mut base, &images[2]).unwrap();
+    save(&mut base, &images[3]).unwrap();
+    let flash = base.into_inner();
+    let mut buf = vec![0u8; BUF];
+    // The whole restore, to learn how many byte operations its save takes.
+    let (full, restored_image) = {
+        let mut store = Store::new(flash.clone(), 0, SLOT).unwrap();
+        let before = store.flash_mut().ops();
+        let mut t = Box::new(table());
+        store
+            .restore_into(&mut *t, &mut buf, Instant::from_secs(1))
+            .unwrap()
+            .unwrap();
+        (store.flash_mut().ops() - before, encode(&t))
+    };
+    for cut in 0..full {
+        let mut store = Store::new(flash.clone(), 0, SLOT).unwrap();
+        store.flash_mut().cut_after(cut);
+        let mut t = Box::new(table());
+        assert!(
+            store
+                .restore_into(&mut *t, &mut buf, Instant::from_secs(1))
+                .is_err(),
+            "cut {cut}: the save after the restore failed, and says so"
+        );
+        let mut after = store.into_inner();
+        after.power_on();
+        let found = reboot(&after).expect("an image survives");
+        assert!(
+            found == images[3] || found == restored_image,
+            "cut {cut}: neither the image restored nor the restored table"
+        );
+        let (r, _) = restore(&found, Instant::from_secs(2)).unwrap();
+        let stored_epoch = decode(&images[3]).unwrap().epoch();
+        let expected = if found == images[3] { 1 } else { 2 };
+        assert_eq!(r.epoch(), stored_epoch + expected, "cut {cut}");
+    }
 }

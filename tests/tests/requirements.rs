@@ -1,17 +1,21 @@
 //! One or more named tests per requirement of the core (SPEC R-ID … R-INPUT), through the
 //! public API only. Every refused call is checked to leave the table exactly as it was: a
 //! [`Snapshot`] of all observable state (jobs, revision, clock, journal, tombstones, runnable
-//! head, next timer) before and after must be equal.
+//! head, next timer, next free slot) before and after must be equal.
 
+use std::collections::BTreeSet;
+
+use jobstate::persist::{image_now, DecodeError};
 use jobstate::{
-    Compacted, Condition, Config, Directive, Duration, EventKind, FailReason, Instant, JobError,
-    JobId, JobOptions, JobTable, LookupError, NewJob, Outcome, Request, Revision, Severity, State,
-    SubmitError,
+    Compacted, Condition, Config, Detail, Directive, Duration, EventKind, FailReason, Instant,
+    JobError, JobId, JobOptions, JobTable, LookupError, NewJob, Outcome, Request, Revision,
+    Severity, State, SubmitError, TextField, MAX_DEPENDENCIES,
 };
 use jobstate_tests::{make_id, read_journal, KindView, Snapshot};
 
-/// 4 jobs, 16-byte texts, 2 dependencies, 8 journal events.
-type Small = JobTable<u32, 4, 16, 2, 8>;
+/// 4 jobs, 16-byte texts, 8 journal events (a 256-byte log ring, 4 dependency edges, 4
+/// tombstones).
+type Small = JobTable<u32, 4, 16, 8>;
 
 const RETENTION: Duration = Duration::from_secs(10);
 
@@ -23,6 +27,17 @@ fn table() -> Small {
     JobTable::new(Config {
         retention: RETENTION,
     })
+}
+
+/// An empty [`Small`] restored once (epoch 1), so that epoch 0 is a previous epoch.
+fn restored_table() -> Box<Small> {
+    let empty = table();
+    let mut image = vec![0u8; Small::image_size_bound(5)];
+    let len = empty.encode(&mut image).unwrap();
+    let mut restored = Box::new(table());
+    restored.restore_in_place(&image[..len], t(0)).unwrap();
+    assert_eq!(restored.epoch(), 1);
+    restored
 }
 
 /// `$call` must answer `Err($err)` and leave `$table` exactly as it was.
@@ -101,10 +116,17 @@ fn all_entry_points_refuse(table: &mut Small, id: JobId, lookup: LookupError) {
     refused!(table, table.fail(id, 1, "x", t(50)), e);
     refused!(table, table.request_pause(id, t(50)), e);
     refused!(table, table.request_resume(id, t(50)), e);
+    refused!(
+        table,
+        table.fail_with(id, FailReason::Interrupted, None, "x", t(50)),
+        e
+    );
     refused!(table, table.request_cancel(id, t(50)), e);
     refused!(
         table,
-        table.submit(NewJob::new(0).depends_on(&[id]), t(50)),
+        table
+            .submit(NewJob::new(0).depends_on(&[id]), t(50))
+            .map_err(SubmitError::from),
         SubmitError::UnknownDependency { id, error: lookup }
     );
 }
@@ -116,7 +138,8 @@ fn r_id_lookup_answers_job_expired_or_not_found() {
     let mut table = table();
     let a = running(&mut table, 0);
     assert_eq!(table.get(a).unwrap().id(), a);
-    let never = make_id(1, 3, 1);
+    assert_eq!(table.epoch(), 0, "a new table is in epoch 0");
+    let never = make_id(0, 3, 1);
     assert_eq!(table.get(never).map(|_| ()), Err(LookupError::NotFound));
     table.succeed(a, Severity::Normal, "ok", t(1)).unwrap();
     table.expire(t(11));
@@ -129,7 +152,7 @@ fn r_id_lookup_answers_job_expired_or_not_found() {
 
 #[test]
 fn r_id_reused_slot_gets_new_generation_and_old_id_never_reaches_new_job() {
-    let mut table: JobTable<u32, 1, 16, 2, 8> = JobTable::new(Config {
+    let mut table: JobTable<u32, 1, 16, 8> = JobTable::new(Config {
         retention: Duration::from_secs(0),
     });
     let old = table.submit(NewJob::new(1), t(0)).unwrap();
@@ -154,12 +177,12 @@ fn r_id_unknown_ids_refused_by_every_entry_point() {
     // A generation never issued, a slot never used, an index beyond the capacity, an epoch
     // still to come.
     for id in [
-        make_id(1, live.index(), live.generation() + 1),
-        make_id(1, 3, 1),
-        make_id(1, 4, 1),
-        make_id(1, u16::MAX, 1),
-        make_id(2, live.index(), live.generation()),
-        make_id(1, live.index(), 0),
+        make_id(0, live.index(), live.generation() + 1),
+        make_id(0, 3, 1),
+        make_id(0, 4, 1),
+        make_id(0, u16::MAX, 1),
+        make_id(1, live.index(), live.generation()),
+        make_id(0, live.index(), 0),
     ] {
         all_entry_points_refuse(&mut table, id, LookupError::NotFound);
     }
@@ -167,7 +190,7 @@ fn r_id_unknown_ids_refused_by_every_entry_point() {
 
 #[test]
 fn r_id_stale_generation_refused_by_every_entry_point() {
-    let mut table: JobTable<u32, 1, 16, 2, 8> = JobTable::new(Config {
+    let mut table: JobTable<u32, 1, 16, 8> = JobTable::new(Config {
         retention: Duration::from_secs(0),
     });
     // Fill the tombstone ring (1 entry) past the old id, so it is Expired without a tombstone.
@@ -190,7 +213,9 @@ fn r_id_stale_generation_refused_by_every_entry_point() {
     );
     refused!(
         small,
-        small.submit(NewJob::new(9).depends_on(&[stale]), t(9)),
+        small
+            .submit(NewJob::new(9).depends_on(&[stale]), t(9))
+            .map_err(SubmitError::from),
         SubmitError::UnknownDependency {
             id: stale,
             error: e
@@ -202,16 +227,18 @@ fn r_id_stale_generation_refused_by_every_entry_point() {
 fn r_id_expired_ids_refused_by_every_entry_point() {
     let mut table = table();
     let gone = expired(&mut table, 0);
-    let tomb = *table.tombstones().next().unwrap();
+    let tomb = table.tombstones().next().unwrap();
     assert_eq!(tomb.id, gone);
     all_entry_points_refuse(&mut table, gone, LookupError::Expired(Some(tomb)));
 }
 
 #[test]
 fn r_id_previous_epoch_ids_are_stale() {
-    // Epoch 0 comes before every table (a new table is in epoch 1).
-    let mut table = table();
+    // A restored table is in epoch 1: an id of epoch 0 it never held is stale, even with the
+    // index and generation of one of its live jobs.
+    let mut table = restored_table();
     let live = running(&mut table, 0);
+    assert_eq!(live.epoch(), 1);
     let old = make_id(0, live.index(), live.generation());
     all_entry_points_refuse(&mut table, old, LookupError::Stale);
 }
@@ -223,7 +250,8 @@ fn r_id_previous_epoch_after_restore() {
     let gone = expired(&mut table, 1);
     let mut buf = vec![0u8; Small::image_size_bound(8)];
     let len = table.encode(&mut buf).unwrap();
-    let (mut restored, _) = Small::restore(&buf[..len], t(20)).unwrap();
+    let mut restored = Box::new(self::table());
+    restored.restore_in_place(&buf[..len], t(20)).unwrap();
     assert_eq!(restored.epoch(), table.epoch() + 1);
     // A job restored keeps its id; a removed one answers with its tombstone; an id of the
     // old epoch that never reached this table is stale.
@@ -246,6 +274,134 @@ fn r_id_bytes_round_trip() {
     assert_eq!((id.epoch(), id.index(), id.generation()), (3, 513, 70_000));
 }
 
+/// R-ID: a slot whose generation reaches `u32::MAX` takes that last job and retires when it
+/// is removed. No id is issued twice, the slot is never used again, the old id answers
+/// `Expired`, and `retired()` counts it.
+#[test]
+fn r_id_generation_exhaustion_retires_the_slot() {
+    let mut table: Small = JobTable::new(Config {
+        retention: Duration::from_secs(0),
+    });
+    // Only an empty slot can be set: slot 0 has never been used.
+    assert!(table.set_slot_generation_for_tests(0, u32::MAX - 1));
+    let mut issued = BTreeSet::new();
+    let mut through_slot_0 = Vec::new();
+    let mut at = 0;
+    while table.retired() == 0 {
+        let id = table.submit(NewJob::new(at as u32), t(at)).unwrap();
+        assert!(issued.insert(id), "{id} issued twice");
+        assert_eq!(id.index(), 0, "the next job takes the slot just freed");
+        through_slot_0.push(id);
+        // A job in the table keeps its slot: the hook refuses to touch it.
+        assert!(!table.set_slot_generation_for_tests(0, 1));
+        table.request_cancel(id, t(at)).unwrap();
+        assert_eq!(table.expire(t(at)).removed, 1);
+        at += 1;
+    }
+    assert_eq!(
+        through_slot_0
+            .iter()
+            .map(|id| id.generation())
+            .collect::<Vec<_>>(),
+        [u32::MAX]
+    );
+    let last = through_slot_0[0];
+    assert_eq!(table.retired(), 1);
+    assert!(!table.set_slot_generation_for_tests(0, 1), "a retired slot");
+    assert!(matches!(
+        table.get(last),
+        Err(LookupError::Expired(Some(tomb))) if tomb.id == last
+    ));
+
+    // Many more jobs: none takes slot 0, no id comes twice; the table holds 3 jobs at most.
+    for k in 0..40u64 {
+        let id = table.submit(NewJob::new(100), t(at + k)).unwrap();
+        assert_ne!(id.index(), 0);
+        assert!(issued.insert(id), "{id} issued twice");
+        table.request_cancel(id, t(at + k)).unwrap();
+        table.expire(t(at + k));
+    }
+    at += 40;
+    for k in 0..3 {
+        let id = table.submit(NewJob::new(k), t(at)).unwrap();
+        assert!(issued.insert(id));
+    }
+    let before = Snapshot::of(&table);
+    let refused = table.submit(NewJob::new(7), t(at)).unwrap_err();
+    assert_eq!(refused.error, SubmitError::TableFull);
+    assert_eq!(refused.into_spec(), 7);
+    assert_eq!(Snapshot::of(&table), before);
+    assert_eq!((table.len(), table.capacity(), table.retired()), (3, 4, 1));
+    // Every id issued still answers: the live ones their job, the removed ones `Expired`
+    // (with the tombstone while the ring keeps it).
+    for id in &issued {
+        match table.get(*id) {
+            Ok(job) => assert_eq!(job.id(), *id),
+            Err(LookupError::Expired(Some(tomb))) => assert_eq!(tomb.id, *id),
+            Err(LookupError::Expired(None)) => {}
+            Err(e) => panic!("{id}: {e:?}"),
+        }
+    }
+    // A generation never issued is unknown.
+    let beyond = make_id(0, 1, 1_000_000);
+    assert_eq!(table.get(beyond).err(), Some(LookupError::NotFound));
+}
+
+/// R-ID, R-FULL: in a table of one slot, a retired slot leaves no room: submit answers
+/// `TableFull` and hands the job back; `next_free_at` says no slot will ever free.
+#[test]
+fn r_id_retired_slot_of_a_one_slot_table_makes_submit_table_full() {
+    let mut table: JobTable<String, 1> = JobTable::new(Config {
+        retention: Duration::from_secs(0),
+    });
+    assert!(table.set_slot_generation_for_tests(0, u32::MAX - 1));
+    let last = table.submit(NewJob::new("last".into()), t(0)).unwrap();
+    assert_eq!(last.generation(), u32::MAX);
+    table.request_cancel(last, t(0)).unwrap();
+    assert_eq!(table.expire(t(1)).removed, 1);
+    assert_eq!(table.retired(), 1);
+    assert_eq!(table.next_free_at(), None);
+    let before = Snapshot::of(&table);
+    let refused = table
+        .submit(NewJob::new("next".to_string()).description("x"), t(2))
+        .unwrap_err();
+    assert_eq!(refused.error, SubmitError::TableFull);
+    assert_eq!(refused.into_spec(), "next");
+    assert_eq!(
+        Snapshot::of(&table),
+        before,
+        "a refused submit changes nothing"
+    );
+    assert!(matches!(
+        table.get(last),
+        Err(LookupError::Expired(Some(_)))
+    ));
+}
+
+/// R-ID, R-FULL: a submit that finds a full table must change nothing, even when the only
+/// terminal job past its retention sits in a slot that retires once that job is removed.
+#[test]
+fn r_full_refused_submit_changes_nothing_when_the_evictable_slot_would_retire() {
+    let mut table: JobTable<String, 1> = JobTable::new(Config {
+        retention: Duration::from_secs(0),
+    });
+    assert!(table.set_slot_generation_for_tests(0, u32::MAX - 1));
+    let last = table.submit(NewJob::new("last".into()), t(0)).unwrap();
+    table.request_cancel(last, t(0)).unwrap();
+    // No sweep: the terminal job is still in its (retiring) slot, past its retention.
+    let before = Snapshot::of(&table);
+    let refused = table
+        .submit(NewJob::new("next".to_string()), t(5))
+        .unwrap_err();
+    assert_eq!(refused.error, SubmitError::TableFull);
+    assert_eq!(refused.into_spec(), "next");
+    assert_eq!(
+        Snapshot::of(&table),
+        before,
+        "a refused submit changes nothing"
+    );
+}
+
 // ----- R-TRANS ------------------------------------------------------------------------------
 
 #[test]
@@ -262,8 +418,6 @@ fn r_trans_illegal_transitions_name_from_and_to_and_change_nothing() {
     use State::*;
     refused!(big, big.start(r, t(12)), tr(Running, Running));
     refused!(big, big.start(p, t(12)), tr(Paused, Running));
-    refused!(big, big.start(s, t(12)), tr(Succeeded, Running));
-    refused!(other, other.start(f, t(12)), tr(Failed, Running));
     refused!(
         big,
         big.succeed(q, Severity::Normal, "", t(12)),
@@ -274,18 +428,14 @@ fn r_trans_illegal_transitions_name_from_and_to_and_change_nothing() {
         big.succeed(p, Severity::Normal, "", t(12)),
         tr(Paused, Succeeded)
     );
-    refused!(
-        big,
-        big.succeed(s, Severity::Normal, "", t(12)),
-        tr(Succeeded, Succeeded)
-    );
-    refused!(
-        other,
-        other.succeed(f, Severity::Normal, "", t(12)),
-        tr(Failed, Succeeded)
-    );
-    refused!(big, big.fail(s, 1, "", t(12)), tr(Succeeded, Failed));
-    refused!(other, other.fail(f, 1, "", t(12)), tr(Failed, Failed));
+    // A terminal job has no edge left: every action answers `AlreadyTerminal`.
+    let done = JobError::AlreadyTerminal;
+    refused!(big, big.start(s, t(12)), done);
+    refused!(other, other.start(f, t(12)), done);
+    refused!(big, big.succeed(s, Severity::Normal, "", t(12)), done);
+    refused!(other, other.succeed(f, Severity::Normal, "", t(12)), done);
+    refused!(big, big.fail(s, 1, "", t(12)), done);
+    refused!(other, other.fail(f, 1, "", t(12)), done);
 }
 
 #[test]
@@ -305,12 +455,13 @@ fn r_trans_legal_path_takes_a_revision_per_change() {
         }),
     ];
     for (name, step) in steps {
-        let (rev, version) = (table.revision(), table.get(id).unwrap().version());
+        let (rev, version) = (table.revision(), table.get(id).unwrap().revision());
         step(&mut table, id);
         let job = table.get(id).unwrap();
         assert_eq!(table.revision(), Revision::new(rev.get() + 1), "{name}");
+        // The job's revision is its version: it moved with this change, to the table's.
         assert_eq!(job.revision(), table.revision(), "{name}");
-        assert_eq!(job.version(), version + 1, "{name}");
+        assert!(job.revision() > version, "{name}");
     }
     assert_eq!(state(&table, id), State::Succeeded);
 }
@@ -336,6 +487,7 @@ fn r_outcome_success_carries_severity() {
         assert_eq!(job.outcome(), Some(Outcome::Succeeded { severity }));
         assert_eq!((job.progress(), job.message()), (100, "done"));
         assert_eq!(job.ended(), Some(t(at + 1)));
+        assert_eq!(job.detail(), None, "the worker's own success");
         table.expire(t(at + 50));
     }
 }
@@ -353,16 +505,19 @@ fn r_outcome_failure_carries_reason_code_and_message() {
     assert_eq!(job.outcome(), failure(FailReason::Error, 42));
     assert_eq!(job.outcome().unwrap().code(), 42);
     assert_eq!(job.message(), "disk full");
+    assert_eq!(job.detail(), None);
+    // Failures the table makes itself have an empty message and a detail.
     let job = table.get(dependent).unwrap();
     assert_eq!(job.outcome(), failure(FailReason::DependencyFailed, 4));
+    assert_eq!(job.message(), "");
+    assert_eq!(job.detail(), Some(Detail::Dependency(worker)));
     table.expire(t(100));
 
     let canceled = queued(&mut table, 100);
     table.request_cancel(canceled, t(100)).unwrap();
-    assert_eq!(
-        table.get(canceled).unwrap().outcome(),
-        failure(FailReason::Canceled, 2)
-    );
+    let job = table.get(canceled).unwrap();
+    assert_eq!(job.outcome(), failure(FailReason::Canceled, 2));
+    assert_eq!((job.message(), job.detail()), ("", Some(Detail::Canceled)));
 
     let timed = table
         .submit(
@@ -375,11 +530,58 @@ fn r_outcome_failure_carries_reason_code_and_message() {
         .unwrap();
     table.start(timed, t(100)).unwrap();
     table.expire(t(105));
-    assert_eq!(
-        table.get(timed).unwrap().outcome(),
-        failure(FailReason::TimedOut, 3)
-    );
+    let job = table.get(timed).unwrap();
+    assert_eq!(job.outcome(), failure(FailReason::TimedOut, 3));
+    assert_eq!((job.message(), job.detail()), ("", Some(Detail::Deadline)));
     assert_eq!(FailReason::Interrupted.default_code(), 5);
+    assert_eq!(Detail::Deadline.as_str(), "deadline passed");
+    assert_eq!(Detail::Lease.as_str(), "heartbeat lease expired");
+}
+
+/// R-OUTCOME: `fail_with` carries the adapter's reason; `Interrupted` re-queues a restartable
+/// running job instead (as a restart would) and fails any other job with detail `Interrupted`.
+#[test]
+fn r_outcome_fail_with_reason_and_interrupted_requeues_a_restartable_job() {
+    let mut table = table();
+    let plain = running(&mut table, 0);
+    table
+        .fail_with(plain, FailReason::Interrupted, None, "pool stopped", t(1))
+        .unwrap();
+    let job = table.get(plain).unwrap();
+    assert_eq!(
+        job.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Interrupted,
+            code: 5
+        })
+    );
+    assert_eq!(job.message(), "pool stopped");
+    assert_eq!(job.detail(), Some(Detail::Interrupted));
+
+    let restartable = JobOptions {
+        restartable: true,
+        ..JobOptions::DEFAULT
+    };
+    let again = with(restartable, &mut table, 2);
+    table.progress(again, 60, "half", t(3)).unwrap();
+    table
+        .fail_with(again, FailReason::Interrupted, Some(99), "", t(4))
+        .unwrap();
+    let job = table.get(again).unwrap();
+    assert_eq!((job.state(), job.progress()), (State::Queued, 0));
+    assert_eq!(job.started(), Some(t(2)), "it did start once");
+    assert_eq!(table.peek_runnable(), Some(again));
+    // A queued restartable job is not running: interrupting it fails it.
+    table
+        .fail_with(again, FailReason::Interrupted, Some(99), "", t(5))
+        .unwrap();
+    assert_eq!(
+        table.get(again).unwrap().outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Interrupted,
+            code: 99
+        })
+    );
 }
 
 // ----- R-CONTROL ----------------------------------------------------------------------------
@@ -508,11 +710,16 @@ fn r_control_jobs_that_cannot_be_paused_or_canceled_refuse() {
     );
 }
 
+/// One error model: every action on a terminal job answers `AlreadyTerminal` and changes
+/// nothing, whichever action it is and however the job ended.
 #[test]
 fn r_control_any_action_on_a_terminal_job_is_already_terminal() {
     let mut table = table();
-    for id in [succeeded(&mut table, 0), failed(&mut table, 0)] {
+    let canceled = queued(&mut table, 0);
+    table.request_cancel(canceled, t(0)).unwrap();
+    for id in [succeeded(&mut table, 0), failed(&mut table, 0), canceled] {
         let e = JobError::AlreadyTerminal;
+        refused!(table, table.start(id, t(1)), e);
         refused!(table, table.request_pause(id, t(1)), e);
         refused!(table, table.request_resume(id, t(1)), e);
         refused!(table, table.request_cancel(id, t(1)), e);
@@ -520,6 +727,16 @@ fn r_control_any_action_on_a_terminal_job_is_already_terminal() {
         refused!(table, table.progress(id, 1, "", t(1)), e);
         refused!(table, table.log(id, "", t(1)), e);
         refused!(table, table.heartbeat(id, t(1)), e);
+        refused!(table, table.succeed(id, Severity::Normal, "", t(1)), e);
+        refused!(table, table.fail(id, 1, "", t(1)), e);
+        for reason in [
+            FailReason::Error,
+            FailReason::Canceled,
+            FailReason::TimedOut,
+            FailReason::Interrupted,
+        ] {
+            refused!(table, table.fail_with(id, reason, None, "", t(1)), e);
+        }
     }
 }
 
@@ -605,7 +822,7 @@ fn r_journal_reads_exactly_the_events_after_a_revision() {
     table.start(id, t(1)).unwrap();
     table.progress(id, 30, "copy", t(1)).unwrap();
     table.log(id, "step 1", t(1)).unwrap();
-    let events: Vec<_> = table.journal(seen).unwrap().cloned().collect();
+    let events: Vec<_> = table.journal(seen).unwrap().collect();
     assert_eq!(events.len(), 3);
     assert!(events.iter().all(|e| e.job == id));
     assert_eq!(
@@ -616,10 +833,14 @@ fn r_journal_reads_exactly_the_events_after_a_revision() {
         }
     );
     assert_eq!(events[1].kind, EventKind::Progress { percent: 30 });
-    assert!(matches!(&events[2].kind, EventKind::Log(l) if l.as_str() == "step 1"));
+    assert_eq!(events[2].kind, EventKind::Log);
+    assert_eq!(events[2].line(), Some("step 1"));
+    assert_eq!(events[1].line(), None);
     let revisions: Vec<u64> = events.iter().map(|e| e.revision.get()).collect();
     assert_eq!(revisions, [seen.get() + 1, seen.get() + 2, seen.get() + 3]);
     assert_eq!(table.journal(table.revision()).unwrap().count(), 0);
+    let changed: Vec<JobId> = table.changed_since(seen).unwrap().collect();
+    assert_eq!(changed, [id, id, id]);
 }
 
 #[test]
@@ -639,6 +860,7 @@ fn r_journal_reader_too_far_behind_gets_compacted() {
         }
     );
     assert!(table.journal(Revision::new(oldest - 2)).is_err());
+    assert!(table.changed_since(Revision::new(oldest - 2)).is_err());
     // Resuming from just before the oldest kept event reads them all, in order.
     let kept: Vec<u64> = table
         .journal(Revision::new(oldest - 1))
@@ -646,6 +868,48 @@ fn r_journal_reader_too_far_behind_gets_compacted() {
         .map(|e| e.revision.get())
         .collect();
     assert_eq!(kept, (oldest..=current).collect::<Vec<_>>());
+}
+
+/// R-JOURNAL: log lines live in a ring of `L` bytes (a line takes its length + 2); the event
+/// stays while the journal keeps it, its line reads `None` once newer lines overwrote it.
+#[test]
+fn r_journal_log_lines_live_in_a_ring_and_read_none_once_overwritten() {
+    // 16-byte texts, 16 events, a 24-byte log ring: two 10-byte lines fit, a third overwrites.
+    let mut table: JobTable<u32, 2, 16, 16, 24> = JobTable::new(Config::DEFAULT);
+    let id = table.submit(NewJob::new(0), t(0)).unwrap();
+    let seen = table.revision();
+    for line in ["line one..", "line two..", "line three"] {
+        table.log(id, line, t(1)).unwrap();
+    }
+    let lines: Vec<(EventKind, Option<&str>)> = table
+        .journal(seen)
+        .unwrap()
+        .map(|e| (e.kind, e.line()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (EventKind::Log, None),
+            (EventKind::Log, Some("line two..")),
+            (EventKind::Log, Some("line three")),
+        ]
+    );
+    // The longest line is the smaller of the text capacity and the ring less 2 bytes.
+    let mut narrow: JobTable<u32, 2, 32, 16, 12> = JobTable::new(Config::DEFAULT);
+    let id = narrow.submit(NewJob::new(0), t(0)).unwrap();
+    narrow.log(id, "0123456789", t(0)).unwrap();
+    refused!(
+        narrow,
+        narrow.log(id, "0123456789a", t(0)),
+        JobError::TextTooLong {
+            field: TextField::LogLine,
+            limit: 10
+        }
+    );
+    // A log line is not a change of the job: its revision stays.
+    let before = narrow.get(id).unwrap().revision();
+    narrow.log(id, "x", t(1)).unwrap();
+    assert_eq!(narrow.get(id).unwrap().revision(), before);
 }
 
 // ----- R-DEPS -------------------------------------------------------------------------------
@@ -672,18 +936,18 @@ fn r_deps_job_waits_until_every_dependency_succeeded() {
 
 #[test]
 fn r_deps_failure_cascades_transitively() {
-    let mut table: JobTable<u32, 8, 32, 2, 32> = JobTable::new(Config::DEFAULT);
+    let mut table: JobTable<u32, 8, 32, 32> = JobTable::new(Config::DEFAULT);
     let a = table.submit(NewJob::new(0), t(0)).unwrap();
     let other = table.submit(NewJob::new(0), t(0)).unwrap();
     let b = table.submit(NewJob::new(0).depends_on(&[a]), t(0)).unwrap();
     let c = table
-        .submit(NewJob::new(0).depends_on(&[b, other]), t(0))
+        .submit(NewJob::new(0).depends_on(&[other, b]), t(0))
         .unwrap();
     let d = table.submit(NewJob::new(0).depends_on(&[c]), t(0)).unwrap();
     table.start(a, t(1)).unwrap();
     let seen = table.revision();
     table.fail(a, 9, "boom", t(2)).unwrap();
-    for id in [b, c, d] {
+    for (id, cause) in [(b, a), (c, b), (d, c)] {
         let job = table.get(id).unwrap();
         assert_eq!(job.state(), State::Failed);
         assert!(matches!(
@@ -694,39 +958,46 @@ fn r_deps_failure_cascades_transitively() {
             })
         ));
         assert!(job.revision() > seen);
+        // The detail names the dependency that failed (the edge prints "dependency <id>
+        // failed"); the message is left empty.
+        assert_eq!(job.detail(), Some(Detail::Dependency(cause)));
+        assert_eq!(job.message(), "");
     }
     assert_eq!(table.get(other).unwrap().state(), State::Queued);
-    assert_eq!(
-        table.get(b).unwrap().message(),
-        format!("dependency {a} failed")
-    );
     // One revision per failed job.
     assert_eq!(table.revision().get(), seen.get() + 4);
-    // A job submitted on a failed dependency fails at once.
-    let late = table.submit(NewJob::new(0).depends_on(&[d]), t(3)).unwrap();
+    // A job submitted on a failed dependency fails at once, naming the first failed one.
+    let late = table
+        .submit(NewJob::new(0).depends_on(&[other, d, c]), t(3))
+        .unwrap();
+    let job = table.get(late).unwrap();
     assert!(matches!(
-        table.get(late).unwrap().outcome(),
+        job.outcome(),
         Some(Outcome::Failed {
             reason: FailReason::DependencyFailed,
             ..
         })
     ));
+    assert_eq!(job.detail(), Some(Detail::Dependency(d)));
 }
 
 #[test]
 fn r_deps_bad_dependencies_are_refused_at_submit() {
-    let mut table = table();
+    let mut table = restored_table();
     let a = queued(&mut table, 0);
     let gone = expired(&mut table, 0);
-    let tomb = table.tombstones().find(|x| x.id == gone).copied();
+    let tomb = table.tombstones().find(|x| x.id == gone);
     let unknown = make_id(1, 3, 9);
     let stale = make_id(0, a.index(), a.generation());
-    fn sub(deps: &[JobId]) -> NewJob<'_, u32> {
-        NewJob::new(0).depends_on(deps)
+    fn submit(table: &mut Small, deps: &[JobId]) -> Result<JobId, SubmitError> {
+        table
+            .submit(NewJob::new(0).depends_on(deps), t(1))
+            .map_err(SubmitError::from)
     }
+    let mut table = *table;
     refused!(
         table,
-        table.submit(sub(&[a, unknown]), t(1)),
+        submit(&mut table, &[a, unknown]),
         SubmitError::UnknownDependency {
             id: unknown,
             error: LookupError::NotFound
@@ -734,7 +1005,7 @@ fn r_deps_bad_dependencies_are_refused_at_submit() {
     );
     refused!(
         table,
-        table.submit(sub(&[gone]), t(1)),
+        submit(&mut table, &[gone]),
         SubmitError::UnknownDependency {
             id: gone,
             error: LookupError::Expired(tomb)
@@ -742,7 +1013,7 @@ fn r_deps_bad_dependencies_are_refused_at_submit() {
     );
     refused!(
         table,
-        table.submit(sub(&[stale]), t(1)),
+        submit(&mut table, &[stale]),
         SubmitError::UnknownDependency {
             id: stale,
             error: LookupError::Stale
@@ -750,14 +1021,71 @@ fn r_deps_bad_dependencies_are_refused_at_submit() {
     );
     refused!(
         table,
-        table.submit(sub(&[a, a]), t(1)),
+        submit(&mut table, &[a, a]),
         SubmitError::DuplicateDependency(a)
     );
     refused!(
         table,
-        table.submit(sub(&[a, a, a]), t(1)),
+        submit(&mut table, &[a; MAX_DEPENDENCIES + 1]),
         SubmitError::TooManyDependencies
     );
+}
+
+/// R-DEPS: a job names at most `MAX_DEPENDENCIES` (8) jobs; all jobs share a pool of `E`
+/// edges (`DependenciesFull` when it is used up), given back when a job with dependencies is
+/// removed — not when it ends.
+#[test]
+fn r_deps_at_most_eight_per_job_from_a_shared_pool_returned_on_removal() {
+    // 12 jobs, a pool of 10 edges.
+    let mut table: JobTable<u32, 12, 16, 16, 256, 10> = JobTable::new(Config {
+        retention: Duration::from_secs(0),
+    });
+    let deps: Vec<JobId> = (0..9)
+        .map(|k| table.submit(NewJob::new(k), t(0)).unwrap())
+        .collect();
+    assert_eq!(MAX_DEPENDENCIES, 8);
+    refused!(
+        table,
+        table
+            .submit(NewJob::new(99).depends_on(&deps), t(0))
+            .map_err(SubmitError::from),
+        SubmitError::TooManyDependencies
+    );
+    let wide = table
+        .submit(NewJob::new(8).depends_on(&deps[..8]), t(0))
+        .unwrap();
+    assert_eq!(
+        table.get(wide).unwrap().depends_on().collect::<Vec<_>>(),
+        deps[..8]
+    );
+    let two = table
+        .submit(NewJob::new(2).depends_on(&deps[..2]), t(0))
+        .unwrap();
+    // 10 of 10 edges in use.
+    refused!(
+        table,
+        table
+            .submit(NewJob::new(1).depends_on(&deps[8..9]), t(0))
+            .map_err(SubmitError::from),
+        SubmitError::DependenciesFull
+    );
+    // Ending a job keeps its edges (its `depends_on` still reads back) ...
+    table.request_cancel(wide, t(1)).unwrap();
+    assert_eq!(table.get(wide).unwrap().depends_on().count(), 8);
+    refused!(
+        table,
+        table
+            .submit(NewJob::new(1).depends_on(&deps[8..9]), t(1))
+            .map_err(SubmitError::from),
+        SubmitError::DependenciesFull
+    );
+    // ... removing it gives them back.
+    assert_eq!(table.expire(t(1)).removed, 1);
+    let after = table
+        .submit(NewJob::new(1).depends_on(&deps[..8]), t(1))
+        .unwrap();
+    assert_eq!(table.get(after).unwrap().depends_on().count(), 8);
+    assert_eq!(table.get(two).unwrap().depends_on().count(), 2);
 }
 
 // ----- R-SCHED ------------------------------------------------------------------------------
@@ -812,10 +1140,17 @@ fn r_full_table_full_when_every_job_is_live() {
         paused(&mut table, 0),
     );
     let _ = queued(&mut table, 0);
+    assert_eq!(
+        table.next_free_at(),
+        None,
+        "only live jobs: no slot will free"
+    );
     // Even the clock must not move on a refused submit.
     refused!(
         table,
-        table.submit(NewJob::new(9), t(500)),
+        table
+            .submit(NewJob::new(9), t(500))
+            .map_err(SubmitError::from),
         SubmitError::TableFull
     );
 }
@@ -827,9 +1162,13 @@ fn r_full_terminal_job_within_retention_is_kept() {
     for _ in 0..3 {
         queued(&mut table, 0);
     }
+    // The slot frees when the terminal job's retention ends.
+    assert_eq!(table.next_free_at(), Some(t(10)));
     refused!(
         table,
-        table.submit(NewJob::new(9), t(9)),
+        table
+            .submit(NewJob::new(9), t(9))
+            .map_err(SubmitError::from),
         SubmitError::TableFull
     );
     assert!(table.get(done).is_ok());
@@ -854,11 +1193,109 @@ fn r_full_evicts_the_oldest_terminal_job_past_retention() {
     let removed: Vec<_> = table
         .journal(Revision::new(table.revision().get() - 2))
         .unwrap()
-        .map(|e| (e.job, e.kind.clone()))
+        .map(|e| (e.job, e.kind))
         .collect();
     assert_eq!(
         removed,
         [(older, EventKind::Removed), (new, EventKind::Submitted)]
+    );
+}
+
+type Strings = JobTable<String, 3, 16, 8, 64, 2>;
+
+/// Submit `job` (with spec `spec`) and require the refusal `error`, the job handed back whole
+/// and the table unchanged.
+fn refused_with_job_back(
+    table: &mut Strings,
+    spec: &str,
+    job: NewJob<'_, String>,
+    error: SubmitError,
+) {
+    let before = Snapshot::of(table);
+    let shown = format!("{job:?}");
+    let refused = table.submit(job, t(1)).unwrap_err();
+    assert_eq!(refused.error, error, "{shown}");
+    assert_eq!(
+        format!("{:?}", refused.job),
+        shown,
+        "the whole job comes back"
+    );
+    assert_eq!(refused.into_spec(), spec);
+    assert_eq!(Snapshot::of(table), before, "{error:?} changed the table");
+}
+
+/// R-FULL: every refused submit hands the caller's job back whole — the spec (here a
+/// `String`, moved in and out), its description, dependencies and options — and leaves the
+/// table exactly as it was.
+#[test]
+fn r_full_refused_submit_hands_back_the_exact_job_and_changes_nothing() {
+    // 3 jobs, 16-byte texts, a pool of 2 dependency edges.
+    let mut table: Strings = JobTable::new(Config {
+        retention: RETENTION,
+    });
+    let a = table.submit(NewJob::new("a".into()), t(0)).unwrap();
+    let b = table.submit(NewJob::new("b".into()), t(0)).unwrap();
+    let unknown = make_id(0, 2, 7);
+    let nine = [a; MAX_DEPENDENCIES + 1];
+    let twice = [a, b, a];
+    let with_unknown = [a, unknown];
+    let too_long = JobOptions {
+        run_timeout: Some(Duration::from_secs(50 * 86_400)),
+        ..JobOptions::DEFAULT
+    };
+    let job = |spec: &str| NewJob::new(spec.to_string());
+    let cases = [
+        (
+            "description",
+            job("description").description("seventeen bytes.."),
+            SubmitError::TextTooLong {
+                field: TextField::Description,
+                limit: 16,
+            },
+        ),
+        (
+            "nine",
+            job("nine").depends_on(&nine),
+            SubmitError::TooManyDependencies,
+        ),
+        (
+            "duration",
+            job("duration").options(too_long),
+            SubmitError::DurationTooLong,
+        ),
+        (
+            "twice",
+            job("twice").depends_on(&twice),
+            SubmitError::DuplicateDependency(a),
+        ),
+        (
+            "unknown",
+            job("unknown").depends_on(&with_unknown),
+            SubmitError::UnknownDependency {
+                id: unknown,
+                error: LookupError::NotFound,
+            },
+        ),
+    ];
+    for (spec, job, error) in cases {
+        refused_with_job_back(&mut table, spec, job, error);
+    }
+    // The pool: `c` takes both edges; one more dependency finds it used up.
+    let c = table
+        .submit(NewJob::new("c".into()).depends_on(&[a, b]), t(1))
+        .unwrap();
+    refused_with_job_back(
+        &mut table,
+        "pool",
+        job("pool").depends_on(&[c]),
+        SubmitError::DependenciesFull,
+    );
+    // The table is full of live jobs.
+    refused_with_job_back(
+        &mut table,
+        "full",
+        job("full").description("room?"),
+        SubmitError::TableFull,
     );
 }
 
@@ -888,7 +1325,7 @@ fn r_retain_terminal_jobs_stay_for_the_retention_then_leave_a_tombstone() {
 
 #[test]
 fn r_retain_tombstone_ring_keeps_the_most_recent() {
-    let mut table: JobTable<u32, 2, 16, 2, 8> = JobTable::new(Config {
+    let mut table: JobTable<u32, 2, 16, 8> = JobTable::new(Config {
         retention: Duration::from_secs(0),
     });
     let ids: Vec<JobId> = (0..3)
@@ -921,6 +1358,10 @@ fn with(options: JobOptions, table: &mut Small, at: u64) -> JobId {
     id
 }
 
+fn ms(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
 #[test]
 fn r_deadline_run_timeout_fails_running_and_paused_jobs() {
     let mut table = table();
@@ -938,7 +1379,8 @@ fn r_deadline_run_timeout_fails_running_and_paused_jobs() {
     assert_eq!(table.next_timer(), Some(t(5)));
     assert_eq!(table.expire(t(4)).timed_out, 0);
     assert_eq!(table.expire(t(5)).timed_out, 1);
-    assert_eq!(table.get(run).unwrap().message(), "deadline passed");
+    let job = table.get(run).unwrap();
+    assert_eq!((job.message(), job.detail()), ("", Some(Detail::Deadline)));
     assert_eq!(
         state(&table, dependent),
         State::Failed,
@@ -969,19 +1411,328 @@ fn r_deadline_lease_runs_out_without_heartbeat() {
     assert_eq!(table.next_timer(), Some(t(9)));
     assert_eq!(table.expire(t(8)).timed_out, 0);
     assert_eq!(table.expire(t(9)).timed_out, 1);
+    let job = table.get(id).unwrap();
     assert!(matches!(
-        table.get(id).unwrap().outcome(),
+        job.outcome(),
         Some(Outcome::Failed {
             reason: FailReason::TimedOut,
             ..
         })
     ));
+    assert_eq!((job.message(), job.detail()), ("", Some(Detail::Lease)));
     // A paused job does not need a heartbeat.
     let parked = with(lease, &mut table, 10);
     table.request_pause(parked, t(10)).unwrap();
     table.checkpoint(parked, t(10)).unwrap();
+    assert_eq!(table.get(parked).unwrap().lease_until(), None);
     assert_eq!(table.expire(t(100)).timed_out, 0);
     assert_eq!(state(&table, parked), State::Paused);
+}
+
+/// An operation a worker or client may make on a running or paused job.
+type Late = fn(&mut Small, JobId, Instant) -> Result<(), JobError>;
+
+/// Every operation on a running job: each must time out an overdue job by itself.
+const ON_RUNNING: [(&str, Late); 10] = [
+    ("progress", |tb, id, now| tb.progress(id, 50, "late", now)),
+    ("heartbeat", |tb, id, now| tb.heartbeat(id, now)),
+    ("checkpoint", |tb, id, now| {
+        tb.checkpoint(id, now).map(|_| ())
+    }),
+    ("log", |tb, id, now| tb.log(id, "late", now)),
+    ("succeed", |tb, id, now| {
+        tb.succeed(id, Severity::Normal, "done", now)
+    }),
+    ("fail", |tb, id, now| tb.fail(id, 1, "broke", now)),
+    ("start", |tb, id, now| tb.start(id, now)),
+    ("pause", |tb, id, now| tb.request_pause(id, now)),
+    ("resume", |tb, id, now| tb.request_resume(id, now)),
+    ("cancel", |tb, id, now| tb.request_cancel(id, now)),
+];
+
+/// Call `late` on the overdue job `id` at `now` (no `expire` ran): it answers
+/// `AlreadyTerminal` and the job is `Failed(TimedOut)` with `detail`, ended at `now`, with
+/// none of the late call's effect; its dependent fails too.
+fn times_out_on_its_own(
+    table: &mut Small,
+    name: &str,
+    late: Late,
+    id: JobId,
+    now: Instant,
+    detail: Detail,
+) {
+    let dependent = table
+        .submit(NewJob::new(0).depends_on(&[id]), t(0))
+        .unwrap();
+    let before = table.get(id).unwrap();
+    let (revision, progress, from) = (table.revision(), before.progress(), before.state());
+    assert_eq!(
+        late(table, id, now),
+        Err(JobError::AlreadyTerminal),
+        "{name}"
+    );
+    let job = table.get(id).unwrap();
+    assert_eq!(
+        job.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::TimedOut,
+            code: 3
+        }),
+        "{name}"
+    );
+    assert_eq!(job.detail(), Some(detail), "{name}");
+    assert_eq!(job.message(), "", "{name}");
+    assert_eq!(
+        job.progress(),
+        progress,
+        "{name}: the late call did nothing"
+    );
+    assert_eq!(job.ended(), Some(now), "{name}");
+    assert_eq!(table.now(), now, "{name}");
+    let dep = table.get(dependent).unwrap();
+    assert_eq!(dep.detail(), Some(Detail::Dependency(id)), "{name}");
+    // Two changes (the timeout, then the cascade) and nothing else: no log line, no progress.
+    let kinds: Vec<_> = table
+        .journal(revision)
+        .unwrap()
+        .map(|e| (e.job, e.kind))
+        .collect();
+    let failed = EventKind::StateChanged {
+        from,
+        to: State::Failed,
+    };
+    assert_eq!(
+        kinds,
+        [
+            (id, failed),
+            (
+                dependent,
+                EventKind::StateChanged {
+                    from: State::Queued,
+                    to: State::Failed
+                }
+            )
+        ],
+        "{name}"
+    );
+    // Asking again changes nothing.
+    let before = Snapshot::of(&*table);
+    assert_eq!(
+        late(table, id, now),
+        Err(JobError::AlreadyTerminal),
+        "{name}"
+    );
+    assert_eq!(Snapshot::of(&*table), before, "{name}");
+}
+
+/// R-DEADLINE: a late update (progress, heartbeat, checkpoint, log, succeed, …) after the
+/// lease passed fails the job `TimedOut` (detail `Lease`) by itself — no `expire` ran — and
+/// answers `AlreadyTerminal`. Just before, the same update is on time.
+#[test]
+fn r_deadline_update_after_lease_fails_timed_out_without_expire() {
+    let lease = JobOptions {
+        lease: Some(Duration::from_secs(3)),
+        ..JobOptions::DEFAULT
+    };
+    for (name, late) in ON_RUNNING {
+        let mut table = table();
+        let id = with(lease, &mut table, 0);
+        assert_eq!(table.get(id).unwrap().lease_until(), Some(t(3)));
+        times_out_on_its_own(&mut table, name, late, id, t(3), Detail::Lease);
+    }
+    // One millisecond earlier the lease holds, and a heartbeat renews it.
+    let mut table = table();
+    let id = with(lease, &mut table, 0);
+    table.heartbeat(id, ms(2_999)).unwrap();
+    assert_eq!(table.get(id).unwrap().lease_until(), Some(ms(5_999)));
+    assert_eq!(state(&table, id), State::Running);
+}
+
+/// R-DEADLINE: the same for the run timeout (detail `Deadline`), also when the lease has
+/// passed as well (the deadline is named when it has passed, the lease otherwise).
+#[test]
+fn r_deadline_update_after_deadline_fails_timed_out_without_expire() {
+    let both = JobOptions {
+        run_timeout: Some(Duration::from_secs(5)),
+        lease: Some(Duration::from_secs(2)),
+        ..JobOptions::DEFAULT
+    };
+    for (name, late) in ON_RUNNING {
+        // Heartbeats keep the lease alive up to the deadline.
+        let mut table = table();
+        let id = with(both, &mut table, 0);
+        for s in 1..=4 {
+            table.heartbeat(id, t(s)).unwrap();
+        }
+        // The lease would end at 6 s: it reads as the deadline, the earlier of the two.
+        assert_eq!(table.get(id).unwrap().lease_until(), Some(t(5)));
+        assert_eq!(table.get(id).unwrap().deadline(), Some(t(5)));
+        times_out_on_its_own(&mut table, name, late, id, t(5), Detail::Deadline);
+
+        // No heartbeat: the lease passed at 2 s, the deadline at 5 s; at 6 s it is the deadline.
+        let mut table = self::table();
+        let id = with(both, &mut table, 0);
+        times_out_on_its_own(&mut table, name, late, id, t(6), Detail::Deadline);
+
+        // At 3 s only the lease has passed.
+        let mut table = self::table();
+        let id = with(both, &mut table, 0);
+        times_out_on_its_own(&mut table, name, late, id, t(3), Detail::Lease);
+    }
+}
+
+/// R-DEADLINE: a paused job owes no heartbeat, but its deadline runs on: resume, cancel or a
+/// checkpoint after it fail the job `TimedOut` (detail `Deadline`) by themselves.
+#[test]
+fn r_deadline_paused_job_past_its_deadline_times_out_on_resume_or_cancel() {
+    let options = JobOptions {
+        run_timeout: Some(Duration::from_secs(5)),
+        lease: Some(Duration::from_secs(1)),
+        ..JobOptions::DEFAULT
+    };
+    let on_paused: [(&str, Late); 3] = [
+        ("resume", |tb, id, now| tb.request_resume(id, now)),
+        ("cancel", |tb, id, now| tb.request_cancel(id, now)),
+        ("checkpoint", |tb, id, now| {
+            tb.checkpoint(id, now).map(|_| ())
+        }),
+    ];
+    for (name, late) in on_paused {
+        let mut table = table();
+        let id = with(options, &mut table, 0);
+        table.request_pause(id, t(0)).unwrap();
+        assert_eq!(table.checkpoint(id, t(0)).unwrap(), Directive::Pause);
+        // Paused for 4 s: no lease, no timeout yet.
+        assert_eq!(table.get(id).unwrap().lease_until(), None);
+        assert_eq!(table.checkpoint(id, t(4)).unwrap(), Directive::Pause);
+        times_out_on_its_own(&mut table, name, late, id, t(5), Detail::Deadline);
+    }
+    // Without a run timeout, a paused job waits as long as it takes; resuming renews the lease.
+    let mut table = table();
+    let lease_only = JobOptions {
+        lease: Some(Duration::from_secs(1)),
+        ..JobOptions::DEFAULT
+    };
+    let id = with(lease_only, &mut table, 0);
+    table.request_pause(id, t(0)).unwrap();
+    table.checkpoint(id, t(0)).unwrap();
+    table.request_resume(id, t(100)).unwrap();
+    assert_eq!(state(&table, id), State::Running);
+    assert_eq!(table.get(id).unwrap().lease_until(), Some(t(101)));
+}
+
+/// R-DEADLINE: the deadline is the first start plus the run timeout; pausing, resuming and
+/// going back to the queue do not move it.
+#[test]
+fn r_deadline_spans_pauses_and_requeues() {
+    let mut table = table();
+    let options = JobOptions {
+        run_timeout: Some(Duration::from_secs(10)),
+        restartable: true,
+        ..JobOptions::DEFAULT
+    };
+    let id = with(options, &mut table, 0);
+    assert_eq!(table.get(id).unwrap().deadline(), Some(t(10)));
+    table.request_pause(id, t(2)).unwrap();
+    table.checkpoint(id, t(2)).unwrap();
+    table.request_resume(id, t(6)).unwrap();
+    assert_eq!(table.get(id).unwrap().deadline(), Some(t(10)));
+    // Interrupted: a restartable job goes back to the queue, its deadline stays.
+    table
+        .fail_with(id, FailReason::Interrupted, None, "", t(7))
+        .unwrap();
+    assert_eq!(state(&table, id), State::Queued);
+    assert_eq!(table.get(id).unwrap().deadline(), Some(t(10)));
+    table.start(id, t(8)).unwrap();
+    let job = table.get(id).unwrap();
+    assert_eq!((job.started(), job.deadline()), (Some(t(0)), Some(t(10))));
+    assert_eq!(table.next_timer(), Some(t(10)));
+    times_out_on_its_own(
+        &mut table,
+        "heartbeat",
+        |tb, id, now| tb.heartbeat(id, now),
+        id,
+        t(10),
+        Detail::Deadline,
+    );
+}
+
+/// R-DEADLINE: the lease is renewed by start, progress, heartbeat, checkpoint and log while
+/// running, and by resume; a client's request renews nothing; a paused job has no lease.
+#[test]
+fn r_deadline_lease_renewed_by_every_worker_contact() {
+    let mut table = table();
+    let lease = JobOptions {
+        lease: Some(Duration::from_secs(3)),
+        ..JobOptions::DEFAULT
+    };
+    let id = with(lease, &mut table, 0);
+    let until = |table: &Small| table.get(id).unwrap().lease_until();
+    assert_eq!(until(&table), Some(t(3)), "start");
+    table.progress(id, 1, "", t(1)).unwrap();
+    assert_eq!(until(&table), Some(t(4)), "progress");
+    table.heartbeat(id, t(2)).unwrap();
+    assert_eq!(until(&table), Some(t(5)), "heartbeat");
+    table.checkpoint(id, t(3)).unwrap();
+    assert_eq!(until(&table), Some(t(6)), "checkpoint");
+    table.log(id, "x", t(4)).unwrap();
+    assert_eq!(until(&table), Some(t(7)), "log");
+    table.request_pause(id, t(5)).unwrap();
+    assert_eq!(until(&table), Some(t(7)), "a request renews nothing");
+    table.checkpoint(id, t(5)).unwrap();
+    assert_eq!(state(&table, id), State::Paused);
+    assert_eq!(until(&table), None, "paused");
+    table.log(id, "parked", t(20)).unwrap();
+    table.request_resume(id, t(30)).unwrap();
+    assert_eq!(until(&table), Some(t(33)), "resume");
+    table.request_cancel(id, t(31)).unwrap();
+    assert_eq!(until(&table), Some(t(33)), "a request renews nothing");
+    assert_eq!(table.next_timer(), Some(t(33)));
+}
+
+/// R-DEADLINE, time: a job keeps whole milliseconds (sub-millisecond parts dropped); run
+/// timeouts and leases are kept to the millisecond, rounded up; the table's own clock keeps
+/// the instant it was given.
+#[test]
+fn r_deadline_instants_and_durations_are_whole_milliseconds() {
+    let mut table = table();
+    let us = Instant::from_micros;
+    let options = JobOptions {
+        run_timeout: Some(Duration::from_micros(2_000_001)),
+        lease: Some(Duration::from_ticks(0)),
+        ..JobOptions::DEFAULT
+    };
+    let id = table
+        .submit(NewJob::new(0).options(options), us(1_500_700))
+        .unwrap();
+    let job = table.get(id).unwrap();
+    assert_eq!((job.created(), job.modified()), (ms(1_500), ms(1_500)));
+    assert_eq!(
+        job.options().run_timeout,
+        Some(Duration::from_millis(2_001))
+    );
+    assert_eq!(job.options().lease, Some(Duration::from_millis(1)));
+    table.start(id, us(3_000_999)).unwrap();
+    let job = table.get(id).unwrap();
+    assert_eq!(job.started(), Some(ms(3_000)));
+    assert_eq!(job.deadline(), Some(ms(5_001)));
+    assert_eq!(job.lease_until(), Some(ms(3_001)));
+    assert_eq!(table.now(), us(3_000_999));
+    // Due at the lease's millisecond, whatever the sub-millisecond part of `now`.
+    assert_eq!(table.expire(us(3_000_999)).timed_out, 0);
+    assert_eq!(table.expire(us(3_001_000)).timed_out, 1);
+    assert_eq!(table.get(id).unwrap().ended(), Some(ms(3_001)));
+    let too_long = JobOptions {
+        lease: Some(JobOptions::MAX_DURATION + Duration::from_millis(1)),
+        ..JobOptions::DEFAULT
+    };
+    refused!(
+        table,
+        table
+            .submit(NewJob::new(0).options(too_long), t(4))
+            .map_err(SubmitError::from),
+        SubmitError::DurationTooLong
+    );
 }
 
 // ----- R-INPUT ------------------------------------------------------------------------------
@@ -1007,67 +1758,206 @@ fn r_input_text_over_capacity_is_refused() {
     let over = "0123456789abcdefg";
     let wide = "ééééééééé"; // 9 characters, 18 bytes
     let id = running(&mut table, 0);
+    let message = JobError::TextTooLong {
+        field: TextField::Message,
+        limit: 16,
+    };
     for text in [over, wide] {
         refused!(
             table,
-            table.submit(NewJob::new(0).description(text), t(1)),
-            SubmitError::TextTooLong
+            table
+                .submit(NewJob::new(0).description(text), t(1))
+                .map_err(SubmitError::from),
+            SubmitError::TextTooLong {
+                field: TextField::Description,
+                limit: 16
+            }
         );
+        refused!(table, table.progress(id, 1, text, t(1)), message);
         refused!(
             table,
-            table.progress(id, 1, text, t(1)),
-            JobError::TextTooLong
+            table.log(id, text, t(1)),
+            JobError::TextTooLong {
+                field: TextField::LogLine,
+                limit: 16
+            }
         );
-        refused!(table, table.log(id, text, t(1)), JobError::TextTooLong);
         refused!(
             table,
             table.succeed(id, Severity::Normal, text, t(1)),
-            JobError::TextTooLong
+            message
         );
-        refused!(table, table.fail(id, 1, text, t(1)), JobError::TextTooLong);
+        refused!(table, table.fail(id, 1, text, t(1)), message);
+        refused!(
+            table,
+            table.fail_with(id, FailReason::Error, None, text, t(1)),
+            message
+        );
     }
     table.progress(id, 1, fits, t(1)).unwrap();
+    table.log(id, fits, t(1)).unwrap();
     let d = table
         .submit(NewJob::new(0).description(fits), t(1))
         .unwrap();
     assert_eq!(table.get(d).unwrap().description(), fits);
 }
 
+/// One error model: `TextTooLong` names the text that did not fit and its limit in bytes —
+/// the description, a message, or a log line (whose limit is the smaller of `T` and the log
+/// ring less 2 bytes).
 #[test]
-fn r_input_error_precedence_lookup_then_state_then_value() {
+fn r_input_text_too_long_names_field_and_limit() {
+    // 32-byte texts, a 20-byte log ring: log lines up to 18 bytes.
+    let mut table: JobTable<u32, 2, 32, 8, 20> = JobTable::new(Config::DEFAULT);
+    let id = table.submit(NewJob::new(0), t(0)).unwrap();
+    table.start(id, t(0)).unwrap();
+    let long = "x".repeat(33);
+    let description = table
+        .submit(NewJob::new(1).description(&long), t(1))
+        .unwrap_err()
+        .error;
+    assert_eq!(
+        description,
+        SubmitError::TextTooLong {
+            field: TextField::Description,
+            limit: 32
+        }
+    );
+    assert_eq!(description.to_string(), "description longer than 32 bytes");
+    let message = table.progress(id, 1, &long, t(1)).unwrap_err();
+    assert_eq!(
+        message,
+        JobError::TextTooLong {
+            field: TextField::Message,
+            limit: 32
+        }
+    );
+    assert_eq!(message.to_string(), "message longer than 32 bytes");
+    let line = table.log(id, &long[..19], t(1)).unwrap_err();
+    assert_eq!(
+        line,
+        JobError::TextTooLong {
+            field: TextField::LogLine,
+            limit: 18
+        }
+    );
+    assert_eq!(line.to_string(), "log_line longer than 18 bytes");
+    table.log(id, &long[..18], t(1)).unwrap();
+    table.progress(id, 1, &long[..32], t(1)).unwrap();
+}
+
+/// R-INPUT: input that is wrong whatever the table holds is refused first, then the id is
+/// resolved, then a terminal job answers `AlreadyTerminal`, then an overdue job times out,
+/// then the job's state is checked (`docs/core.md`, "Error precedence").
+#[test]
+fn r_input_error_precedence_values_then_lookup_then_live_then_state() {
     let mut table = table();
     let q = queued(&mut table, 0);
     let done = succeeded(&mut table, 0);
-    // The state error comes before the value errors.
+    let unknown = make_id(0, 3, 5);
+    let too_long = "far too long for 16";
+    let text = JobError::TextTooLong {
+        field: TextField::Message,
+        limit: 16,
+    };
+    // Values first: percent, then the message, before the id and the state.
     refused!(
         table,
-        table.progress(q, 255, "far too long for 16", t(1)),
+        table.progress(unknown, 255, too_long, t(1)),
+        JobError::ProgressOutOfRange(255)
+    );
+    refused!(table, table.progress(q, 50, too_long, t(1)), text);
+    refused!(
+        table,
+        table.succeed(done, Severity::Normal, too_long, t(1)),
+        text
+    );
+    refused!(
+        table,
+        table.log(unknown, too_long, t(1)),
+        JobError::TextTooLong {
+            field: TextField::LogLine,
+            limit: 16
+        }
+    );
+    // Then the id, then whether the job is live, then its state.
+    refused!(
+        table,
+        table.progress(unknown, 50, "x", t(1)),
+        JobError::Lookup(LookupError::NotFound)
+    );
+    refused!(
+        table,
+        table.progress(done, 50, "x", t(1)),
+        JobError::AlreadyTerminal
+    );
+    refused!(
+        table,
+        table.progress(q, 50, "x", t(1)),
         JobError::NotRunning
     );
     refused!(
         table,
-        table.progress(done, 255, "x", t(1)),
-        JobError::AlreadyTerminal
+        table.succeed(q, Severity::Normal, "x", t(1)),
+        JobError::Transition {
+            from: State::Queued,
+            to: State::Succeeded
+        }
     );
-    // The text is checked before dependencies, the count before their ids.
-    let unknown = make_id(1, 3, 5);
+    // An overdue job: a bad value is refused and changes nothing (the job is not timed out
+    // by a refused call); a good one times it out.
+    let lease = JobOptions {
+        lease: Some(Duration::from_secs(1)),
+        ..JobOptions::DEFAULT
+    };
+    let mut other = self::table();
+    let late = with(lease, &mut other, 0);
+    refused!(
+        other,
+        other.progress(late, 101, "", t(5)),
+        JobError::ProgressOutOfRange(101)
+    );
+    assert_eq!(
+        other.progress(late, 50, "", t(5)),
+        Err(JobError::AlreadyTerminal)
+    );
+    assert_eq!(other.get(late).unwrap().detail(), Some(Detail::Lease));
+    // Submit: the description before the count, the count before the durations, the
+    // durations before each dependency, the dependencies before the pool and a slot.
+    let nine = [unknown; MAX_DEPENDENCIES + 1];
+    let forever = JobOptions {
+        run_timeout: Some(Duration::from_secs(60 * 86_400)),
+        ..JobOptions::DEFAULT
+    };
+    fn submit(table: &mut Small, job: NewJob<'_, u32>) -> Result<JobId, SubmitError> {
+        table.submit(job, t(1)).map_err(SubmitError::from)
+    }
     refused!(
         table,
-        table.submit(
-            NewJob::new(0)
-                .description("far too long for 16")
-                .depends_on(&[unknown]),
-            t(1)
+        submit(
+            &mut table,
+            NewJob::new(0).description(too_long).depends_on(&nine)
         ),
-        SubmitError::TextTooLong
+        SubmitError::TextTooLong {
+            field: TextField::Description,
+            limit: 16
+        }
     );
     refused!(
         table,
-        table.submit(
-            NewJob::new(0).depends_on(&[unknown, unknown, unknown]),
-            t(1)
+        submit(
+            &mut table,
+            NewJob::new(0).depends_on(&nine).options(forever)
         ),
         SubmitError::TooManyDependencies
+    );
+    refused!(
+        table,
+        submit(
+            &mut table,
+            NewJob::new(0).depends_on(&[unknown]).options(forever)
+        ),
+        SubmitError::DurationTooLong
     );
 }
 
@@ -1087,19 +1977,108 @@ fn r_input_journal_from_the_future_is_empty() {
     assert_eq!(table.journal(Revision::new(u64::MAX)).unwrap().count(), 0);
 }
 
+// ----- R-PERSIST ----------------------------------------------------------------------------
+
+/// R-PERSIST: images store milliseconds. `image_now` and the instants of decoded and restored
+/// jobs are the encoded table's instants truncated to the millisecond, so an image reads the
+/// same whatever tick rate wrote or reads it.
+#[test]
+fn r_persist_images_store_milliseconds() {
+    let mut table = table();
+    let us = Instant::from_micros;
+    let a = table.submit(NewJob::new(1), us(1_234_567)).unwrap();
+    table.start(a, us(2_345_678)).unwrap();
+    table.progress(a, 10, "x", us(3_456_789)).unwrap();
+    let b = table.submit(NewJob::new(2), us(4_000_999)).unwrap();
+    assert_eq!(table.now(), us(4_000_999));
+    let mut image = vec![0u8; Small::image_size_bound(5)];
+    let len = table.encode(&mut image).unwrap();
+    let image = &image[..len];
+    assert_eq!(image_now(image), Ok(ms(4_000)));
+
+    let mut decoded = Box::new(self::table());
+    decoded.decode_in_place(image).unwrap();
+    assert_eq!(decoded.now(), ms(4_000));
+    for id in [a, b] {
+        assert_eq!(
+            decoded.snapshot(id).unwrap(),
+            table.snapshot(id).unwrap(),
+            "{id}"
+        );
+    }
+    let job = decoded.get(a).unwrap();
+    assert_eq!(
+        (job.created(), job.started(), job.modified()),
+        (ms(1_234), Some(ms(2_345)), ms(3_456))
+    );
+    assert_eq!(decoded.get(b).unwrap().created(), ms(4_000));
+
+    let mut restored = Box::new(self::table());
+    restored.restore_in_place(image, us(5_000_500)).unwrap();
+    let job = restored.get(a).unwrap();
+    assert_eq!(
+        (job.created(), job.started(), job.ended()),
+        (ms(1_234), Some(ms(2_345)), Some(ms(5_000)))
+    );
+    assert_eq!(job.detail(), Some(Detail::Interrupted));
+    let job = restored.get(b).unwrap();
+    assert_eq!((job.created(), job.modified()), (ms(4_000), ms(4_000)));
+}
+
+/// R-PERSIST: a version-1 image (tick-based times) is refused with `UnsupportedVersion(1)`,
+/// its CRC valid or not, and the table it was offered to is left as it was.
+#[test]
+fn r_persist_version_1_images_are_refused() {
+    let mut table = table();
+    queued(&mut table, 0);
+    let mut image = vec![0u8; Small::image_size_bound(5)];
+    let len = table.encode(&mut image).unwrap();
+    image.truncate(len);
+    image[4] = 1;
+    let mut target = self::table();
+    let kept = running(&mut target, 1);
+    let before = Snapshot::of(&target);
+    assert_eq!(
+        target.decode_in_place(&image),
+        Err(DecodeError::UnsupportedVersion(1))
+    );
+    // With a CRC that matches the changed header.
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let mut digest = crc.digest();
+    digest.update(&image[..9]);
+    digest.update(&image[13..]);
+    image[9..13].copy_from_slice(&digest.finalize().to_le_bytes());
+    assert_eq!(
+        target.restore_in_place(&image, t(2)).map(|_| ()),
+        Err(DecodeError::UnsupportedVersion(1))
+    );
+    assert_eq!(Snapshot::of(&target), before);
+    assert!(target.get(kept).is_ok());
+}
+
 // ----- fixed RAM (SPEC §1) ------------------------------------------------------------------
 
-/// All memory is inside the table value: each byte of text capacity costs two bytes per slot
-/// (description and message) and one per journal event (a log line); each slot costs the same
-/// whatever the capacity. The figures are printed by `cargo run -p jobstate --example size`.
+/// All memory is inside the table value. A slot costs the same whatever the capacity (its
+/// record, its spec entry and two texts of `T` bytes); the journal costs 16 bytes an event
+/// whatever `T`; the log ring `L` bytes; an edge 20 bytes and a tombstone 24. The figures are
+/// printed by `cargo run -p jobstate --example size`.
 #[test]
 fn fixed_ram_grows_linearly_with_capacity_and_text() {
     use core::mem::size_of;
-    let s16 = size_of::<JobTable<u32, 16, 64, 4, 64>>();
-    let s64 = size_of::<JobTable<u32, 64, 64, 4, 64>>();
-    let s16_wide = size_of::<JobTable<u32, 16, 128, 4, 64>>();
+    type Table<const N: usize, const T: usize, const J: usize, const L: usize, const E: usize> =
+        JobTable<u32, N, T, J, L, E, 8>;
+    let s16 = size_of::<Table<16, 64, 64, 256, 8>>();
+    let s64 = size_of::<Table<64, 64, 64, 256, 8>>();
     let per_slot = (s64 - s16) / 48;
     assert_eq!(s64 - s16, per_slot * 48);
-    assert_eq!(s16_wide - s16, 16 * 2 * 64 + 64 * 64);
-    assert!(per_slot < 512, "a slot takes {per_slot} bytes");
+    // 64-byte record, (u16, u32) spec entry, two 64-byte texts and their two u16 lengths.
+    assert_eq!(per_slot, 64 + 8 + 2 * 64 + 4);
+    assert_eq!(size_of::<Table<16, 128, 64, 256, 8>>() - s16, 16 * 2 * 64);
+    assert_eq!(size_of::<Table<16, 64, 128, 256, 8>>() - s16, 64 * 16);
+    assert_eq!(size_of::<Table<16, 64, 64, 512, 8>>() - s16, 256);
+    assert_eq!(size_of::<Table<16, 64, 64, 256, 16>>() - s16, 8 * 20);
+    assert_eq!(
+        size_of::<JobTable<u32, 16, 64, 64, 256, 8, 16>>() - s16,
+        8 * 24
+    );
 }

@@ -5,15 +5,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use jobstate::persist::DecodeError;
+use jobstate::persist::{DecodeError, RESTORE_GAP};
 use jobstate::{
-    Condition, Directive, FailReason, JobId, JobOptions, LookupError, NewJob, Outcome, Severity,
-    State,
+    Condition, Detail, Directive, FailReason, JobId, JobOptions, JobTable, LookupError, NewJob,
+    Outcome, Severity, State,
 };
 use jobstate_std::persist::{FileStore, LoadError, Persister};
 use jobstate_std::{Engine, EngineConfig};
 
-type E = Engine<String, 16>;
+type Jobs = JobTable<String, 16>;
+type E = Engine<Jobs>;
 
 fn config() -> EngineConfig {
     EngineConfig {
@@ -102,10 +103,7 @@ fn r_persist_restart_scenario() {
     drop(e1); // the crash
 
     // ----- after the restart -----
-    let (e2, restored) = store
-        .load::<String, 16, 64, 4, 64>(config())
-        .unwrap()
-        .unwrap();
+    let (e2, restored) = store.load::<Jobs>(config()).unwrap().unwrap();
     assert_eq!(restored.jobs, 7);
     assert_eq!(restored.interrupted, 2); // resize, migrate
     assert_eq!(restored.requeued, 1); // scrub
@@ -125,7 +123,13 @@ fn r_persist_restart_scenario() {
     assert_eq!(reason(&e2, doomed), Some(FailReason::Canceled));
     assert_eq!(e2.get(scrub).unwrap().state(), State::Queued);
     assert_eq!(e2.get(report).unwrap().state(), State::Queued);
-    assert_eq!(e2.get(resize).unwrap().message(), "interrupted by restart");
+    let interrupted = e2.get(resize).unwrap();
+    assert_eq!(interrupted.message(), "");
+    assert_eq!(interrupted.detail(), Some(Detail::Interrupted));
+    assert_eq!(
+        e2.get(after_resize).unwrap().detail(),
+        Some(Detail::Dependency(resize))
+    );
     // An id issued before the restart that the image never held is stale, not another job.
     assert_eq!(e2.get(unsaved).err(), Some(LookupError::Stale));
 
@@ -135,7 +139,7 @@ fn r_persist_restart_scenario() {
         .wait(migrate, Condition::Terminal, Duration::from_secs(60))
         .unwrap();
     assert!(!now.timed_out);
-    assert_eq!(now.snapshot.state(), State::Failed);
+    assert_eq!(now.job.state(), State::Failed);
     let pollers: Vec<_> = [scrub, report]
         .into_iter()
         .map(|id| {
@@ -155,12 +159,12 @@ fn r_persist_restart_scenario() {
         .map(|p| p.join().unwrap().unwrap())
         .collect();
     assert!(answers.iter().all(|w| !w.timed_out));
-    assert_eq!(answers[0].snapshot.state(), State::Failed); // scrub
-    assert_eq!(answers[1].snapshot.state(), State::Succeeded); // report
+    assert_eq!(answers[0].job.state(), State::Failed); // scrub
+    assert_eq!(answers[1].job.state(), State::Succeeded); // report
 
     // New ids carry the new epoch and work.
     let fresh = submit(&e2, "fresh", &[backup], plain);
-    assert_eq!(fresh.epoch(), 2);
+    assert_eq!(fresh.epoch(), 1);
     assert_eq!(e2.start_next(), Some(fresh));
     e2.succeed(fresh, Severity::Normal, "ok").unwrap();
 
@@ -170,16 +174,16 @@ fn r_persist_restart_scenario() {
     persister.stop().unwrap();
     let revision = e2.revision();
     drop(e2);
-    let (e3, _) = store
-        .load::<String, 16, 64, 4, 64>(config())
-        .unwrap()
-        .unwrap();
-    assert_eq!(e3.revision(), revision);
+    let (e3, _) = store.load::<Jobs>(config()).unwrap().unwrap();
+    // Nothing was running: the revision moves the restore gap on, and one for each restored
+    // job (a waiter holding any earlier revision hears of it).
+    let jobs = e3.list().len() as u64;
+    assert_eq!(e3.revision().get(), revision.get() + RESTORE_GAP + jobs);
     for id in [backup, resize, scrub, report, fresh, last] {
         assert!(e3.get(id).is_ok(), "{id}");
     }
     assert_eq!(e3.get(unsaved).err(), Some(LookupError::Stale));
-    assert_eq!(e3.submit(NewJob::new("x".into())).unwrap().epoch(), 3);
+    assert_eq!(e3.submit(NewJob::new("x".into())).unwrap().epoch(), 2);
 }
 
 /// R-PERSIST, R-RETAIN: time spent down counts; a terminal job whose retention passed while
@@ -195,7 +199,7 @@ fn r_persist_downtime_counts_for_retention() {
     drop(e);
 
     let later = SystemTime::now() + Duration::from_secs(600); // retention is 300 s
-    let (table, _) = FileStore::decode::<String, 16, 64, 4, 64>(&bytes, later).unwrap();
+    let (table, _) = FileStore::decode::<Jobs>(&bytes, later).unwrap();
     let e = Engine::from_boxed_table(table, config());
     assert_eq!(e.run_timers().removed, 1);
     assert!(
@@ -204,7 +208,7 @@ fn r_persist_downtime_counts_for_retention() {
     assert_eq!(e.get(waiting).unwrap().state(), State::Queued);
 
     // Right after the save: nothing is due yet.
-    let (table, _) = FileStore::decode::<String, 16, 64, 4, 64>(&bytes, SystemTime::now()).unwrap();
+    let (table, _) = FileStore::decode::<Jobs>(&bytes, SystemTime::now()).unwrap();
     let e = Engine::from_boxed_table(table, config());
     assert_eq!(e.run_timers().removed, 0);
 }
@@ -216,20 +220,14 @@ fn r_persist_file_errors_are_typed() {
     let dir = TempDir::new("files");
     let path = dir.0.join("jobs.bin");
     let store = FileStore::new(&path);
-    assert!(store
-        .load::<String, 16, 64, 4, 64>(config())
-        .unwrap()
-        .is_none());
+    assert!(store.load::<Jobs>(config()).unwrap().is_none());
 
     let e: E = Engine::new(config());
     let id = submit(&e, "keep", &[], JobOptions::DEFAULT);
     store.save(&e).unwrap();
     // A crash mid-save leaves a torn temporary file next to the good one.
     std::fs::write(dir.0.join("jobs.bin.tmp"), b"JSTF torn").unwrap();
-    let (loaded, _) = store
-        .load::<String, 16, 64, 4, 64>(config())
-        .unwrap()
-        .unwrap();
+    let (loaded, _) = store.load::<Jobs>(config()).unwrap().unwrap();
     assert!(loaded.get(id).is_ok());
 
     let good = std::fs::read(&path).unwrap();
@@ -238,22 +236,22 @@ fn r_persist_file_errors_are_typed() {
     flipped[last] ^= 0x10;
     std::fs::write(&path, &flipped).unwrap();
     assert!(matches!(
-        store.load::<String, 16, 64, 4, 64>(config()),
+        store.load::<Jobs>(config()),
         Err(LoadError::Decode(DecodeError::Checksum))
     ));
     std::fs::write(&path, &good[..good.len() - 3]).unwrap();
     assert!(matches!(
-        store.load::<String, 16, 64, 4, 64>(config()),
+        store.load::<Jobs>(config()),
         Err(LoadError::Decode(DecodeError::Truncated))
     ));
     std::fs::write(&path, b"something else entirely").unwrap();
     assert!(matches!(
-        store.load::<String, 16, 64, 4, 64>(config()),
+        store.load::<Jobs>(config()),
         Err(LoadError::NotAStoreFile)
     ));
     // A smaller table than the one that wrote the file refuses it.
     std::fs::write(&path, &good).unwrap();
-    let mut big: Engine<String, 32> = Engine::new(config());
+    let mut big: Engine<JobTable<String, 32>> = Engine::new(config());
     for k in 0..20 {
         big.submit(NewJob::new(k.to_string())).unwrap();
     }
@@ -261,7 +259,7 @@ fn r_persist_file_errors_are_typed() {
     big = Engine::new(config());
     drop(big);
     assert!(matches!(
-        store.load::<String, 16, 64, 4, 64>(config()),
+        store.load::<Jobs>(config()),
         Err(LoadError::Decode(DecodeError::CapacityTooSmall {
             needed: 20
         }))
@@ -275,7 +273,7 @@ fn r_persist_file_errors_are_typed() {
 fn r_persist_concurrent_saves_never_go_back() {
     let dir = TempDir::new("concurrent");
     let store = FileStore::new(dir.0.join("jobs.bin"));
-    let e: Engine<String, 64> = Engine::new(config());
+    let e: Engine<JobTable<String, 64>> = Engine::new(config());
     store.save(&e).unwrap();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
     let writers: Vec<_> = (0..2)
@@ -301,7 +299,7 @@ fn r_persist_concurrent_saves_never_go_back() {
             for _ in 0..80 {
                 let bytes = std::fs::read(store.path()).unwrap();
                 let (t, _) =
-                    FileStore::decode::<String, 64, 64, 4, 64>(&bytes, SystemTime::now()).unwrap();
+                    FileStore::decode::<JobTable<String, 64>>(&bytes, SystemTime::now()).unwrap();
                 assert!(t.revision().get() >= last, "went back");
                 last = t.revision().get();
             }
@@ -313,8 +311,13 @@ fn r_persist_concurrent_saves_never_go_back() {
     reader.join().unwrap();
     store.save(&e).unwrap();
     let (loaded, _) = store
-        .load::<String, 64, 64, 4, 64>(config())
+        .load::<JobTable<String, 64>>(config())
         .unwrap()
         .unwrap();
-    assert_eq!(loaded.revision(), e.revision());
+    // The newest save holds the engine's revision; the restore moves on from there.
+    let jobs = loaded.list().len() as u64;
+    assert_eq!(
+        loaded.revision().get(),
+        e.revision().get() + RESTORE_GAP + jobs
+    );
 }

@@ -2,15 +2,18 @@
 //! an interpreter, a comparison of every observable answer, and an image sealer.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use jobstate::persist::{FORMAT_VERSION, HEADER_LEN, MAGIC};
+use jobstate::persist::{DecodeError, Restored, FORMAT_VERSION, HEADER_LEN, MAGIC};
 use jobstate::{
-    Condition, Config, Duration, Instant, JobError, JobId, JobOptions, JobTable, NewJob, Revision,
-    Severity, SubmitError,
+    Condition, Config, Duration, Instant, JobError, JobId, JobOptions, JobTable, NewJob, Priority,
+    Revision, Severity, SubmitError,
 };
+use jobstate_tests::JobView;
 use proptest::prelude::*;
 
-/// Small on purpose: tables fill up, slots get reused, tombstones and the journal wrap.
-pub type Table = JobTable<u32, 6, 16, 3, 8>;
+/// Small on purpose: tables fill up, slots get reused, tombstones, the journal, the log ring
+/// and the dependency pool wrap or run out (6 jobs, 16-byte texts, 8 events, a 48-byte log
+/// ring, 6 dependency edges, 4 tombstones).
+pub type Table = JobTable<u32, 6, 16, 8, 48, 6, 4>;
 /// Enough for any image of [`Table`] (a `u32` spec encodes to at most 5 bytes).
 pub const IMAGE: usize = Table::image_size_bound(5);
 
@@ -26,6 +29,8 @@ pub enum Op {
         run_timeout: Option<u8>,
         lease: Option<u8>,
         long_text: bool,
+        /// Priority level, 0 (low) to 3 (urgent).
+        priority: u8,
     },
     StartNext,
     Start(usize),
@@ -49,8 +54,9 @@ pub fn op() -> impl Strategy<Value = Op> {
         any::<[bool; 4]>(),
         prop::option::of(1u8..20),
         prop::option::of(1u8..20),
+        0u8..4,
     )
-        .prop_map(|(spec, deps, b, run_timeout, lease)| Op::Submit {
+        .prop_map(|(spec, deps, b, run_timeout, lease, priority)| Op::Submit {
             spec,
             deps,
             restartable: b[0],
@@ -59,6 +65,7 @@ pub fn op() -> impl Strategy<Value = Op> {
             run_timeout,
             lease,
             long_text: b[3] && spec % 7 == 0,
+            priority,
         });
     prop_oneof![
         4 => submit,
@@ -128,6 +135,7 @@ impl Run {
                 run_timeout,
                 lease,
                 long_text,
+                priority,
             } => {
                 let deps: Vec<JobId> = deps.iter().map(|k| self.pick(*k)).collect();
                 let options = JobOptions {
@@ -146,13 +154,18 @@ impl Run {
                     NewJob::new(*spec)
                         .description(text)
                         .depends_on(&deps)
-                        .options(options),
+                        .options(options)
+                        .priority(Priority::of_level(*priority)),
                     now,
                 );
                 if let Ok(id) = r {
                     self.ids.push(id);
                 }
-                Answer::Submit(r)
+                // A refusal hands the job back (R-FULL).
+                Answer::Submit(r.map_err(|refused| {
+                    assert_eq!(*refused.job.spec(), *spec);
+                    refused.error
+                }))
             }
             Op::StartNext => Answer::Started(table.start_next(now)),
             Op::Start(k) => Answer::Job(table.start(self.pick(*k), now)),
@@ -196,9 +209,28 @@ pub fn encode(t: &Table) -> Vec<u8> {
     buf
 }
 
+/// Decode an image into a new table on the heap (`decode_in_place`).
+pub fn decode(image: &[u8]) -> Result<Box<Table>, DecodeError> {
+    let mut t = Box::new(table());
+    t.decode_in_place(image)?;
+    Ok(t)
+}
+
+/// Restore an image into a new table on the heap (`restore_in_place`).
+pub fn restore(image: &[u8], now: Instant) -> Result<(Box<Table>, Restored), DecodeError> {
+    let mut t = Box::new(table());
+    let report = t.restore_in_place(image, now)?;
+    Ok((t, report))
+}
+
 /// A copy of a table, through an image (the table itself is not `Clone`).
-pub fn copy(t: &Table) -> Table {
-    Table::decode(&encode(t)).expect("own image decodes")
+pub fn copy(t: &Table) -> Box<Table> {
+    decode(&encode(t)).expect("own image decodes")
+}
+
+/// Every job as its getters answer, in slot order.
+pub fn jobs(t: &Table) -> Vec<JobView<u32>> {
+    t.iter().map(JobView::of).collect()
 }
 
 /// Every observable answer of the two tables is equal, for every id in `ids`; the journal is
@@ -208,18 +240,29 @@ pub fn assert_same(a: &Table, b: &Table, ids: &[JobId]) {
     assert_eq!(a.epoch(), b.epoch(), "epoch");
     assert_eq!(a.now(), b.now(), "now");
     assert_eq!(a.len(), b.len(), "len");
+    assert_eq!(a.retired(), b.retired(), "retired");
     assert_eq!(a.config(), b.config(), "config");
     assert_eq!(a.peek_runnable(), b.peek_runnable(), "peek_runnable");
     assert_eq!(a.next_timer(), b.next_timer(), "next_timer");
-    assert!(a.iter().eq(b.iter()), "jobs");
+    assert_eq!(a.next_free_at(), b.next_free_at(), "next_free_at");
+    assert_eq!(jobs(a), jobs(b), "jobs");
     assert!(a.tombstones().eq(b.tombstones()), "tombstones");
     for id in ids {
-        assert_eq!(a.get(*id), b.get(*id), "get {id}");
+        assert_eq!(
+            a.get(*id).map(JobView::of),
+            b.get(*id).map(JobView::of),
+            "get {id}"
+        );
+        assert_eq!(a.snapshot(*id), b.snapshot(*id), "snapshot {id}");
         for c in [
             Condition::Terminal,
             Condition::ChangedSince(Revision::new(a.revision().get() / 2)),
         ] {
-            assert_eq!(a.check(*id, c), b.check(*id, c), "check {id}");
+            assert_eq!(
+                a.check(*id, c).map(|j| j.map(JobView::of)),
+                b.check(*id, c).map(|j| j.map(JobView::of)),
+                "check {id}"
+            );
         }
     }
 }
