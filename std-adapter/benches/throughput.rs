@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use jobstate::{Condition, JobId, LookupError, NewJob, State};
-use jobstate_std::{Engine, EngineConfig, Success, WaitError, WorkerPool};
+use jobstate_std::{Engine, EngineConfig, Success, WaitError, WorkerPool, DEFAULT_MAX_WAIT};
 
 const IDLE_WAITERS: usize = 1_000;
 const BATCH: usize = 100;
@@ -131,7 +131,7 @@ impl NaiveRig {
             let (n, ready) = (naive.clone(), ready.clone());
             threads.push(spawn_small(move || {
                 ready.wait();
-                while !n.wait_done(id, Duration::from_secs(120)) {}
+                while !n.wait_done(id, DEFAULT_MAX_WAIT) {}
             }));
         }
         ready.wait();
@@ -158,7 +158,7 @@ impl NaiveRig {
             .map(|k| self.naive.insert(k as u64, true))
             .collect();
         for id in ids {
-            assert!(self.naive.wait_done(id, Duration::from_secs(120)));
+            assert!(self.naive.wait_done(id, DEFAULT_MAX_WAIT));
             self.naive.t.lock().unwrap().jobs.remove(&id); // like retention: keep the map small
         }
     }
@@ -172,7 +172,7 @@ impl NaiveRig {
 
 // ----- the engine ---------------------------------------------------------------------------
 
-type E = Engine<u64, 2048>;
+type E = Engine<jobstate::JobTable<u64, 2048>>;
 
 struct EngineRig {
     engine: E,
@@ -204,7 +204,7 @@ impl EngineRig {
             idle.push(spawn_small(move || {
                 ready.wait();
                 while !stop.load(Ordering::SeqCst) {
-                    let _ = e.wait(id, Condition::Terminal, Duration::from_secs(120));
+                    let _ = e.wait(id, Condition::Terminal, DEFAULT_MAX_WAIT);
                 }
             }));
         }
@@ -227,11 +227,8 @@ impl EngineRig {
         for id in ids {
             // A job that ended may already have been evicted to make room (retention 0): its
             // tombstone tells how it ended.
-            match self
-                .engine
-                .wait(id, Condition::Terminal, Duration::from_secs(120))
-            {
-                Ok(w) => assert_eq!(w.snapshot.state(), State::Succeeded),
+            match self.engine.wait(id, Condition::Terminal, DEFAULT_MAX_WAIT) {
+                Ok(w) => assert_eq!(w.job.state(), State::Succeeded),
                 Err(WaitError::Lookup(LookupError::Expired(Some(t)))) => {
                     assert_eq!(t.state(), State::Succeeded)
                 }

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use jobstate::{Condition, JobId, NewJob, Revision};
-use jobstate_std::{Engine, EngineConfig};
+use jobstate_std::{Engine, EngineConfig, DEFAULT_MAX_WAIT};
 use tokio::sync::Notify;
 
-type E = Engine<u32, 16>;
-const LONG: Duration = Duration::from_secs(120);
+type E = Engine<jobstate::JobTable<u32, 16>>;
+const LONG: Duration = DEFAULT_MAX_WAIT;
 
 fn running_pair(e: &E) -> (JobId, JobId) {
     let x = e.submit(NewJob::new(0)).unwrap();
@@ -43,7 +43,7 @@ fn engine_blocking(rounds: usize) -> Vec<Duration> {
                 rx = e
                     .wait(x, Condition::ChangedSince(rx), LONG)
                     .unwrap()
-                    .snapshot
+                    .job
                     .revision();
                 e.progress(y, 1, "").unwrap();
             }
@@ -57,7 +57,7 @@ fn engine_blocking(rounds: usize) -> Vec<Duration> {
         ry = e
             .wait(y, Condition::ChangedSince(ry), LONG)
             .unwrap()
-            .snapshot
+            .job
             .revision();
         out.push(t.elapsed());
     }
@@ -131,7 +131,7 @@ fn engine_async(rt: &tokio::runtime::Runtime, rounds: usize) -> Vec<Duration> {
                         .wait_async(x, Condition::ChangedSince(rx), LONG)
                         .await
                         .unwrap();
-                    rx = w.snapshot.revision();
+                    rx = w.job.revision();
                     e.progress(y, 1, "").unwrap();
                 }
             })
@@ -146,7 +146,7 @@ fn engine_async(rt: &tokio::runtime::Runtime, rounds: usize) -> Vec<Duration> {
                     .wait_async(y, Condition::ChangedSince(ry), LONG)
                     .await
                     .unwrap();
-                ry = w.snapshot.revision();
+                ry = w.job.revision();
                 out.push(t.elapsed());
             }
             out

@@ -54,9 +54,11 @@ enum Op {
     RemoveBackend { set: String, backend: String },
 }
 
-type Lb = Engine<Op, CAPACITY>;
-type Api = JobsApi<Op, CAPACITY>;
-type Ctx<'a> = JobContext<'a, Op, CAPACITY, 64, 4, 64>;
+/// The job table: its capacities, named once.
+type Jobs = jobstate::JobTable<Op, CAPACITY>;
+type Lb = Engine<Jobs>;
+type Api = JobsApi<Jobs>;
+type Ctx<'a> = JobContext<'a, Jobs>;
 
 /// Where a configured object is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

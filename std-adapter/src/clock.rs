@@ -7,12 +7,12 @@
 //! so a table instant converts to a `SystemTime` (RFC 3339 reporting) and back (timestamp-based
 //! long-polls) with one addition.
 
-use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime};
+use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use jobstate::Instant;
 
 /// The mapping between table instants, the monotonic clock and the wall clock.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Clock {
     /// The monotonic instant that corresponds to `origin`.
     base: StdInstant,
@@ -25,9 +25,19 @@ pub struct Clock {
 impl Clock {
     /// A clock whose "now" is `origin` (a table instant) at this moment.
     pub(crate) fn starting_at(origin: Instant) -> Self {
+        // The wall clock to the whole microsecond, so that every table instant maps to a whole
+        // microsecond: printed with microseconds (RFC 3339), a time reads back as the very
+        // instant it was made from.
+        let wall = SystemTime::now();
+        let wall = match wall.duration_since(UNIX_EPOCH) {
+            Ok(d) => UNIX_EPOCH
+                .checked_add(StdDuration::new(d.as_secs(), d.subsec_micros() * 1_000))
+                .unwrap_or(wall),
+            Err(_) => wall,
+        };
         Self {
             base: StdInstant::now(),
-            wall: SystemTime::now(),
+            wall,
             origin: origin.as_micros(),
         }
     }
@@ -98,5 +108,13 @@ mod tests {
             Some(StdDuration::from_secs(90))
         );
         assert!(clock.now() >= Instant::from_secs(100));
+        // Every instant maps to a whole microsecond of the wall clock.
+        let at = clock.to_system_time(Instant::from_millis(123_456));
+        assert_eq!(
+            at.duration_since(UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() % 1_000)
+                .ok(),
+            Some(0)
+        );
     }
 }

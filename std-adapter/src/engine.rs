@@ -5,8 +5,8 @@ use std::collections::BinaryHeap;
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use jobstate::{
-    Config, Directive, EventKind, Expired, Instant, Job, JobError, JobId, JobTable, LookupError,
-    NewJob, Revision, Severity, State as JobState, SubmitError,
+    clamp_wait, Config, Directive, Expired, FailReason, Instant, Job, JobError, JobId, LookupError,
+    NewJob, Refused, Revision, Severity, Table, MAX_WAIT,
 };
 
 use crate::clock::Clock;
@@ -16,12 +16,31 @@ use crate::snapshot::Snapshot;
 use crate::sync::AtomicBool;
 use crate::sync::{self, Arc, Condvar, Mutex, MutexGuard};
 
-/// The longest a wait may last unless configured otherwise: 120 s (ONTAP Select Deploy's
-/// `poll_timeout` range is 1–120 s).
-pub const DEFAULT_MAX_WAIT: StdDuration = StdDuration::from_secs(120);
+/// The longest a wait may last: the core's [`jobstate::MAX_WAIT`] (the top of ONTAP Select
+/// Deploy's `poll_timeout` range), as a `std` duration. [`EngineConfig::max_wait`] may lower it.
+pub const DEFAULT_MAX_WAIT: StdDuration = StdDuration::from_micros(MAX_WAIT.as_micros());
 
-/// The largest `return_timeout` [`Engine::submit_and_wait`] accepts (R-RETURN).
-pub const MAX_RETURN_TIMEOUT: StdDuration = StdDuration::from_secs(120);
+/// The largest `return_timeout` [`Engine::submit_and_wait`] accepts (R-RETURN): the same
+/// ceiling, [`jobstate::MAX_WAIT`].
+pub const MAX_RETURN_TIMEOUT: StdDuration = DEFAULT_MAX_WAIT;
+
+/// A `std` duration as the core's (whole microseconds; anything past a few days is more than
+/// any wait ceiling and reads as that).
+pub(crate) fn core_duration(d: StdDuration) -> jobstate::Duration {
+    const LIMIT_US: u64 = 1 << 40;
+    let us = u64::try_from(d.as_micros()).unwrap_or(LIMIT_US);
+    jobstate::Duration::from_micros(us.min(LIMIT_US))
+}
+
+/// The core's duration as a `std` one.
+pub(crate) fn std_duration(d: jobstate::Duration) -> StdDuration {
+    StdDuration::from_micros(d.as_micros())
+}
+
+/// `timeout` clamped to `max` by the core's rule ([`jobstate::clamp_wait`], R-LONGPOLL).
+pub(crate) fn clamp(timeout: StdDuration, max: StdDuration) -> StdDuration {
+    std_duration(clamp_wait(core_duration(timeout), core_duration(max)))
+}
 
 /// The timer thread re-checks at least this often, whatever it was told.
 #[cfg(not(loom))]
@@ -32,7 +51,8 @@ const TIMER_SAFETY_PERIOD: StdDuration = StdDuration::from_secs(30);
 pub struct EngineConfig {
     /// The core table's settings (retention).
     pub table: Config,
-    /// Waits longer than this are clamped to it (R-LONGPOLL). Default 120 s.
+    /// Waits longer than this are clamped to it (R-LONGPOLL). Default and ceiling
+    /// [`jobstate::MAX_WAIT`]: a larger value counts as that.
     pub max_wait: StdDuration,
     /// Run the job timers on the engine's timer thread: fail jobs whose deadline or heartbeat
     /// lease passed, remove terminal jobs whose retention passed (default `true`). Without
@@ -64,11 +84,11 @@ pub(crate) struct TimerState {
 }
 
 /// Everything under the lock.
-pub(crate) struct State<S, const N: usize, const T: usize, const D: usize, const J: usize> {
-    pub(crate) table: Box<JobTable<S, N, T, D, J>>,
+pub(crate) struct State<Tb: Table> {
+    pub(crate) table: Box<Tb>,
     /// The revision up to which waiters have been notified.
     seen: Revision,
-    pub(crate) waiters: Registry<Box<Job<S, T, D>>>,
+    pub(crate) waiters: Registry<Box<Tb::Job>>,
     timer: TimerState,
     /// Worker threads waiting for a runnable job.
     pub(crate) idle_workers: usize,
@@ -82,8 +102,8 @@ pub(crate) struct State<S, const N: usize, const T: usize, const D: usize, const
 }
 
 /// What engine handles share.
-pub(crate) struct Shared<S, const N: usize, const T: usize, const D: usize, const J: usize> {
-    pub(crate) state: Mutex<State<S, N, T, D, J>>,
+pub(crate) struct Shared<Tb: Table> {
+    pub(crate) state: Mutex<State<Tb>>,
     timer_cv: Condvar,
     /// Idle workers wait here; notified when a job is runnable.
     pub(crate) work_cv: Condvar,
@@ -95,14 +115,12 @@ pub(crate) struct Shared<S, const N: usize, const T: usize, const D: usize, cons
 }
 
 /// Stops the timer thread when the last engine handle goes.
-struct Owner<S, const N: usize, const T: usize, const D: usize, const J: usize> {
-    shared: Arc<Shared<S, N, T, D, J>>,
+struct Owner<Tb: Table> {
+    shared: Arc<Shared<Tb>>,
     timer: Option<std::thread::JoinHandle<()>>,
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Drop
-    for Owner<S, N, T, D, J>
-{
+impl<Tb: Table> Drop for Owner<Tb> {
     fn drop(&mut self) {
         {
             let mut st = sync::lock(&self.shared.state);
@@ -115,18 +133,33 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Drop
     }
 }
 
-/// A thread-safe, cheap-to-clone handle to a job table (see the [crate docs](crate)).
-///
-/// `S` is the job spec, `N` the capacity, `T` the text capacity, `D` the most dependencies per
-/// job, `J` the journal capacity — the core [`JobTable`]'s parameters.
-pub struct Engine<S, const N: usize, const T: usize = 64, const D: usize = 4, const J: usize = 64> {
-    pub(crate) shared: Arc<Shared<S, N, T, D, J>>,
-    _owner: Arc<Owner<S, N, T, D, J>>,
+/// A core table an [`Engine`] can run: any [`Table`] — in practice a `JobTable` type alias —
+/// whose spec can be cloned and sent to other threads. Implemented for every such table; it
+/// only names those bounds once.
+pub trait EngineTable:
+    Table<Spec: Clone + Send + 'static, Job: Send + 'static> + Send + 'static
+{
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
-    for Engine<S, N, T, D, J>
+impl<Tb> EngineTable for Tb
+where
+    Tb: Table + Send + 'static,
+    Tb::Spec: Clone + Send + 'static,
+    Tb::Job: Send + 'static,
 {
+}
+
+/// A thread-safe, cheap-to-clone handle to a job table (see the [crate docs](crate)).
+///
+/// `Tb` is the core table it runs, capacities and all: name them once in a type alias
+/// (`type Jobs = JobTable<Op, 64>;`) and write `Engine<Jobs>`, `JobsApi<Jobs>`,
+/// `JobContext<'_, Jobs>` (the core's [`Table`] trait is how the adapter reads them).
+pub struct Engine<Tb: Table> {
+    pub(crate) shared: Arc<Shared<Tb>>,
+    _owner: Arc<Owner<Tb>>,
+}
+
+impl<Tb: Table> Clone for Engine<Tb> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
@@ -135,24 +168,21 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
     }
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> std::fmt::Debug
-    for Engine<S, N, T, D, J>
-{
+impl<Tb: Table> std::fmt::Debug for Engine<Tb> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("capacity", &N)
+            .field("capacity", &Tb::CAPACITY)
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
 
-/// Build a table in place on the heap. `JobTable::new` returns the table by value (about
-/// 300 bytes a slot), which can overflow a thread's stack for large `N` in an unoptimised
-/// build, so large tables are built on a helper thread with a stack big enough for them.
-fn boxed_table<S: Send, const N: usize, const T: usize, const D: usize, const J: usize>(
-    config: Config,
-) -> Box<JobTable<S, N, T, D, J>> {
-    let size = std::mem::size_of::<JobTable<S, N, T, D, J>>();
+/// Build a table in place on the heap. `Table::new` returns the table by value (a 64-byte
+/// record and two `T`-byte texts a slot), which can overflow a thread's stack for large `N` in
+/// an unoptimised build, so large tables are built on a helper thread with a stack big enough
+/// for them.
+pub(crate) fn boxed_table<Tb: Table + Send>(config: Config) -> Box<Tb> {
+    let size = std::mem::size_of::<Tb>();
     if size <= 64 * 1024 {
         return build_here(config);
     }
@@ -171,20 +201,15 @@ fn boxed_table<S: Send, const N: usize, const T: usize, const D: usize, const J:
 /// The table is built in this function's own frame, which only the thread that calls it
 /// pays for (kept out of line so `boxed_table`'s frame stays small).
 #[inline(never)]
-fn build_here<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    config: Config,
-) -> Box<JobTable<S, N, T, D, J>> {
-    Box::new(JobTable::new(config))
+fn build_here<Tb: Table>(config: Config) -> Box<Tb> {
+    Box::new(Tb::new(config))
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Shared<S, N, T, D, J>
-where
-    S: Clone,
-{
+impl<Tb: EngineTable> Shared<Tb> {
     /// After a change to the table: learn from the journal which jobs changed and wake
     /// exactly their waiters whose condition now holds, the table watchers, an idle worker if
     /// a job is runnable, and the timer thread if something falls due sooner than it planned.
-    pub(crate) fn commit(&self, st: &mut State<S, N, T, D, J>) {
+    pub(crate) fn commit(&self, st: &mut State<Tb>) {
         let revision = st.table.revision();
         if revision == st.seen {
             return;
@@ -197,30 +222,33 @@ where
             idle_workers,
             ..
         } = st;
+        let table: &Tb = table;
         let timers = self.config.timer_thread;
         let mut due: Option<Instant> = None;
-        let mut recheck_all = false;
-        match table.journal(*seen) {
-            Ok(events) => {
-                for event in events {
-                    if !waiters.is_empty() {
-                        let id = event.job;
-                        waiters.notify_job(id, |condition| decide(table, id, condition));
-                    }
-                    if timers {
-                        if let Some(t) = becomes_due(table, event.job, &event.kind) {
-                            due = Some(due.map_or(t, |d| d.min(t)));
-                        }
-                    }
-                }
-            }
-            Err(_compacted) => recheck_all = true,
-        }
-        if recheck_all {
-            for id in waiters.watched_jobs() {
+        let mut wake = |id: JobId, waiters: &mut Registry<Box<Tb::Job>>| {
+            if !waiters.is_empty() {
                 waiters.notify_job(id, |condition| decide(table, id, condition));
             }
-            due = Some(Instant::from_ticks(0));
+            if timers {
+                if let Some(t) = timer_of(table, id) {
+                    due = Some(due.map_or(t, |d| d.min(t)));
+                }
+            }
+        };
+        match table.changed_since(*seen) {
+            Ok(changed) => {
+                for id in changed {
+                    wake(id, waiters);
+                }
+            }
+            Err(_compacted) => {
+                // Too far behind to know which jobs changed: re-check every waiter, and let
+                // the timer thread re-plan.
+                for id in waiters.watched_jobs() {
+                    wake(id, waiters);
+                }
+                due = Some(Instant::from_ticks(0));
+            }
         }
         waiters.notify_table(revision);
         *seen = revision;
@@ -278,17 +306,14 @@ where
             st = sync::wait_timeout(&self.timer_cv, st, sleep.max(StdDuration::from_micros(50)));
         }
     }
+}
 
+/// The async waits' deadlines (they touch only the registry and the heap).
+impl<Tb: Table> Shared<Tb> {
     /// An async wait registered with this deadline: the timer thread wakes it then. Wakes
     /// the timer thread only if it planned to sleep past the deadline.
     #[cfg(not(loom))]
-    pub(crate) fn add_deadline(
-        &self,
-        st: &mut State<S, N, T, D, J>,
-        at: StdInstant,
-        key: usize,
-        token: u64,
-    ) {
+    pub(crate) fn add_deadline(&self, st: &mut State<Tb>, at: StdInstant, key: usize, token: u64) {
         st.deadlines.push(Reverse((at, key, token)));
         if st.timer.wake_at.is_none_or(|w| at < w) {
             st.timer.wake_at = Some(at);
@@ -299,7 +324,7 @@ where
     /// An async wait with a deadline ended before it: its heap entry is stale now. When
     /// stale entries are the majority, drop them (amortised O(1) per wait).
     #[cfg(not(loom))]
-    pub(crate) fn forget_deadline(&self, st: &mut State<S, N, T, D, J>) {
+    pub(crate) fn forget_deadline(&self, st: &mut State<Tb>) {
         st.stale = st.stale.saturating_add(1);
         if st.stale > 64 && st.stale.saturating_mul(2) > st.deadlines.len() {
             let State {
@@ -312,45 +337,41 @@ where
 }
 
 /// A waiter's answer when `id` changed: `Some` once its condition holds or the job is gone.
-fn decide<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
-    table: &JobTable<S, N, T, D, J>,
+fn decide<Tb: Table>(
+    table: &Tb,
     id: JobId,
     condition: jobstate::Condition,
-) -> Option<Result<Box<Job<S, T, D>>, LookupError>> {
+) -> Option<Result<Box<Tb::Job>, LookupError>>
+where
+    Tb::Spec: Clone,
+{
     match table.check(id, condition) {
-        Ok(Some(job)) => Some(Ok(Box::new(job.clone()))),
+        Ok(Some(job)) => Some(Ok(Box::new(Tb::to_job(&job)))),
         Ok(None) => None,
         Err(e) => Some(Err(e)),
     }
 }
 
-/// The instant an event may have made a timer due: a start (deadline, lease), a resume
-/// (lease) or an end (retention). Everything else only moves timers later.
-fn becomes_due<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    table: &JobTable<S, N, T, D, J>,
-    id: JobId,
-    kind: &EventKind<T>,
-) -> Option<Instant> {
-    let EventKind::StateChanged { to, .. } = kind else {
-        return None;
-    };
+/// The timer a changed job arms now, if any: its deadline or lease while running or paused,
+/// the end of its backoff while queued for a retry, the end of its retention once terminal. A
+/// change only ever brings a timer forward through one of these, so the timer thread is woken
+/// when one falls before what it planned.
+fn timer_of<Tb: Table>(table: &Tb, id: JobId) -> Option<Instant> {
     let job = table.get(id).ok()?;
-    match to {
-        JobState::Running => match (job.deadline(), job.lease_until()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        },
-        JobState::Succeeded | JobState::Failed => job
-            .ended()
-            .and_then(|e| e.checked_add(table.config().retention)),
-        JobState::Queued | JobState::Paused => None,
+    if job.is_terminal() {
+        let retention = table.config().retention;
+        return job.ended().and_then(|e| e.checked_add(retention));
+    }
+    if let Some(at) = job.retry_at() {
+        return Some(at);
+    }
+    match (job.deadline(), job.lease_until()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Engine<S, N, T, D, J>
-where
-    S: Clone + Send + 'static,
-{
+impl<Tb: EngineTable> Engine<Tb> {
     /// An engine over a new, empty table; starts the engine's timer thread (job timers unless
     /// [`EngineConfig::timer_thread`] is off; async wait timeouts always).
     pub fn new(config: EngineConfig) -> Self {
@@ -358,16 +379,17 @@ where
     }
 
     /// An engine over an existing table, for example one restored from disk. The engine's
-    /// clock continues from the table's newest instant ([`JobTable::now`]), which maps to the
+    /// clock continues from the table's newest instant ([`Table::now`]), which maps to the
     /// wall-clock time of this call. `config.table` is ignored: the table keeps its own.
-    pub fn from_table(table: JobTable<S, N, T, D, J>, config: EngineConfig) -> Self {
+    pub fn from_table(table: Tb, config: EngineConfig) -> Self {
         Self::from_boxed_table(Box::new(table), config)
     }
 
     /// [`Engine::from_table`] for a table already on the heap.
-    pub fn from_boxed_table(table: Box<JobTable<S, N, T, D, J>>, config: EngineConfig) -> Self {
+    pub fn from_boxed_table(table: Box<Tb>, config: EngineConfig) -> Self {
         let config = EngineConfig {
-            table: *table.config(),
+            table: table.config(),
+            max_wait: clamp(config.max_wait, DEFAULT_MAX_WAIT),
             ..config
         };
         let clock = Clock::starting_at(table.now());
@@ -376,7 +398,7 @@ where
             state: Mutex::new(State {
                 table,
                 seen,
-                waiters: Registry::new(N),
+                waiters: Registry::new(Tb::CAPACITY),
                 timer: TimerState::default(),
                 idle_workers: 0,
                 deadlines: BinaryHeap::new(),
@@ -397,7 +419,7 @@ where
     }
 
     #[cfg(not(loom))]
-    fn spawn_timer(shared: &Arc<Shared<S, N, T, D, J>>) -> Option<std::thread::JoinHandle<()>> {
+    fn spawn_timer(shared: &Arc<Shared<Tb>>) -> Option<std::thread::JoinHandle<()>> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("jobstate-timer".into())
@@ -408,11 +430,11 @@ where
     /// Loom explores every interleaving; an endless timer thread would make that infinite,
     /// so the model runs without it.
     #[cfg(loom)]
-    fn spawn_timer(_shared: &Arc<Shared<S, N, T, D, J>>) -> Option<std::thread::JoinHandle<()>> {
+    fn spawn_timer(_shared: &Arc<Shared<Tb>>) -> Option<std::thread::JoinHandle<()>> {
         None
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<S, N, T, D, J>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tb>> {
         sync::lock(&self.shared.state)
     }
 
@@ -442,19 +464,15 @@ where
         self.shared.clock.to_instant(at)
     }
 
-    pub(crate) fn snapshot(&self, job: Job<S, T, D>) -> Snapshot<S, T, D> {
-        Snapshot::new(job, self.shared.clock)
-    }
-
     /// Read access to the table under the lock (keep it short: every other caller waits).
-    pub fn with_table<R>(&self, f: impl FnOnce(&JobTable<S, N, T, D, J>) -> R) -> R {
+    pub fn with_table<R>(&self, f: impl FnOnce(&Tb) -> R) -> R {
         f(&self.lock().table)
     }
 
     /// Change the table through any core operation, under the lock, with the current instant;
     /// waiters of the jobs it changed are woken afterwards. Every state change of the engine
     /// goes through here.
-    pub fn update<R>(&self, f: impl FnOnce(&mut JobTable<S, N, T, D, J>, Instant) -> R) -> R {
+    pub fn update<R>(&self, f: impl FnOnce(&mut Tb, Instant) -> R) -> R {
         let mut st = self.lock();
         let now = self.shared.clock.now();
         let r = f(&mut st.table, now);
@@ -464,23 +482,11 @@ where
 
     // ----- clients ------------------------------------------------------------------------
 
-    /// Accept a job (see [`JobTable::submit`]). The job is in the table when this returns.
-    pub fn submit(&self, job: NewJob<'_, S>) -> Result<JobId, SubmitError> {
+    /// Accept a job (see [`jobstate::JobTable::submit`]). The job is in the table when this
+    /// returns. A refusal hands the job back with the reason ([`Refused`]; `?` turns it into a
+    /// [`jobstate::SubmitError`]).
+    pub fn submit<'a>(&self, job: NewJob<'a, Tb::Spec>) -> Result<JobId, Refused<'a, Tb::Spec>> {
         self.update(|t, now| t.submit(job, now))
-    }
-
-    /// A snapshot of the job, or why there is none (R-ID).
-    pub fn get(&self, id: JobId) -> Result<Snapshot<S, T, D>, LookupError> {
-        let job = self.lock().table.get(id).cloned()?;
-        Ok(self.snapshot(job))
-    }
-
-    /// Snapshots of every job in the table, oldest first (by submit time; jobs submitted in
-    /// the same microsecond in slot order).
-    pub fn list(&self) -> Vec<Snapshot<S, T, D>> {
-        let mut jobs: Vec<Job<S, T, D>> = self.lock().table.iter().cloned().collect();
-        jobs.sort_by_key(|j| j.created());
-        jobs.into_iter().map(|j| self.snapshot(j)).collect()
     }
 
     /// The table revision of the latest change (R-VERSION).
@@ -547,8 +553,20 @@ where
         self.update(|t, now| t.fail(id, code, message, now))
     }
 
-    /// Run the timer sweep now ([`JobTable::expire`]): what the timer thread does when a
-    /// deadline, lease or retention falls due.
+    /// The job failed for a reason of the adapter's own (see [`jobstate::JobTable::fail_with`]):
+    /// a restartable job failed with [`FailReason::Interrupted`] is queued again instead.
+    pub fn fail_with(
+        &self,
+        id: JobId,
+        reason: FailReason,
+        code: Option<i32>,
+        message: &str,
+    ) -> Result<(), JobError> {
+        self.update(|t, now| t.fail_with(id, reason, code, message, now))
+    }
+
+    /// Run the timer sweep now ([`jobstate::JobTable::expire`]): what the timer thread does
+    /// when a deadline, lease or retention falls due.
     pub fn run_timers(&self) -> Expired {
         self.update(|t, now| t.expire(now))
     }
@@ -566,5 +584,29 @@ where
         self.shared.time_up.store(true, sync::Ordering::SeqCst);
         let mut st = self.lock();
         st.waiters.poke_all();
+    }
+}
+
+/// Reading jobs: snapshots (the core's [`Job`] with wall-clock reporting).
+impl<S, const T: usize, Tb> Engine<Tb>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    pub(crate) fn snapshot(&self, job: Job<S, T>) -> Snapshot<S, T> {
+        Snapshot::new(job, self.shared.clock)
+    }
+
+    /// A snapshot of the job, or why there is none (R-ID).
+    pub fn get(&self, id: JobId) -> Result<Snapshot<S, T>, LookupError> {
+        let job = self.lock().table.snapshot(id)?;
+        Ok(self.snapshot(job))
+    }
+
+    /// Snapshots of every job in the table, oldest first (by submit time, to the millisecond;
+    /// jobs submitted in the same millisecond in slot order).
+    pub fn list(&self) -> Vec<Snapshot<S, T>> {
+        let mut jobs: Vec<Job<S, T>> = self.lock().table.iter().map(|j| Tb::to_job(&j)).collect();
+        jobs.sort_by_key(|j| j.created());
+        jobs.into_iter().map(|j| self.snapshot(j)).collect()
     }
 }

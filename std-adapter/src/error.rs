@@ -30,16 +30,15 @@ impl fmt::Display for WaitError {
 
 impl std::error::Error for WaitError {}
 
-/// Why a submit-and-wait did not answer with a snapshot (R-RETURN).
+/// Why a submit-and-wait was refused (R-RETURN). Nothing was added either way. (A job that
+/// was accepted and then removed before its waiter read it is not an error: it answers
+/// [`jobstate::Submitted::Removed`].)
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum SubmitWaitError {
-    /// The submit was refused; nothing was added.
+    /// The submit was refused.
     Submit(SubmitError),
-    /// `return_timeout` is over [`crate::MAX_RETURN_TIMEOUT`] (120 s); nothing was added.
+    /// `return_timeout` is over [`crate::MAX_RETURN_TIMEOUT`] ([`jobstate::MAX_WAIT`]).
     ReturnTimeoutOutOfRange,
-    /// The job was accepted, but removed (retention shorter than the wait) before its
-    /// snapshot could be read. Rare: only with a retention near zero.
-    Lookup(LookupError),
 }
 
 impl From<SubmitError> for SubmitWaitError {
@@ -52,10 +51,11 @@ impl fmt::Display for SubmitWaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SubmitWaitError::Submit(e) => e.fmt(f),
-            SubmitWaitError::ReturnTimeoutOutOfRange => {
-                f.write_str("return_timeout must be between 0 and 120 seconds")
-            }
-            SubmitWaitError::Lookup(e) => e.fmt(f),
+            SubmitWaitError::ReturnTimeoutOutOfRange => write!(
+                f,
+                "return_timeout must be between 0 and {} seconds",
+                crate::MAX_RETURN_TIMEOUT.as_secs()
+            ),
         }
     }
 }

@@ -5,7 +5,10 @@
 //! is one call of the core's API under the engine's lock.
 //!
 //! * **[`Engine`]** — a cheap-to-clone, `Send + Sync` handle over one [`jobstate::JobTable`]
-//!   (boxed, behind one mutex). Clients [`submit`](Engine::submit), [`get`](Engine::get),
+//!   (boxed, behind one mutex). It takes the table type itself, through the core's
+//!   [`jobstate::Table`] trait: name the capacities once (`type Jobs = JobTable<Op, 64>;`) and
+//!   write `Engine<Jobs>`, `JobsApi<Jobs>`, `JobContext<'_, Jobs>`, `store.load::<Jobs>(..)`.
+//!   Clients [`submit`](Engine::submit), [`get`](Engine::get),
 //!   [`list`](Engine::list) and [`request_pause`](Engine::request_pause) /
 //!   [`request_resume`](Engine::request_resume) / [`request_cancel`](Engine::request_cancel);
 //!   workers [`start_next`](Engine::start_next), report [`progress`](Engine::progress),
@@ -14,14 +17,18 @@
 //! * **Waiting** (R-WAIT, R-LONGPOLL) — [`Engine::wait`] blocks and [`Engine::wait_async`]
 //!   awaits until a [`jobstate::Condition`] holds for a job (changed since a revision, state
 //!   changed since a revision, terminal, modified after an instant), or until the timeout —
-//!   clamped to [`EngineConfig::max_wait`], 120 s by default — ends, which is not an error:
-//!   the current snapshot comes back marked [`Waited::timed_out`]. Wake-ups are targeted:
-//!   after each change the engine reads the core's journal to learn exactly which jobs
-//!   changed and evaluates only their waiters' conditions (with the core's
-//!   [`Condition::holds`](jobstate::Condition::holds)); a waiter is woken once, when its
-//!   condition holds or its job is gone. [`Engine::wait_table`] watches the whole table.
-//! * **Submit and wait** (R-RETURN) — [`Engine::submit_and_wait`]: `Completed` (HTTP 200)
-//!   or `Accepted` (HTTP 202) after at most `return_timeout` (0–120 s).
+//!   clamped by the core's [`clamp_wait`](jobstate::clamp_wait) to
+//!   [`EngineConfig::max_wait`], at most [`jobstate::MAX_WAIT`] — ends, which is not an
+//!   error: the current snapshot comes back marked [`Waited::timed_out`]. Wake-ups are
+//!   targeted: after each change the engine asks the core which jobs changed
+//!   ([`changed_since`](jobstate::JobTable::changed_since)) and evaluates only their waiters'
+//!   conditions (with the core's [`Condition::holds`](jobstate::Condition::holds)); a waiter
+//!   is woken once, when its condition holds or its job is gone. [`Engine::wait_table`]
+//!   watches the whole table.
+//! * **Submit and wait** (R-RETURN) — [`Engine::submit_and_wait`]: the core's [`Submitted`]:
+//!   `Completed` (HTTP 200) or `Accepted` (HTTP 202) after at most `return_timeout` (0 to
+//!   [`jobstate::MAX_WAIT`]), or `Removed` with the tombstone of a job removed before its
+//!   waiter saw it end.
 //! * **Timers** (R-DEADLINE, R-RETAIN) — a timer thread sleeps until the core's
 //!   [`next_timer`](jobstate::JobTable::next_timer) (or until a change makes something due
 //!   sooner) and runs [`expire`](jobstate::JobTable::expire): jobs past their deadline or
@@ -31,7 +38,9 @@
 //!   [`Engine::to_instant`] map the table's instants to `SystemTime` and back ([`Clock`]).
 //! * **[`WorkerPool`]** — `n` threads running a handler per job, oldest runnable first, with a
 //!   [`JobContext`] for progress, log lines, heartbeats and a checkpoint that blocks while the
-//!   job is paused.
+//!   job is paused. Handler answers are recorded with the core's rules; a shutdown leaves a
+//!   running job to [`fail_with`](jobstate::JobTable::fail_with)`(Interrupted)` (restartable
+//!   jobs go back to the queue).
 //!
 //! ## Example
 //!
@@ -40,7 +49,8 @@
 //! use jobstate::{Condition, NewJob, State};
 //! use jobstate_std::{Engine, EngineConfig, Submitted};
 //!
-//! let engine: Engine<&'static str, 64> = Engine::new(EngineConfig::default());
+//! type Jobs = jobstate::JobTable<&'static str, 64>;
+//! let engine: Engine<Jobs> = Engine::new(EngineConfig::default());
 //! let id = engine.submit(NewJob::new("resize volume").description("vol1 to 2 TiB")).unwrap();
 //!
 //! // A worker elsewhere (here: another thread) runs it.
@@ -54,14 +64,14 @@
 //! // The client long-polls until the job ends: success or failure, whichever comes.
 //! let done = engine.wait(id, Condition::Terminal, Duration::from_secs(30)).unwrap();
 //! assert!(!done.timed_out);
-//! assert_eq!(done.snapshot.state(), State::Succeeded);
-//! assert!(done.snapshot.ended_at().is_some());
+//! assert_eq!(done.job.state(), State::Succeeded);
+//! assert!(done.job.ended_at().is_some());
 //! t.join().unwrap();
 //!
 //! // return_timeout 0: accepted at once (HTTP 202); the job is in the table already.
 //! let answer = engine.submit_and_wait(NewJob::new("scrub"), Duration::ZERO).unwrap();
-//! assert!(matches!(answer, Submitted::Accepted(_)));
-//! assert!(engine.get(answer.snapshot().id()).is_ok());
+//! let Submitted::Accepted(job) = answer else { panic!("accepted at once") };
+//! assert!(engine.get(job.id()).is_ok());
 //! ```
 //!
 //! ## Async
@@ -75,7 +85,8 @@
 //!
 //! The engine never calls `embassy_time::Instant::now()` and needs no embassy time driver: it
 //! converts `std::time::Instant` (microseconds since the engine started) into
-//! `jobstate::Instant::from_micros(..)`.
+//! `jobstate::Instant::from_micros(..)`. The table keeps every instant of a job to the
+//! millisecond.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -96,9 +107,10 @@ pub mod http;
 pub mod persist;
 
 pub use clock::Clock;
-pub use engine::{Engine, EngineConfig, DEFAULT_MAX_WAIT, MAX_RETURN_TIMEOUT};
+pub use engine::{Engine, EngineConfig, EngineTable, DEFAULT_MAX_WAIT, MAX_RETURN_TIMEOUT};
 pub use error::{SubmitWaitError, WaitError};
-pub use snapshot::{Snapshot, Submitted, Waited};
+pub use jobstate::{Submitted, Waited};
+pub use snapshot::Snapshot;
 pub use wait::{SubmitWaitFuture, TableWaitFuture, TableWaited, WaitFuture};
 #[cfg(not(loom))]
 pub use worker::{Canceled, Failure, JobContext, Success, WorkerPool};

@@ -1,15 +1,16 @@
 //! File persistence of an [`Engine`] (R-PERSIST): save after changes, load on start.
 //!
-//! * [`FileStore::save`] encodes the table under the engine's lock (microseconds), then writes
-//!   it outside the lock to `<path>.tmp`, `fsync`s it, renames it over `<path>` (atomic on
-//!   POSIX file systems) and `fsync`s the directory. A crash at any point leaves either the
-//!   previous file or the new one, never a mix.
+//! * [`FileStore::save`] encodes the table under the engine's lock
+//!   ([`jobstate::JobTable::encode`]), then writes it outside the lock to `<path>.tmp`, `fsync`s it,
+//!   renames it over `<path>` (atomic on POSIX file systems) and `fsync`s the directory. A
+//!   crash at any point leaves either the previous file or the new one, never a mix.
 //! * [`FileStore::load`] reads the file and restores an engine with the core's restart policy
-//!   ([`jobstate::JobTable::restore`]): queued jobs stay queued in order; running and paused
-//!   jobs fail with `Interrupted` (or go back to the queue when restartable); the epoch
-//!   advances, so ids of jobs no longer in the table answer `Stale`; the revision continues.
-//!   The time spent down counts: the file records the wall-clock time of the table's newest
-//!   instant, and the restored table resumes that much later (retention keeps running).
+//!   ([`jobstate::JobTable::restore_in_place`], into a table already on the heap): queued jobs stay
+//!   queued in order; running and paused jobs fail with `Interrupted` (or go back to the queue
+//!   when restartable); the epoch advances, so ids of jobs no longer in the table answer
+//!   `Stale`; the revision continues. The time spent down counts: the file records the
+//!   wall-clock time of the table's newest instant, and the restored table resumes that much
+//!   later (retention keeps running).
 //! * [`Persister`] saves in the background after every change, at most once per
 //!   `min_interval`, and once more when it stops.
 //!
@@ -18,7 +19,7 @@
 //! image (its own header and CRC).
 //!
 //! ```
-//! use jobstate::NewJob;
+//! use jobstate::{JobTable, NewJob};
 //! use jobstate_std::persist::FileStore;
 //! use jobstate_std::{Engine, EngineConfig};
 //!
@@ -26,14 +27,15 @@
 //! std::fs::create_dir_all(&dir).unwrap();
 //! let store = FileStore::new(dir.join("jobs.bin"));
 //!
-//! let engine: Engine<String, 16> = Engine::new(EngineConfig::default());
+//! type Jobs = JobTable<String, 16>;
+//! let engine: Engine<Jobs> = Engine::new(EngineConfig::default());
 //! let id = engine.submit(NewJob::new("resize".to_string())).unwrap();
 //! store.save(&engine).unwrap();
 //! drop(engine);
 //!
-//! // Next start:
+//! // Next start: restore into the same table type.
 //! let (engine, report) = store
-//!     .load::<String, 16, 64, 4, 64>(EngineConfig::default())
+//!     .load::<Jobs>(EngineConfig::default())
 //!     .unwrap()
 //!     .expect("a file was saved");
 //! assert_eq!(report.jobs, 1);
@@ -50,10 +52,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration as StdDuration, Instant as StdInstant, SystemTime, UNIX_EPOCH};
 
 use jobstate::persist::{image_now, DecodeError, EncodeError, Restored};
-use jobstate::{Instant, JobTable, Revision};
+use jobstate::{Instant, Revision};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::engine::{boxed_table, EngineTable};
 use crate::{Engine, EngineConfig};
 
 const FILE_MAGIC: [u8; 4] = *b"JSTF";
@@ -102,7 +105,8 @@ impl std::error::Error for LoadError {
 #[derive(Clone, Debug)]
 pub struct FileStore {
     path: PathBuf,
-    writing: Arc<Mutex<()>>,
+    /// Held while writing; holds the length of the last image, where the next encode starts.
+    writing: Arc<Mutex<usize>>,
 }
 
 fn micros_since_epoch(t: SystemTime) -> u64 {
@@ -117,7 +121,7 @@ impl FileStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            writing: Arc::new(Mutex::new(())),
+            writing: Arc::new(Mutex::new(0)),
         }
     }
 
@@ -133,13 +137,27 @@ impl FileStore {
     }
 
     /// Encode the engine's table into bytes (the file's contents), under the engine's lock.
-    pub fn encode<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-        engine: &Engine<S, N, T, D, J>,
+    pub fn encode<Tb: EngineTable>(engine: &Engine<Tb>) -> io::Result<(Vec<u8>, Revision)>
+    where
+        Tb::Spec: Serialize,
+    {
+        Self::encode_from(engine, 0)
+    }
+
+    /// [`FileStore::encode`] into a buffer of at least `hint` image bytes to begin with (the
+    /// last image's length: a table's image rarely changes size much between saves). The
+    /// buffer doubles while the image does not fit ([`EncodeError::BufferTooSmall`]): the
+    /// core's bound ([`jobstate::JobTable::image_size_bound`]) counts every text full and is far above
+    /// a real image.
+    fn encode_from<Tb: EngineTable>(
+        engine: &Engine<Tb>,
+        hint: usize,
     ) -> io::Result<(Vec<u8>, Revision)>
     where
-        S: Clone + Send + Serialize + 'static,
+        Tb::Spec: Serialize,
     {
-        let mut out = vec![0u8; PREFIX.saturating_add(4096)];
+        let first = hint.saturating_add(hint / 4).clamp(4096, MAX_IMAGE);
+        let mut out = vec![0u8; PREFIX.saturating_add(first)];
         loop {
             let encoded = engine.with_table(|t| {
                 let wall = micros_since_epoch(engine.to_system_time(t.now()));
@@ -169,16 +187,14 @@ impl FileStore {
 
     /// Write the engine's table to the file: temporary file, `fsync`, rename, `fsync` of the
     /// directory. Answers the revision saved.
-    pub fn save<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-        &self,
-        engine: &Engine<S, N, T, D, J>,
-    ) -> io::Result<Revision>
+    pub fn save<Tb: EngineTable>(&self, engine: &Engine<Tb>) -> io::Result<Revision>
     where
-        S: Clone + Send + Serialize + 'static,
+        Tb::Spec: Serialize,
     {
-        let _one_at_a_time = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        let (bytes, revision) = Self::encode(engine)?;
+        let mut last_len = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        let (bytes, revision) = Self::encode_from(engine, *last_len)?;
         self.write_file(&bytes)?;
+        *last_len = bytes.len().saturating_sub(PREFIX);
         Ok(revision)
     }
 
@@ -202,14 +218,14 @@ impl FileStore {
 
     /// Restore an engine from the file (see the [module docs](self)); `Ok(None)` when there is
     /// no file yet (first start). `config.table` is ignored: the table keeps the settings it
-    /// was saved with.
+    /// was saved with. `Tb` is the table type to restore into: `store.load::<Jobs>(config)`.
     #[allow(clippy::type_complexity)]
-    pub fn load<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    pub fn load<Tb: EngineTable>(
         &self,
         config: EngineConfig,
-    ) -> Result<Option<(Engine<S, N, T, D, J>, Restored)>, LoadError>
+    ) -> Result<Option<(Engine<Tb>, Restored)>, LoadError>
     where
-        S: Clone + Send + DeserializeOwned + 'static,
+        Tb::Spec: DeserializeOwned,
     {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
@@ -221,14 +237,15 @@ impl FileStore {
     }
 
     /// Restore a table from a file's contents, as if the system came back at `wall_now`: the
-    /// time spent down since the file was written is added to the table's clock.
+    /// time spent down since the file was written is added to the table's clock. The table is
+    /// built on the heap and restored there, in place ([`jobstate::JobTable::restore_in_place`]).
     #[allow(clippy::type_complexity)]
-    pub fn decode<S, const N: usize, const T: usize, const D: usize, const J: usize>(
+    pub fn decode<Tb: EngineTable>(
         bytes: &[u8],
         wall_now: SystemTime,
-    ) -> Result<(Box<JobTable<S, N, T, D, J>>, Restored), LoadError>
+    ) -> Result<(Box<Tb>, Restored), LoadError>
     where
-        S: DeserializeOwned,
+        Tb::Spec: DeserializeOwned,
     {
         let (prefix, image) = bytes
             .split_at_checked(PREFIX)
@@ -251,8 +268,11 @@ impl FileStore {
         // Restore at the stored instant plus the time spent down.
         let stored_now = image_now(image).map_err(LoadError::Decode)?;
         let now = Instant::from_micros(stored_now.as_micros().saturating_add(down));
-        let (table, report) = JobTable::restore(image, now).map_err(LoadError::Decode)?;
-        Ok((Box::new(table), report))
+        let mut table: Box<Tb> = boxed_table(jobstate::Config::DEFAULT);
+        let report = table
+            .restore_in_place(image, now)
+            .map_err(LoadError::Decode)?;
+        Ok((table, report))
     }
 }
 
@@ -282,13 +302,13 @@ pub struct Persister {
 
 impl Persister {
     /// Start saving `engine` to `store`.
-    pub fn spawn<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-        engine: Engine<S, N, T, D, J>,
+    pub fn spawn<Tb: EngineTable>(
+        engine: Engine<Tb>,
         store: FileStore,
         min_interval: StdDuration,
     ) -> io::Result<Self>
     where
-        S: Clone + Send + Serialize + 'static,
+        Tb::Spec: Serialize,
     {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();

@@ -1,7 +1,7 @@
 //! Waiting: blocking and async long-polls (R-WAIT, R-LONGPOLL, R-RETURN).
 //!
 //! Both kinds follow one protocol under the engine lock: check the condition with the core
-//! ([`JobTable::check`]); if it does not hold, register in the waiter registry and sleep; the
+//! ([`jobstate::JobTable::check`]); if it does not hold, register in the waiter registry and sleep; the
 //! thread that changes the job evaluates the condition and, only if it now holds (or the job is
 //! gone), hands the waiter its snapshot and wakes it. A timeout ends the wait with the current
 //! snapshot marked `timed_out`; the waiter deregisters on every way out, including a dropped
@@ -12,24 +12,25 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use jobstate::{Condition, Job, JobId, JobTable, LookupError, NewJob, Revision};
+use jobstate::{Condition, Job, JobId, LookupError, NewJob, Revision, Submitted, Table, Waited};
 
-use crate::engine::{Engine, MAX_RETURN_TIMEOUT};
+use crate::clock::Clock;
+use crate::engine::{Engine, EngineTable, MAX_RETURN_TIMEOUT};
 use crate::error::{SubmitWaitError, WaitError};
 use crate::registry::{Ready, Wake, Watch};
-use crate::snapshot::{Submitted, Waited};
+use crate::snapshot::Snapshot;
 use crate::sync::{self, Arc, AtomicBool, Condvar, Ordering};
 
-type Answer<S, const T: usize, const D: usize> = Ready<Box<Job<S, T, D>>>;
+type Answer<Tb> = Ready<Box<<Tb as Table>::Job>>;
 
 /// The answer if the watched thing is already there.
-fn answer_now<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
-    table: &JobTable<S, N, T, D, J>,
-    watch: Watch,
-) -> Option<Answer<S, T, D>> {
+fn answer_now<Tb: Table>(table: &Tb, watch: Watch) -> Option<Answer<Tb>>
+where
+    Tb::Spec: Clone,
+{
     match watch {
         Watch::Job(id, condition) => match table.check(id, condition) {
-            Ok(Some(job)) => Some(Ready::Job(Ok(Box::new(job.clone())))),
+            Ok(Some(job)) => Some(Ready::Job(Ok(Box::new(Tb::to_job(&job))))),
             Ok(None) => None,
             Err(e) => Some(Ready::Job(Err(e))),
         },
@@ -38,12 +39,12 @@ fn answer_now<S: Clone, const N: usize, const T: usize, const D: usize, const J:
 }
 
 /// The answer when the timeout ended the wait: how things are now.
-fn current<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
-    table: &JobTable<S, N, T, D, J>,
-    watch: Watch,
-) -> Answer<S, T, D> {
+fn current<Tb: Table>(table: &Tb, watch: Watch) -> Answer<Tb>
+where
+    Tb::Spec: Clone,
+{
     match watch {
-        Watch::Job(id, _) => Ready::Job(table.get(id).map(|j| Box::new(j.clone()))),
+        Watch::Job(id, _) => Ready::Job(table.snapshot(id).map(Box::new)),
         Watch::Table(_) => Ready::Table(table.revision()),
     }
 }
@@ -57,12 +58,9 @@ pub struct TableWaited {
     pub timed_out: bool,
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Engine<S, N, T, D, J>
-where
-    S: Clone + Send + 'static,
-{
+impl<Tb: EngineTable> Engine<Tb> {
     fn clamp(&self, timeout: StdDuration) -> StdDuration {
-        timeout.min(self.shared.config.max_wait)
+        crate::engine::clamp(timeout, self.shared.config.max_wait)
     }
 
     #[cfg(not(loom))]
@@ -75,22 +73,6 @@ where
         self.shared.time_up.load(Ordering::SeqCst)
     }
 
-    fn to_waited(
-        &self,
-        answer: Answer<S, T, D>,
-        timed_out: bool,
-    ) -> Result<Waited<S, T, D>, WaitError> {
-        match answer {
-            Ready::Job(Ok(job)) => Ok(Waited {
-                snapshot: self.snapshot(*job),
-                timed_out,
-            }),
-            Ready::Job(Err(e)) => Err(WaitError::Lookup(e)),
-            // A job wait never gets a table answer.
-            Ready::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
-        }
-    }
-
     /// The blocking wait protocol, for a job or the table. `stop`, when set, ends the wait
     /// early like a timeout (the worker pool's shutdown).
     pub(crate) fn block(
@@ -98,7 +80,7 @@ where
         watch: Watch,
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
-    ) -> (Answer<S, T, D>, bool) {
+    ) -> (Answer<Tb>, bool) {
         self.block_locked(self.lock(), watch, timeout, stop)
     }
 
@@ -106,18 +88,18 @@ where
     /// registration are one step).
     fn block_locked(
         &self,
-        mut st: sync::MutexGuard<'_, crate::engine::State<S, N, T, D, J>>,
+        mut st: sync::MutexGuard<'_, crate::engine::State<Tb>>,
         watch: Watch,
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
-    ) -> (Answer<S, T, D>, bool) {
+    ) -> (Answer<Tb>, bool) {
         let timeout = self.clamp(timeout);
         let deadline = StdInstant::now().checked_add(timeout);
-        if let Some(answer) = answer_now(&st.table, watch) {
+        if let Some(answer) = answer_now(&*st.table, watch) {
             return (answer, false);
         }
         if timeout.is_zero() {
-            return (current(&st.table, watch), true);
+            return (current(&*st.table, watch), true);
         }
         let cv = Arc::new(Condvar::new());
         let key = st.waiters.register(watch, Wake::Thread(cv.clone()));
@@ -130,26 +112,11 @@ where
             let stopped = stop.is_some_and(|s| s.load(Ordering::SeqCst));
             if stopped || self.passed(deadline) {
                 let _ = st.waiters.deregister(key);
-                return (current(&st.table, watch), true);
+                return (current(&*st.table, watch), true);
             }
             let left = deadline.map_or(timeout, |d| d.saturating_duration_since(StdInstant::now()));
             st = sync::wait_timeout(&cv, st, left);
         }
-    }
-
-    /// Block until `condition` holds for job `id`, or the timeout (clamped to
-    /// [`EngineConfig::max_wait`](crate::EngineConfig::max_wait)) ends (R-WAIT). Returns at
-    /// once if the condition already holds. A timeout is not an error: the current snapshot
-    /// comes back with `timed_out` set. A job removed during the wait answers
-    /// `WaitError::Lookup(LookupError::Expired(..))`.
-    pub fn wait(
-        &self,
-        id: JobId,
-        condition: Condition,
-        timeout: StdDuration,
-    ) -> Result<Waited<S, T, D>, WaitError> {
-        let (answer, timed_out) = self.block(Watch::Job(id, condition), timeout, None);
-        self.to_waited(answer, timed_out)
     }
 
     /// [`Engine::wait`] as a future. Works on any executor (tokio, `futures::executor`,
@@ -160,7 +127,7 @@ where
         id: JobId,
         condition: Condition,
         timeout: StdDuration,
-    ) -> WaitFuture<S, N, T, D, J> {
+    ) -> WaitFuture<Tb> {
         WaitFuture {
             waiting: Waiting::new(self.clone(), Watch::Job(id, condition), self.clamp(timeout)),
         }
@@ -180,51 +147,18 @@ where
     }
 
     /// [`Engine::wait_table`] as a future.
-    pub fn wait_table_async(
-        &self,
-        after: Revision,
-        timeout: StdDuration,
-    ) -> TableWaitFuture<S, N, T, D, J> {
+    pub fn wait_table_async(&self, after: Revision, timeout: StdDuration) -> TableWaitFuture<Tb> {
         TableWaitFuture {
             waiting: Waiting::new(self.clone(), Watch::Table(after), self.clamp(timeout)),
             after,
         }
     }
 
-    fn check_return_timeout(return_timeout: StdDuration) -> Result<(), SubmitWaitError> {
+    pub(crate) fn check_return_timeout(return_timeout: StdDuration) -> Result<(), SubmitWaitError> {
         if return_timeout > MAX_RETURN_TIMEOUT {
             Err(SubmitWaitError::ReturnTimeoutOutOfRange)
         } else {
             Ok(())
-        }
-    }
-
-    /// Submit, then wait up to `return_timeout` (0–120 s, further clamped to `max_wait`) for
-    /// the job to end (R-RETURN): [`Submitted::Completed`] (HTTP 200) if it ended, success or
-    /// failure, else [`Submitted::Accepted`] (HTTP 202). With 0 the answer is `Accepted` at
-    /// once. The job is in the table before either answer. Over 120 s is refused before
-    /// anything is submitted.
-    pub fn submit_and_wait(
-        &self,
-        job: NewJob<'_, S>,
-        return_timeout: StdDuration,
-    ) -> Result<Submitted<S, T, D>, SubmitWaitError> {
-        Self::check_return_timeout(return_timeout)?;
-        // Submit and register the waiter under one lock: the job cannot end unseen between.
-        let mut st = self.lock();
-        let submitted = st.table.submit(job, self.now());
-        self.shared.commit(&mut st);
-        let id = submitted?;
-        if return_timeout.is_zero() {
-            let job = st.table.get(id).cloned().map_err(SubmitWaitError::Lookup)?;
-            return Ok(Submitted::Accepted(self.snapshot(job)));
-        }
-        let watch = Watch::Job(id, Condition::Terminal);
-        let (answer, timed_out) = self.block_locked(st, watch, return_timeout, None);
-        match self.to_waited(answer, timed_out) {
-            Ok(w) if w.timed_out => Ok(Submitted::Accepted(w.snapshot)),
-            Ok(w) => Ok(Submitted::Completed(w.snapshot)),
-            Err(WaitError::Lookup(e)) => Err(SubmitWaitError::Lookup(e)),
         }
     }
 
@@ -233,11 +167,13 @@ where
     /// nothing borrowed.
     pub fn submit_and_wait_async(
         &self,
-        job: NewJob<'_, S>,
+        job: NewJob<'_, Tb::Spec>,
         return_timeout: StdDuration,
-    ) -> SubmitWaitFuture<S, N, T, D, J> {
+    ) -> SubmitWaitFuture<Tb> {
+        let clock = self.shared.clock;
         let early = |r| SubmitWaitFuture {
             step: SubmitStep::Done(Some(r)),
+            clock,
         };
         if let Err(e) = Self::check_return_timeout(return_timeout) {
             return early(Err(e));
@@ -247,33 +183,133 @@ where
         self.shared.commit(&mut st);
         let id = match submitted {
             Ok(id) => id,
-            Err(e) => return early(Err(SubmitWaitError::Submit(e))),
+            Err(r) => return early(Err(SubmitWaitError::Submit(r.error))),
         };
         let watch = Watch::Job(id, Condition::Terminal);
         let timeout = self.clamp(return_timeout);
         if timeout.is_zero() {
-            let job = st.table.get(id).cloned().map_err(SubmitWaitError::Lookup);
-            return early(job.map(|j| Submitted::Accepted(self.snapshot(j))));
+            return early(Ok(accepted_now(&*st.table, id)));
         }
         // Registered now, under the submit's lock; the task's waker replaces the no-op one at
         // the first poll (an answer that comes before is kept in the registry).
         let mut waiting = Waiting::new(self.clone(), watch, timeout);
-        if answer_now(&st.table, watch).is_none() {
+        if answer_now(&*st.table, watch).is_none() {
             waiting.register(&mut st, std::task::Waker::noop().clone());
         }
         drop(st);
         SubmitWaitFuture {
-            step: SubmitStep::Waiting(WaitFuture { waiting }),
+            step: SubmitStep::Waiting(id, WaitFuture { waiting }),
+            clock,
         }
     }
 }
 
-/// The async wait protocol shared by the futures below.
-struct Waiting<S, const N: usize, const T: usize, const D: usize, const J: usize>
+/// Waits that answer with snapshots.
+impl<S, const T: usize, Tb> Engine<Tb>
 where
-    S: Clone + Send + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
-    engine: Engine<S, N, T, D, J>,
+    fn to_waited(
+        &self,
+        answer: Answer<Tb>,
+        timed_out: bool,
+    ) -> Result<Waited<Snapshot<S, T>>, WaitError> {
+        match answer {
+            Ready::Job(Ok(job)) => Ok(Waited {
+                job: self.snapshot(*job),
+                timed_out,
+            }),
+            Ready::Job(Err(e)) => Err(WaitError::Lookup(e)),
+            // A job wait never gets a table answer.
+            Ready::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
+        }
+    }
+
+    /// Block until `condition` holds for job `id`, or the timeout (clamped to
+    /// [`EngineConfig::max_wait`](crate::EngineConfig::max_wait)) ends (R-WAIT). Returns at
+    /// once if the condition already holds. A timeout is not an error: the current snapshot
+    /// comes back with `timed_out` set. A job removed during the wait answers
+    /// `WaitError::Lookup(LookupError::Expired(..))`.
+    pub fn wait(
+        &self,
+        id: JobId,
+        condition: Condition,
+        timeout: StdDuration,
+    ) -> Result<Waited<Snapshot<S, T>>, WaitError> {
+        let (answer, timed_out) = self.block(Watch::Job(id, condition), timeout, None);
+        self.to_waited(answer, timed_out)
+    }
+
+    /// Submit, then wait up to `return_timeout` (0 to [`jobstate::MAX_WAIT`], further clamped
+    /// to `max_wait`) for the job to end (R-RETURN): [`Submitted::Completed`] (HTTP 200) if it
+    /// ended, success or failure, else [`Submitted::Accepted`] (HTTP 202); with a retention
+    /// shorter than the wait, [`Submitted::Removed`] with the job's tombstone when kept. With 0
+    /// the answer is `Accepted` at once. The job is in the table before any answer. A longer
+    /// `return_timeout` is refused before anything is submitted.
+    pub fn submit_and_wait(
+        &self,
+        job: NewJob<'_, S>,
+        return_timeout: StdDuration,
+    ) -> Result<Submitted<Snapshot<S, T>>, SubmitWaitError> {
+        Self::check_return_timeout(return_timeout)?;
+        // Submit and register the waiter under one lock: the job cannot end unseen between.
+        let mut st = self.lock();
+        let submitted = st.table.submit(job, self.now());
+        self.shared.commit(&mut st);
+        let id = submitted.map_err(|r| SubmitWaitError::Submit(r.error))?;
+        if return_timeout.is_zero() {
+            return Ok(snapshots(accepted_now(&*st.table, id), self.shared.clock));
+        }
+        let watch = Watch::Job(id, Condition::Terminal);
+        let (answer, timed_out) = self.block_locked(st, watch, return_timeout, None);
+        Ok(submitted_of(id, self.to_waited(answer, timed_out)))
+    }
+}
+
+/// The answer to a submit with return timeout 0: the job as accepted.
+fn accepted_now<Tb: Table>(table: &Tb, id: JobId) -> Submitted<Tb::Job>
+where
+    Tb::Spec: Clone,
+{
+    match table.snapshot(id) {
+        Ok(job) => Submitted::Accepted(job),
+        Err(e) => Submitted::Removed(id, tombstone(e)),
+    }
+}
+
+/// A submit's answer with its job read by the wall clock.
+fn snapshots<S, const T: usize>(
+    s: Submitted<Job<S, T>>,
+    clock: Clock,
+) -> Submitted<Snapshot<S, T>> {
+    match s {
+        Submitted::Completed(j) => Submitted::Completed(Snapshot::new(j, clock)),
+        Submitted::Accepted(j) => Submitted::Accepted(Snapshot::new(j, clock)),
+        Submitted::Removed(id, t) => Submitted::Removed(id, t),
+    }
+}
+
+/// The tombstone a lookup error carries, if any.
+fn tombstone(e: LookupError) -> Option<jobstate::Tombstone> {
+    match e {
+        LookupError::Expired(t) => t,
+        _ => None,
+    }
+}
+
+/// A submit-and-wait's answer from its wait's (R-RETURN): a job removed before its waiter
+/// read it answers [`Submitted::Removed`].
+fn submitted_of<P>(id: JobId, waited: Result<Waited<P>, WaitError>) -> Submitted<P> {
+    match waited {
+        Ok(w) if w.timed_out => Submitted::Accepted(w.job),
+        Ok(w) => Submitted::Completed(w.job),
+        Err(WaitError::Lookup(e)) => Submitted::Removed(id, tombstone(e)),
+    }
+}
+
+/// The async wait protocol shared by the futures below.
+struct Waiting<Tb: Table> {
+    engine: Engine<Tb>,
     slot: Slot,
 }
 
@@ -289,17 +325,15 @@ struct Slot {
     in_heap: bool,
 }
 
-type Guard<'a, S, const N: usize, const T: usize, const D: usize, const J: usize> =
-    sync::MutexGuard<'a, crate::engine::State<S, N, T, D, J>>;
-type Shared<S, const N: usize, const T: usize, const D: usize, const J: usize> =
-    crate::engine::Shared<S, N, T, D, J>;
+type Guard<'a, Tb> = sync::MutexGuard<'a, crate::engine::State<Tb>>;
+type Shared<Tb> = crate::engine::Shared<Tb>;
 
 impl Slot {
     /// Register (under the caller's lock) and hand the deadline to the engine's timer.
-    fn register<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
+    fn register<Tb: Table>(
         &mut self,
-        shared: &Shared<S, N, T, D, J>,
-        st: &mut Guard<'_, S, N, T, D, J>,
+        shared: &Shared<Tb>,
+        st: &mut Guard<'_, Tb>,
         waker: std::task::Waker,
     ) {
         let key = st.waiters.register(self.watch, Wake::Task(waker));
@@ -314,11 +348,11 @@ impl Slot {
     }
 
     /// Deregister (under the caller's lock); the answer, if the waiter had one.
-    fn deregister<S: Clone, const N: usize, const T: usize, const D: usize, const J: usize>(
+    fn deregister<Tb: Table>(
         &mut self,
-        shared: &Shared<S, N, T, D, J>,
-        st: &mut Guard<'_, S, N, T, D, J>,
-    ) -> Option<Answer<S, T, D>> {
+        shared: &Shared<Tb>,
+        st: &mut Guard<'_, Tb>,
+    ) -> Option<Answer<Tb>> {
         let key = self.key.take()?;
         let answer = st.waiters.deregister(key);
         if std::mem::take(&mut self.in_heap) {
@@ -331,11 +365,7 @@ impl Slot {
     }
 
     /// Whether the wait's deadline passed (the engine's timer marked it).
-    fn expired<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-        shared: &Shared<S, N, T, D, J>,
-        st: &Guard<'_, S, N, T, D, J>,
-        key: usize,
-    ) -> bool {
+    fn expired<Tb: Table>(shared: &Shared<Tb>, st: &Guard<'_, Tb>, key: usize) -> bool {
         #[cfg(loom)]
         let _ = (st, key);
         #[cfg(loom)]
@@ -348,11 +378,8 @@ impl Slot {
     }
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Waiting<S, N, T, D, J>
-where
-    S: Clone + Send + 'static,
-{
-    fn new(engine: Engine<S, N, T, D, J>, watch: Watch, timeout: StdDuration) -> Self {
+impl<Tb: EngineTable> Waiting<Tb> {
+    fn new(engine: Engine<Tb>, watch: Watch, timeout: StdDuration) -> Self {
         Self {
             engine,
             slot: Slot {
@@ -366,11 +393,11 @@ where
     }
 
     /// Register under the caller's lock (a submit's).
-    fn register(&mut self, st: &mut Guard<'_, S, N, T, D, J>, waker: std::task::Waker) {
+    fn register(&mut self, st: &mut Guard<'_, Tb>, waker: std::task::Waker) {
         self.slot.register(&self.engine.shared, st, waker);
     }
 
-    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(Answer<S, T, D>, bool)> {
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(Answer<Tb>, bool)> {
         let shared = &*self.engine.shared;
         let w = &mut self.slot;
         let mut st = sync::lock(&shared.state);
@@ -385,11 +412,11 @@ where
                 key
             }
             None => {
-                if let Some(answer) = answer_now(&st.table, w.watch) {
+                if let Some(answer) = answer_now(&*st.table, w.watch) {
                     return Poll::Ready((answer, false));
                 }
                 if w.timeout.is_zero() {
-                    return Poll::Ready((current(&st.table, w.watch), true));
+                    return Poll::Ready((current(&*st.table, w.watch), true));
                 }
                 w.register(shared, &mut st, cx.waker().clone());
                 match w.key {
@@ -404,17 +431,13 @@ where
             if let Some(answer) = w.deregister(shared, &mut st) {
                 return Poll::Ready((answer, false));
             }
-            return Poll::Ready((current(&st.table, w.watch), true));
+            return Poll::Ready((current(&*st.table, w.watch), true));
         }
         Poll::Pending
     }
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Drop
-    for Waiting<S, N, T, D, J>
-where
-    S: Clone + Send + 'static,
-{
+impl<Tb: Table> Drop for Waiting<Tb> {
     fn drop(&mut self) {
         if self.slot.key.is_some() {
             let shared = &*self.engine.shared;
@@ -426,19 +449,15 @@ where
 
 /// The future of [`Engine::wait_async`]: resolves like [`Engine::wait`].
 #[must_use = "futures do nothing unless polled"]
-pub struct WaitFuture<S, const N: usize, const T: usize, const D: usize, const J: usize>
-where
-    S: Clone + Send + 'static,
-{
-    waiting: Waiting<S, N, T, D, J>,
+pub struct WaitFuture<Tb: Table> {
+    waiting: Waiting<Tb>,
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Future
-    for WaitFuture<S, N, T, D, J>
+impl<S, const T: usize, Tb> Future for WaitFuture<Tb>
 where
-    S: Clone + Send + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
-    type Output = Result<Waited<S, T, D>, WaitError>;
+    type Output = Result<Waited<Snapshot<S, T>>, WaitError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -450,19 +469,12 @@ where
 
 /// The future of [`Engine::wait_table_async`].
 #[must_use = "futures do nothing unless polled"]
-pub struct TableWaitFuture<S, const N: usize, const T: usize, const D: usize, const J: usize>
-where
-    S: Clone + Send + 'static,
-{
-    waiting: Waiting<S, N, T, D, J>,
+pub struct TableWaitFuture<Tb: Table> {
+    waiting: Waiting<Tb>,
     after: Revision,
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Future
-    for TableWaitFuture<S, N, T, D, J>
-where
-    S: Clone + Send + 'static,
-{
+impl<Tb: EngineTable> Future for TableWaitFuture<Tb> {
     type Output = TableWaited;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<TableWaited> {
@@ -480,50 +492,41 @@ where
     }
 }
 
-enum SubmitStep<S, const N: usize, const T: usize, const D: usize, const J: usize>
-where
-    S: Clone + Send + 'static,
-{
-    Done(Option<Result<Submitted<S, T, D>, SubmitWaitError>>),
-    Waiting(WaitFuture<S, N, T, D, J>),
+enum SubmitStep<Tb: Table> {
+    /// The answer, before it became one of snapshots (the engine's clock is in the future).
+    Done(Option<Result<Submitted<Tb::Job>, SubmitWaitError>>),
+    Waiting(JobId, WaitFuture<Tb>),
 }
 
 /// The future of [`Engine::submit_and_wait_async`].
 #[must_use = "futures do nothing unless polled"]
-pub struct SubmitWaitFuture<S, const N: usize, const T: usize, const D: usize, const J: usize>
-where
-    S: Clone + Send + 'static,
-{
-    step: SubmitStep<S, N, T, D, J>,
+pub struct SubmitWaitFuture<Tb: Table> {
+    step: SubmitStep<Tb>,
+    clock: Clock,
 }
 
 // Nothing in it is pinned structurally: the finished answer is moved out, the wait future is
 // `Unpin`.
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Unpin
-    for SubmitWaitFuture<S, N, T, D, J>
-where
-    S: Clone + Send + 'static,
-{
-}
+impl<Tb: Table> Unpin for SubmitWaitFuture<Tb> {}
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Future
-    for SubmitWaitFuture<S, N, T, D, J>
+impl<S, const T: usize, Tb> Future for SubmitWaitFuture<Tb>
 where
-    S: Clone + Send + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
-    type Output = Result<Submitted<S, T, D>, SubmitWaitError>;
+    type Output = Result<Submitted<Snapshot<S, T>>, SubmitWaitError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.get_mut().step {
+        let this = self.get_mut();
+        let clock = this.clock;
+        match &mut this.step {
             SubmitStep::Done(r) => match r.take() {
-                Some(r) => Poll::Ready(r),
+                Some(r) => Poll::Ready(r.map(|s| snapshots(s, clock))),
                 None => Poll::Pending,
             },
-            SubmitStep::Waiting(w) => Pin::new(w).poll(cx).map(|r| match r {
-                Ok(w) if w.timed_out => Ok(Submitted::Accepted(w.snapshot)),
-                Ok(w) => Ok(Submitted::Completed(w.snapshot)),
-                Err(WaitError::Lookup(e)) => Err(SubmitWaitError::Lookup(e)),
-            }),
+            SubmitStep::Waiting(id, w) => {
+                let id = *id;
+                Pin::new(w).poll(cx).map(|r| Ok(submitted_of(id, r)))
+            }
         }
     }
 }

@@ -4,6 +4,9 @@
 //! dependencies respected), runs the handler with a [`JobContext`], and records the handler's
 //! answer: [`Success`] → `Succeeded` with its severity; [`Failure`] → `Failed(Error)` with its
 //! code and message; a panic → `Failed(Error)` with the panic message, and the worker goes on.
+//! A handler stopped by the pool's shutdown ([`Canceled::Shutdown`]) leaves its job to the
+//! core's rule for an interrupted job ([`jobstate::JobTable::fail_with`] with
+//! [`FailReason::Interrupted`]): failed `Interrupted`, or queued again when restartable.
 //! Idle workers sleep on a condition variable and are woken one at a time, only when a job is
 //! runnable.
 
@@ -14,9 +17,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use jobstate::{Condition, Directive, FailReason, JobError, JobId, Severity};
+use jobstate::{
+    Condition, Directive, FailReason, JobError, JobId, Severity, State as JobState, Table,
+};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineTable};
 use crate::registry::Watch;
 use crate::sync;
 
@@ -50,9 +55,14 @@ impl From<Severity> for Success {
     }
 }
 
-/// A handler's bad answer: the job failed with reason `Error`, this code and message.
+/// A handler's bad answer: the job failed with this reason (`Error` for the handler's own
+/// failures), code and message.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Failure {
+    /// Why: [`FailReason::Error`] for the handler's own failure ([`Failure::new`]);
+    /// [`FailReason::Interrupted`] when it stopped for the pool's shutdown (a restartable job
+    /// is queued again then).
+    pub reason: FailReason,
     /// The error code clients see.
     pub code: i32,
     /// The error message clients see (cut to the table's text capacity).
@@ -60,9 +70,10 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A failure with this code and message.
+    /// A failure of the handler's own (reason `Error`) with this code and message.
     pub fn new(code: i32, message: impl Into<String>) -> Self {
         Self {
+            reason: FailReason::Error,
             code,
             message: message.into(),
         }
@@ -82,11 +93,13 @@ impl std::error::Error for Failure {}
 pub enum Canceled {
     /// A client canceled the job; it is `Failed(Canceled)` now.
     Requested,
-    /// The job ended without the handler (deadline or lease passed: `Failed(TimedOut)`).
+    /// The job is no longer this handler's: it ended without it (deadline or lease passed:
+    /// `Failed(TimedOut)`), or went back to the queue for a retry. Whatever the handler
+    /// answers then is not recorded.
     Ended,
     /// The pool is shutting down. The job is still live; if the handler returns this as its
-    /// failure, the job fails with code 5 ([`FailReason::Interrupted`]'s) and
-    /// "worker pool shut down".
+    /// failure, the job fails with [`FailReason::Interrupted`] and "worker pool shut down" —
+    /// or, when restartable, goes back to the queue for the next pool.
     Shutdown,
 }
 
@@ -109,38 +122,35 @@ impl From<Canceled> for Failure {
             Canceled::Ended => FailReason::TimedOut,
             Canceled::Shutdown => FailReason::Interrupted,
         };
-        Failure::new(reason.default_code(), c.to_string())
+        Failure {
+            reason,
+            code: reason.default_code(),
+            message: c.to_string(),
+        }
     }
 }
 
 /// What a handler sees of its job.
-pub struct JobContext<'a, S, const N: usize, const T: usize, const D: usize, const J: usize>
-where
-    S: Clone + Send + 'static,
-{
-    engine: &'a Engine<S, N, T, D, J>,
+pub struct JobContext<'a, Tb: Table> {
+    engine: &'a Engine<Tb>,
     id: JobId,
-    spec: S,
+    spec: Tb::Spec,
     stop: &'a AtomicBool,
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize>
-    JobContext<'_, S, N, T, D, J>
-where
-    S: Clone + Send + 'static,
-{
+impl<Tb: EngineTable> JobContext<'_, Tb> {
     /// The job's id.
     pub fn id(&self) -> JobId {
         self.id
     }
 
     /// The job's spec: what to do.
-    pub fn spec(&self) -> &S {
+    pub fn spec(&self) -> &Tb::Spec {
         &self.spec
     }
 
     /// The engine (to submit follow-up jobs, for example).
-    pub fn engine(&self) -> &Engine<S, N, T, D, J> {
+    pub fn engine(&self) -> &Engine<Tb> {
         self.engine
     }
 
@@ -175,7 +185,6 @@ where
                 (d, t.get(self.id).map(|j| j.revision()))
             });
             match directive {
-                Ok(Directive::Continue) => return Ok(()),
                 Ok(Directive::Canceled) => return Err(Canceled::Requested),
                 Ok(Directive::Pause) => {
                     let Ok(seen) = seen else {
@@ -185,6 +194,8 @@ where
                     let max = self.engine.config().max_wait;
                     let _ = self.engine.block(watch, max, Some(self.stop));
                 }
+                // `Continue`, and any directive this adapter does not know: go on.
+                Ok(_) => return Ok(()),
                 Err(_) => return Err(Canceled::Ended),
             }
         }
@@ -219,7 +230,7 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 /// use jobstate::{Condition, NewJob, State};
 /// use jobstate_std::{Engine, EngineConfig, Success, WorkerPool};
 ///
-/// let engine: Engine<u32, 16> = Engine::new(EngineConfig::default());
+/// let engine: Engine<jobstate::JobTable<u32, 16>> = Engine::new(EngineConfig::default());
 /// let pool = WorkerPool::start(engine.clone(), 2, |ctx| {
 ///     ctx.progress(50, "half way")?;
 ///     ctx.checkpoint()?;
@@ -227,8 +238,8 @@ fn panic_message(p: &(dyn Any + Send)) -> String {
 /// });
 /// let id = engine.submit(NewJob::new(7)).unwrap();
 /// let done = engine.wait(id, Condition::Terminal, Duration::from_secs(10)).unwrap();
-/// assert_eq!(done.snapshot.state(), State::Succeeded);
-/// assert_eq!(done.snapshot.message(), "squared: 49");
+/// assert_eq!(done.job.state(), State::Succeeded);
+/// assert_eq!(done.job.message(), "squared: 49");
 /// pool.shutdown();
 /// ```
 pub struct WorkerPool {
@@ -260,17 +271,9 @@ impl From<JobError> for Failure {
 
 impl WorkerPool {
     /// Start `threads` workers (at least one) running `handler` for each job.
-    pub fn start<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
-        engine: Engine<S, N, T, D, J>,
-        threads: usize,
-        handler: F,
-    ) -> WorkerPool
+    pub fn start<Tb: EngineTable, F>(engine: Engine<Tb>, threads: usize, handler: F) -> WorkerPool
     where
-        S: Clone + Send + 'static,
-        F: Fn(&mut JobContext<'_, S, N, T, D, J>) -> Result<Success, Failure>
-            + Send
-            + Sync
-            + 'static,
+        F: Fn(&mut JobContext<'_, Tb>) -> Result<Success, Failure> + Send + Sync + 'static,
     {
         let threads = threads.max(1);
         let stop = Arc::new(AtomicBool::new(false));
@@ -310,7 +313,8 @@ impl WorkerPool {
     }
 
     /// Stop taking jobs; running handlers see [`Canceled::Shutdown`] at their next checkpoint
-    /// (paused ones are woken for it); then join every thread.
+    /// (paused ones are woken for it) and their jobs end as interrupted (restartable ones are
+    /// queued again); then join every thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
@@ -333,15 +337,14 @@ impl Drop for WorkerPool {
 }
 
 /// One worker thread.
-fn work<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
-    engine: &Engine<S, N, T, D, J>,
+fn work<Tb: EngineTable, F>(
+    engine: &Engine<Tb>,
     handler: &F,
     stop: &AtomicBool,
     running: &Mutex<Vec<Option<JobId>>>,
     me: usize,
 ) where
-    S: Clone + Send + 'static,
-    F: Fn(&mut JobContext<'_, S, N, T, D, J>) -> Result<Success, Failure>,
+    F: Fn(&mut JobContext<'_, Tb>) -> Result<Success, Failure>,
 {
     let set_running = |job: Option<JobId>| {
         let mut r = running.lock().unwrap_or_else(|e| e.into_inner());
@@ -349,7 +352,7 @@ fn work<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
             *slot = job;
         }
     };
-    while let Some((id, spec)) = next_job(engine, stop) {
+    while let Some((id, spec, attempt)) = next_job(engine, stop) {
         set_running(Some(id));
         let mut ctx = JobContext {
             engine,
@@ -358,37 +361,60 @@ fn work<S, F, const N: usize, const T: usize, const D: usize, const J: usize>(
             stop,
         };
         let answer = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx)));
-        // Errors below mean the job already ended (canceled, timed out): nothing to record.
-        let _ = match answer {
-            Ok(Ok(success)) => engine.succeed(id, success.severity, fit(&success.message, T)),
-            Ok(Err(failure)) => engine.fail(id, failure.code, fit(&failure.message, T)),
-            Err(panic) => {
-                let message = panic_message(&*panic);
-                engine.fail(id, FailReason::Error.default_code(), fit(&message, T))
+        let text = Tb::TEXT;
+        engine.update(|t, now| {
+            // Only while the job is still this worker's: not once it ended without the
+            // handler (canceled, timed out), nor once it went back to the queue for a retry
+            // (and perhaps to another worker).
+            let mine = t.get(id).is_ok_and(|j| {
+                j.attempt() == attempt && matches!(j.state(), JobState::Running | JobState::Paused)
+            });
+            if !mine {
+                return;
             }
-        };
+            // Errors here mean the job ended just now (its deadline passed): nothing to record.
+            let _ = match &answer {
+                Ok(Ok(success)) => {
+                    t.succeed(id, success.severity, fit(&success.message, text), now)
+                }
+                Ok(Err(failure)) => t.fail_with(
+                    id,
+                    failure.reason,
+                    Some(failure.code),
+                    fit(&failure.message, text),
+                    now,
+                ),
+                Err(panic) => {
+                    let message = panic_message(&**panic);
+                    t.fail(
+                        id,
+                        FailReason::Error.default_code(),
+                        fit(&message, text),
+                        now,
+                    )
+                }
+            };
+        });
         set_running(None);
     }
 }
 
 /// Take the oldest runnable job, sleeping while there is none; `None` once stopping.
-fn next_job<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    engine: &Engine<S, N, T, D, J>,
+/// Answers the job, its spec and which attempt of it this is.
+fn next_job<Tb: EngineTable>(
+    engine: &Engine<Tb>,
     stop: &AtomicBool,
-) -> Option<(JobId, S)>
-where
-    S: Clone + Send + 'static,
-{
+) -> Option<(JobId, Tb::Spec, u8)> {
     let mut st = engine.lock();
     loop {
         if stop.load(Ordering::SeqCst) {
             return None;
         }
         if let Some(id) = st.table.start_next(engine.now()) {
-            let spec = st.table.get(id).map(|j| j.spec().clone());
+            let job = st.table.get(id).map(|j| (j.spec().clone(), j.attempt()));
             engine.shared.commit(&mut st);
-            if let Ok(spec) = spec {
-                return Some((id, spec));
+            if let Ok((spec, attempt)) = job {
+                return Some((id, spec, attempt));
             }
             continue;
         }

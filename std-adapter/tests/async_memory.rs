@@ -6,10 +6,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
-use std::time::Duration;
 
 use jobstate::{Condition, NewJob};
-use jobstate_std::{Engine, EngineConfig, WaitFuture};
+use jobstate_std::{Engine, EngineConfig, WaitFuture, DEFAULT_MAX_WAIT};
 
 /// Counts live heap bytes of this test process.
 struct Counting;
@@ -40,10 +39,11 @@ impl Wake for Nop {
 }
 
 const FUTURES: usize = 10_000;
+type Jobs = jobstate::JobTable<u32, 10_240>;
 
 #[test]
 fn memory_per_waiting_future() {
-    let e: Engine<u32, 10_240> = Engine::new(EngineConfig {
+    let e: Engine<Jobs> = Engine::new(EngineConfig {
         timer_thread: false,
         ..EngineConfig::default()
     });
@@ -54,18 +54,18 @@ fn memory_per_waiting_future() {
     let mut cx = Context::from_waker(&waker);
     // Warm up the timer thread and the registry's first allocations.
     {
-        let mut f = Box::pin(e.wait_async(ids[0], Condition::Terminal, Duration::from_secs(120)));
+        let mut f = Box::pin(e.wait_async(ids[0], Condition::Terminal, DEFAULT_MAX_WAIT));
         assert!(f.as_mut().poll(&mut cx).is_pending());
     }
-    let mut futures: Vec<WaitFuture<u32, 10_240, 64, 4, 64>> = Vec::with_capacity(FUTURES);
+    let mut futures: Vec<WaitFuture<Jobs>> = Vec::with_capacity(FUTURES);
     let before = LIVE.load(Ordering::SeqCst);
     for &id in &ids {
-        let mut f = e.wait_async(id, Condition::Terminal, Duration::from_secs(120));
+        let mut f = e.wait_async(id, Condition::Terminal, DEFAULT_MAX_WAIT);
         assert!(std::pin::Pin::new(&mut f).poll(&mut cx).is_pending());
         futures.push(f);
     }
     let heap = (LIVE.load(Ordering::SeqCst) - before) as f64 / FUTURES as f64;
-    let inline = std::mem::size_of::<WaitFuture<u32, 10_240, 64, 4, 64>>();
+    let inline = std::mem::size_of::<WaitFuture<Jobs>>();
     assert_eq!(e.waiting(), FUTURES);
     println!(
         "memory per waiting future: {inline} B inline (the future) + {heap:.0} B heap \

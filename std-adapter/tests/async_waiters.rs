@@ -6,13 +6,12 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use jobstate::{Condition, JobId, NewJob, Severity, State};
-use jobstate_std::{Engine, EngineConfig};
+use jobstate_std::{Engine, EngineConfig, DEFAULT_MAX_WAIT};
 
 const WAITERS: usize = 10_000;
-type E = Engine<u32, 10_240>;
+type E = Engine<jobstate::JobTable<u32, 10_240>>;
 
 /// Counts the wakes of one task (and of all tasks together).
 struct CountWake {
@@ -73,7 +72,7 @@ fn r_longpoll_10000_async_waiters_targeted_wakes_no_spurious() {
         let mine = Arc::new(AtomicUsize::new(0));
         counters.push(mine.clone());
         let fut = Counted {
-            inner: e.wait_async(id, Condition::Terminal, Duration::from_secs(120)),
+            inner: e.wait_async(id, Condition::Terminal, DEFAULT_MAX_WAIT),
             mine,
             total: total.clone(),
         };
@@ -119,8 +118,8 @@ fn r_longpoll_10000_async_waiters_targeted_wakes_no_spurious() {
         for (k, t) in tasks.into_iter().enumerate() {
             let w = t.await.unwrap().unwrap();
             assert!(!w.timed_out);
-            assert_eq!(w.snapshot.id(), ids[k]);
-            assert_eq!(w.snapshot.state(), State::Succeeded);
+            assert_eq!(w.job.id(), ids[k]);
+            assert_eq!(w.job.state(), State::Succeeded);
         }
     });
     let spurious = total.load(Ordering::SeqCst) - WAITERS;

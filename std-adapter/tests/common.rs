@@ -35,7 +35,7 @@ pub fn poll_once<F: Future + Unpin>(f: &mut F, waker: &Arc<CountingWaker>) -> Po
 }
 
 /// An engine without the timer thread (tests that drive timers themselves).
-pub fn manual<const N: usize>() -> Engine<u32, N> {
+pub fn manual<const N: usize>() -> Engine<jobstate::JobTable<u32, N>> {
     Engine::new(EngineConfig {
         timer_thread: false,
         ..EngineConfig::default()
@@ -44,7 +44,7 @@ pub fn manual<const N: usize>() -> Engine<u32, N> {
 
 /// Spin (yielding) until the engine has `n` registered waits — a condition wait on the
 /// engine's own state, not a sleep.
-pub fn until_waiting<const N: usize>(engine: &Engine<u32, N>, n: usize) {
+pub fn until_waiting<const N: usize>(engine: &Engine<jobstate::JobTable<u32, N>>, n: usize) {
     while engine.waiting() != n {
         std::thread::yield_now();
     }

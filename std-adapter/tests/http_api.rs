@@ -12,6 +12,8 @@ use jobstate::{Condition, JobOptions, NewJob, Severity, State};
 use serde_json::Value;
 
 const KEEP: Duration = Duration::from_secs(300);
+/// The longest `poll_timeout` / `return_timeout` (the core's `MAX_WAIT`).
+const MAX: u64 = jobstate_std::http::MAX_TIMEOUT_SECS;
 
 fn href(v: &Value) -> String {
     v["_links"]["self"]["href"].as_str().unwrap().to_owned()
@@ -77,12 +79,12 @@ async fn r_return_timeout_200_when_done_in_time_else_202() {
 async fn r_input_return_timeout_out_of_range_adds_nothing() {
     let s = serve(config(KEEP), false).await;
     for q in [
-        "?return_timeout=121",
-        "?return_timeout=-1",
-        "?return_timeout=x",
-        "?return_timeout=",
+        format!("?return_timeout={}", MAX + 1),
+        "?return_timeout=-1".into(),
+        "?return_timeout=x".into(),
+        "?return_timeout=".into(),
     ] {
-        let r = s.create("hold", q).await;
+        let r = s.create("hold", &q).await;
         assert_envelope(&r, 400);
         assert_eq!(r.body["error"]["target"], "return_timeout", "{q}");
     }
@@ -99,7 +101,10 @@ async fn r_longpoll_returns_early_on_change() {
     let path = format!("/api/cluster/jobs/{}", s.api.uuid_of(id));
     let started = Instant::now();
     let poll = {
-        let (client, url) = (s.client.clone(), s.url(&format!("{path}?poll_timeout=120")));
+        let (client, url) = (
+            s.client.clone(),
+            s.url(&format!("{path}?poll_timeout={MAX}")),
+        );
         tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await })
     };
     s.until_polls(1).await;
@@ -146,7 +151,7 @@ async fn r_longpoll_terminal_job_answers_at_once() {
     let started = Instant::now();
     let r = s
         .get(&format!(
-            "/api/cluster/jobs/{}?poll_timeout=120",
+            "/api/cluster/jobs/{}?poll_timeout={MAX}",
             s.api.uuid_of(id)
         ))
         .await;
@@ -168,14 +173,16 @@ async fn r_longpoll_last_modified_semantics() {
     let earlier = jobstate_std::http::format_time(t - Duration::from_micros(1));
     let started = Instant::now();
     let r = s
-        .get(&format!("{path}?poll_timeout=120&last_modified={earlier}"))
+        .get(&format!(
+            "{path}?poll_timeout={MAX}&last_modified={earlier}"
+        ))
         .await;
     assert_eq!(r.body["last_modified"], lm.as_str());
     assert!(started.elapsed() < Duration::from_secs(60));
 
     // Not changed after its own last_modified: waits for the next change.
     let poll = {
-        let url = s.url(&format!("{path}?poll_timeout=120&last_modified={lm}"));
+        let url = s.url(&format!("{path}?poll_timeout={MAX}&last_modified={lm}"));
         let client = s.client.clone();
         tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await })
     };
@@ -195,7 +202,7 @@ async fn r_longpoll_last_modified_semantics() {
     // Offsets are accepted: the same instant written in +02:00.
     let r = s
         .get(&format!(
-            "{path}?poll_timeout=120&last_modified=1970-01-01T02:00:00%2B02:00"
+            "{path}?poll_timeout={MAX}&last_modified=1970-01-01T02:00:00%2B02:00"
         ))
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -211,13 +218,13 @@ async fn r_version_revision_long_poll_never_misses_a_change() {
     // Two changes, possibly in the same microsecond: the revision tells them apart.
     s.engine.progress(id, 10, "a").unwrap();
     let r = s
-        .get(&format!("{path}?poll_timeout=120&revision={rev}"))
+        .get(&format!("{path}?poll_timeout={MAX}&revision={rev}"))
         .await;
     assert_eq!(r.body["progress"], 10);
     s.engine.progress(id, 20, "b").unwrap();
     let r2 = s
         .get(&format!(
-            "{path}?poll_timeout=120&revision={}",
+            "{path}?poll_timeout={MAX}&revision={}",
             r.body["revision"]
         ))
         .await;
@@ -231,7 +238,7 @@ async fn r_longpoll_wakes_only_the_polls_of_the_changed_job() {
     let b = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
     let spawn_poll = |id| {
         let url = s.url(&format!(
-            "/api/cluster/jobs/{}?poll_timeout=120",
+            "/api/cluster/jobs/{}?poll_timeout={MAX}",
             s.api.uuid_of(id)
         ));
         let client = s.client.clone();
@@ -252,7 +259,7 @@ async fn r_longpoll_wakes_only_the_polls_of_the_changed_job() {
 async fn close_polls_answers_open_long_polls_for_shutdown() {
     let s = serve(config(KEEP), false).await;
     let id = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
-    let path = format!("/api/cluster/jobs/{}?poll_timeout=120", s.api.uuid_of(id));
+    let path = format!("/api/cluster/jobs/{}?poll_timeout={MAX}", s.api.uuid_of(id));
     let started = Instant::now();
     let poll = {
         let (client, url) = (s.client.clone(), s.url(&path));
@@ -338,6 +345,103 @@ async fn record_fields_times_and_failure_message() {
     assert_eq!(r["error"]["message"], "failed");
 }
 
+/// The `message` of a failed job, asked for with `fields=state` (a failed job always carries
+/// it).
+async fn failure_message(s: &Server, id: jobstate::JobId) -> String {
+    let path = format!("/api/cluster/jobs/{}?fields=state", s.api.uuid_of(id));
+    let r = s.get(&path).await.body;
+    assert_eq!(r["state"], "failure", "{r}");
+    r["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_messages_say_why_the_table_ended_the_job() {
+    let mut cfg = config(KEEP);
+    cfg.timer_thread = false;
+    let s = serve(cfg, false).await;
+    let message = |id| failure_message(&s, id);
+    // A dependency failed: its dependent names it by the UUID the binding gave it.
+    let dep = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
+    let ids = [dep];
+    let dependent = s
+        .engine
+        .submit(NewJob::new(Spec::Hold).depends_on(&ids))
+        .unwrap();
+    s.engine.start(dep).unwrap();
+    s.engine.fail(dep, 9, "disk gone").unwrap();
+    assert_eq!(message(dep).await, "disk gone", "a worker's own message");
+    assert_eq!(
+        message(dependent).await,
+        format!("dependency {} failed", s.api.uuid_of(dep).hyphenated())
+    );
+    let r = s
+        .get(&format!("/api/cluster/jobs/{}", s.api.uuid_of(dependent)))
+        .await
+        .body;
+    assert_eq!(r["error"]["message"], r["message"]);
+    assert_eq!(r["code"], 4);
+
+    // Canceled while queued.
+    let canceled = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
+    s.engine.request_cancel(canceled).unwrap();
+    assert_eq!(message(canceled).await, "canceled");
+
+    // Deadline and lease: the timer sweep at a `now` past them.
+    let timed = |opts: JobOptions| {
+        let id = s
+            .engine
+            .submit(NewJob::new(Spec::Hold).options(opts))
+            .unwrap();
+        s.engine.start(id).unwrap();
+        id
+    };
+    let deadline = timed(JobOptions {
+        run_timeout: Some(jobstate::Duration::from_millis(1)),
+        ..JobOptions::DEFAULT
+    });
+    let lease = timed(JobOptions {
+        lease: Some(jobstate::Duration::from_millis(1)),
+        ..JobOptions::DEFAULT
+    });
+    s.engine.update(|t, now| {
+        t.expire(now + jobstate::Duration::from_secs(1));
+    });
+    assert_eq!(message(deadline).await, "deadline passed");
+    assert_eq!(message(lease).await, "heartbeat lease expired");
+
+    // Interrupted (the adapter's own failure, with no message of its own).
+    let cut = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
+    s.engine.start(cut).unwrap();
+    s.engine
+        .fail_with(cut, jobstate::FailReason::Interrupted, None, "")
+        .unwrap();
+    assert_eq!(message(cut).await, "interrupted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_modified_echoed_back_is_not_a_change() {
+    let s = serve(config(KEEP), false).await;
+    let id = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
+    s.engine.start(id).unwrap();
+    let path = format!("/api/cluster/jobs/{}", s.api.uuid_of(id));
+    for _ in 0..3 {
+        let first = s.get(&path).await.body;
+        let lm = first["last_modified"].as_str().unwrap().to_owned();
+        // The printed time parses back to the instant the engine maps the job's own to.
+        let printed = jobstate_std::http::parse_time(&lm).unwrap();
+        let job = s.engine.get(id).unwrap();
+        assert_eq!(s.engine.to_instant(printed), job.modified(), "{lm}");
+        // Echoed back: no change since, so the poll runs to its timeout.
+        let r = s
+            .get(&format!("{path}?poll_timeout=1&last_modified={lm}"))
+            .await
+            .body;
+        assert_eq!(r["revision"], first["revision"]);
+        assert_eq!(r["last_modified"], first["last_modified"]);
+        s.engine.progress(id, 10, "next").unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r_retain_gone_job_answers_with_its_tombstone() {
     let mut cfg = config(Duration::ZERO);
@@ -368,7 +472,7 @@ async fn r_retain_gone_job_answers_with_its_tombstone() {
     // A long-poll on it answers at once too.
     let r = s
         .get(&format!(
-            "/api/cluster/jobs/{}?poll_timeout=120",
+            "/api/cluster/jobs/{}?poll_timeout={MAX}",
             s.api.uuid_of(bad)
         ))
         .await;
@@ -500,12 +604,12 @@ async fn r_control_patch_actions() {
     assert_eq!(r.body["state"], "running");
 
     // pause with return_timeout: answers once the worker has paused it.
-    let poll = patch_in_background(&s, &format!("{path}?action=pause&return_timeout=120"));
+    let poll = patch_in_background(&s, &format!("{path}?action=pause&return_timeout={MAX}"));
     checkpoint_once_requested(&s, id, |job| job.pause_requested()).await;
     assert_eq!(poll.await.unwrap().unwrap()["state"], "paused");
 
     // cancel a paused job: a flag the worker sees; with return_timeout, answered once ended.
-    let poll = patch_in_background(&s, &format!("{path}?action=cancel&return_timeout=120"));
+    let poll = patch_in_background(&s, &format!("{path}?action=cancel&return_timeout={MAX}"));
     checkpoint_once_requested(&s, id, |job| job.cancel_requested()).await;
     let body = poll.await.unwrap().unwrap();
     assert_eq!(body["state"], "failure");
@@ -628,7 +732,7 @@ async fn r_input_every_malformed_parameter_is_4xx_with_envelope() {
         ),
         (
             "GET",
-            format!("{job}?poll_timeout=121"),
+            format!("{job}?poll_timeout={}", MAX + 1),
             400,
             Some("poll_timeout"),
         ),
@@ -829,7 +933,7 @@ fn patch_in_background(
 async fn checkpoint_once_requested(
     s: &Server,
     id: jobstate::JobId,
-    requested: fn(&jobstate::Job<Spec, 64, 4>) -> bool,
+    requested: fn(&jobstate::Job<Spec>) -> bool,
 ) {
     loop {
         let job = s.engine.get(id).unwrap();

@@ -20,12 +20,12 @@ use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use jobstate::{Condition, NewJob, Severity, State};
-use jobstate_std::{Engine, EngineConfig};
+use jobstate_std::{Engine, EngineConfig, DEFAULT_MAX_WAIT};
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use loom::sync::Arc;
 
-type E = Engine<u8, 2>;
-const LONG: Duration = Duration::from_secs(120);
+type E = Engine<jobstate::JobTable<u8, 2>>;
+const LONG: Duration = DEFAULT_MAX_WAIT;
 
 fn engine() -> E {
     Engine::new(EngineConfig {
@@ -51,7 +51,7 @@ fn loom_blocking_wait_never_misses_the_end() {
         e.succeed(id, Severity::Normal, "ok").unwrap();
         let w = waiter.join().unwrap().unwrap();
         assert!(!w.timed_out);
-        assert_eq!(w.snapshot.state(), State::Succeeded);
+        assert_eq!(w.job.state(), State::Succeeded);
         assert_eq!(e.waiting(), 0);
     });
 }
@@ -67,7 +67,7 @@ fn loom_timeout_racing_notify_ends_the_wait_exactly_once() {
         clock.join().unwrap();
         let w = waiter.join().unwrap().unwrap();
         if !w.timed_out {
-            assert_eq!(w.snapshot.state(), State::Succeeded);
+            assert_eq!(w.job.state(), State::Succeeded);
         }
         assert_eq!(e.waiting(), 0);
     });
@@ -84,7 +84,7 @@ fn loom_async_wait_never_misses_the_end() {
         e.succeed(id, Severity::Normal, "ok").unwrap();
         let w = waiter.join().unwrap().unwrap();
         assert!(!w.timed_out);
-        assert_eq!(w.snapshot.state(), State::Succeeded);
+        assert_eq!(w.job.state(), State::Succeeded);
         assert_eq!(e.waiting(), 0);
     });
 }
@@ -102,7 +102,7 @@ fn loom_async_timeout_racing_notify() {
         clock.join().unwrap();
         let w = waiter.join().unwrap().unwrap();
         if !w.timed_out {
-            assert_eq!(w.snapshot.state(), State::Succeeded);
+            assert_eq!(w.job.state(), State::Succeeded);
         }
         assert_eq!(e.waiting(), 0);
     });

@@ -9,20 +9,20 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use jobstate::{
     Condition, FailReason, JobError, JobId, LookupError, NewJob, Outcome, State, SubmitError,
 };
 use jobstate_std::{
     Engine, EngineConfig, Failure, SubmitWaitError, Submitted, Success, WaitError, WorkerPool,
+    DEFAULT_MAX_WAIT,
 };
 
 const JOBS: usize = 20_000;
 const SUBMITTERS: usize = 3;
 const IN_FLIGHT: usize = 4;
 const WORKERS: usize = 2;
-type E = Engine<u64, 8>;
+type E = Engine<jobstate::JobTable<u64, 8>>;
 
 #[derive(Default)]
 struct Record {
@@ -63,7 +63,7 @@ fn submitter(e: E, rec: Arc<Record>, n: usize) {
                     break;
                 }
                 spec += SUBMITTERS as u64;
-                batch.push(e.submit_and_wait_async(NewJob::new(spec), Duration::from_secs(120)));
+                batch.push(e.submit_and_wait_async(NewJob::new(spec), DEFAULT_MAX_WAIT));
             }
             if batch.is_empty() {
                 return;
@@ -78,7 +78,14 @@ fn submitter(e: E, rec: Arc<Record>, n: usize) {
                         rec.accepted.fetch_add(1, Ordering::SeqCst);
                     }
                     Ok(Submitted::Accepted(s)) => {
-                        panic!("job {} not terminal after 120 s: {:?}", s.id(), s.state())
+                        panic!(
+                            "job {} not terminal after the longest wait: {:?}",
+                            s.id(),
+                            s.state()
+                        )
+                    }
+                    Ok(other) => {
+                        panic!("the submitter's waiter did not see its job end: {other:?}")
                     }
                     Err(SubmitWaitError::Submit(SubmitError::TableFull)) => {
                         rec.table_full.fetch_add(1, Ordering::SeqCst);
@@ -184,10 +191,10 @@ fn r_full_stress_8_threads_20000_jobs_small_table() {
             std::thread::yield_now();
             return;
         };
-        match we.wait(id, Condition::Terminal, Duration::from_secs(120)) {
+        match we.wait(id, Condition::Terminal, DEFAULT_MAX_WAIT) {
             Ok(w) => {
                 assert!(!w.timed_out, "job {id} did not end");
-                let outcome = w.snapshot.outcome().expect("terminal");
+                let outcome = w.job.outcome().expect("terminal");
                 wr.observed.lock().unwrap().push((id, outcome));
             }
             Err(WaitError::Lookup(LookupError::Expired(Some(t)))) => {

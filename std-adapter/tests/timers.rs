@@ -23,7 +23,7 @@ fn timed_out(o: Option<Outcome>) -> bool {
 
 #[test]
 fn r_deadline_running_job_times_out_by_itself() {
-    let e: Engine<u32, 8> = Engine::new(EngineConfig::default());
+    let e: Engine<jobstate::JobTable<u32, 8>> = Engine::new(EngineConfig::default());
     let opts = JobOptions {
         run_timeout: Some(jobstate::Duration::from_millis(30)),
         ..JobOptions::DEFAULT
@@ -36,13 +36,14 @@ fn r_deadline_running_job_times_out_by_itself() {
         !w.timed_out,
         "the timer thread did not fail the job in time"
     );
-    assert_eq!(w.snapshot.state(), State::Failed);
-    assert!(timed_out(w.snapshot.outcome()));
+    assert_eq!(w.job.state(), State::Failed);
+    assert!(timed_out(w.job.outcome()));
+    assert_eq!(w.job.detail(), Some(jobstate::Detail::Deadline));
 }
 
 #[test]
 fn r_deadline_lease_without_heartbeat_times_out() {
-    let e: Engine<u32, 8> = Engine::new(EngineConfig::default());
+    let e: Engine<jobstate::JobTable<u32, 8>> = Engine::new(EngineConfig::default());
     let opts = JobOptions {
         lease: Some(jobstate::Duration::from_millis(30)),
         ..JobOptions::DEFAULT
@@ -51,13 +52,15 @@ fn r_deadline_lease_without_heartbeat_times_out() {
     e.start_next().unwrap();
     let w = e.wait(id, Condition::Terminal, WAIT).unwrap();
     assert!(!w.timed_out);
-    assert!(timed_out(w.snapshot.outcome()));
-    assert_eq!(w.snapshot.message(), "heartbeat lease expired");
+    assert!(timed_out(w.job.outcome()));
+    // The table ended it: no message of its own, the detail says why.
+    assert_eq!(w.job.detail(), Some(jobstate::Detail::Lease));
+    assert_eq!(w.job.message(), "");
 }
 
 #[test]
 fn r_deadline_paused_job_times_out_too() {
-    let e: Engine<u32, 8> = Engine::new(EngineConfig::default());
+    let e: Engine<jobstate::JobTable<u32, 8>> = Engine::new(EngineConfig::default());
     let opts = JobOptions {
         run_timeout: Some(jobstate::Duration::from_millis(40)),
         ..JobOptions::DEFAULT
@@ -68,12 +71,12 @@ fn r_deadline_paused_job_times_out_too() {
     assert_eq!(e.checkpoint(id).unwrap(), jobstate::Directive::Pause);
     let w = e.wait(id, Condition::Terminal, WAIT).unwrap();
     assert!(!w.timed_out);
-    assert!(timed_out(w.snapshot.outcome()));
+    assert!(timed_out(w.job.outcome()));
 }
 
 #[test]
 fn r_retain_terminal_job_removed_after_retention_tombstone_kept() {
-    let e: Engine<u32, 8> = Engine::new(EngineConfig {
+    let e: Engine<jobstate::JobTable<u32, 8>> = Engine::new(EngineConfig {
         table: jobstate::Config {
             retention: jobstate::Duration::from_millis(30),
         },
@@ -96,7 +99,7 @@ fn r_retain_terminal_job_removed_after_retention_tombstone_kept() {
 
 #[test]
 fn r_retain_live_jobs_are_never_removed_by_timers() {
-    let e: Engine<u32, 8> = Engine::new(EngineConfig {
+    let e: Engine<jobstate::JobTable<u32, 8>> = Engine::new(EngineConfig {
         table: jobstate::Config {
             retention: jobstate::Duration::from_ticks(0),
         },
@@ -111,7 +114,7 @@ fn r_retain_live_jobs_are_never_removed_by_timers() {
 
 #[test]
 fn wall_clock_reporting_brackets_real_time() {
-    let e: Engine<u32, 8> = Engine::new(EngineConfig::default());
+    let e: Engine<jobstate::JobTable<u32, 8>> = Engine::new(EngineConfig::default());
     let before = SystemTime::now();
     let id = e.submit(NewJob::new(1)).unwrap();
     e.start_next().unwrap();

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant as StdInstant};
 
 use common::{manual, poll_once, until_waiting, CountingWaker};
 use jobstate::{Condition, FailReason, JobError, LookupError, NewJob, Outcome, Severity, State};
-use jobstate_std::{Engine, EngineConfig, SubmitWaitError, Submitted, WaitError};
+use jobstate_std::{
+    Engine, EngineConfig, SubmitWaitError, Submitted, WaitError, MAX_RETURN_TIMEOUT,
+};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -20,7 +22,7 @@ fn r_wait_returns_at_once_when_condition_already_holds() {
         .wait(id, Condition::ChangedSince(jobstate::Revision::ZERO), LONG)
         .unwrap();
     assert!(!w.timed_out);
-    assert_eq!(w.snapshot.id(), id);
+    assert_eq!(w.job.id(), id);
     assert_eq!(e.waiting(), 0);
 }
 
@@ -33,7 +35,7 @@ fn r_wait_timeout_is_not_an_error_and_returns_current_snapshot() {
         .wait(id, Condition::Terminal, Duration::from_millis(20))
         .unwrap();
     assert!(w.timed_out);
-    assert_eq!(w.snapshot.state(), State::Queued);
+    assert_eq!(w.job.state(), State::Queued);
     assert_eq!(e.revision(), before, "a wait changes nothing");
     assert_eq!(e.waiting(), 0, "deregistered after the timeout");
 }
@@ -49,9 +51,9 @@ fn r_wait_terminal_returns_on_failure_too() {
     e.fail(id, 42, "disk on fire").unwrap();
     let w = t.join().unwrap().unwrap();
     assert!(!w.timed_out);
-    assert_eq!(w.snapshot.state(), State::Failed);
+    assert_eq!(w.job.state(), State::Failed);
     assert_eq!(
-        w.snapshot.outcome(),
+        w.job.outcome(),
         Some(Outcome::Failed {
             reason: FailReason::Error,
             code: 42
@@ -61,7 +63,7 @@ fn r_wait_terminal_returns_on_failure_too() {
 
 #[test]
 fn r_wait_unknown_and_removed_jobs_answer_lookup_errors() {
-    let e: Engine<u32, 2> = Engine::new(EngineConfig {
+    let e: Engine<jobstate::JobTable<u32, 2>> = Engine::new(EngineConfig {
         table: jobstate::Config {
             retention: jobstate::Duration::from_ticks(0),
         },
@@ -83,14 +85,14 @@ fn r_wait_unknown_and_removed_jobs_answer_lookup_errors() {
     e.succeed(id, Severity::Normal, "ok").unwrap();
     // The waiter is woken by the success (its condition held then).
     let w = t.join().unwrap().unwrap();
-    assert_eq!(w.snapshot.state(), State::Succeeded);
+    assert_eq!(w.job.state(), State::Succeeded);
     // Now remove it and ask again.
     e.run_timers();
     match e.wait(id, Condition::Terminal, LONG) {
         Err(WaitError::Lookup(LookupError::Expired(Some(t)))) => assert_eq!(t.id, id),
         other => panic!("expected Expired with tombstone, got {other:?}"),
     }
-    let other: Engine<u32, 2> = manual::<2>();
+    let other: Engine<jobstate::JobTable<u32, 2>> = manual::<2>();
     let foreign = other.submit(NewJob::new(9)).unwrap();
     let _ = foreign;
     // An id the table never issued (index beyond the table).
@@ -103,7 +105,7 @@ fn r_wait_unknown_and_removed_jobs_answer_lookup_errors() {
 
 #[test]
 fn r_wait_job_removed_during_wait_answers_expired() {
-    let e: Engine<u32, 2> = Engine::new(EngineConfig {
+    let e: Engine<jobstate::JobTable<u32, 2>> = Engine::new(EngineConfig {
         table: jobstate::Config {
             retention: jobstate::Duration::from_ticks(0),
         },
@@ -127,7 +129,7 @@ fn r_wait_job_removed_during_wait_answers_expired() {
 
 #[test]
 fn r_longpoll_timeout_clamped_to_max_wait() {
-    let e: Engine<u32, 4> = Engine::new(EngineConfig {
+    let e: Engine<jobstate::JobTable<u32, 4>> = Engine::new(EngineConfig {
         max_wait: Duration::from_millis(30),
         timer_thread: false,
         ..EngineConfig::default()
@@ -170,7 +172,7 @@ fn r_longpoll_wakes_only_target_job() {
     match poll_once(&mut fut, &waker) {
         Poll::Ready(Ok(w)) => {
             assert!(!w.timed_out);
-            assert_eq!(w.snapshot.state(), State::Succeeded);
+            assert_eq!(w.job.state(), State::Succeeded);
         }
         other => panic!("expected ready, got {:?}", other.is_ready()),
     }
@@ -225,7 +227,7 @@ fn r_wait_async_works_under_plain_block_on() {
     e.request_cancel(id).unwrap();
     let w = t.join().unwrap().unwrap();
     assert!(!w.timed_out);
-    assert_eq!(w.snapshot.state(), State::Failed);
+    assert_eq!(w.job.state(), State::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +247,7 @@ async fn r_wait_async_works_under_tokio() {
     e.start_next().unwrap();
     e.succeed(id, Severity::Normal, "ok").unwrap();
     let w = task.await.unwrap().unwrap();
-    assert_eq!(w.snapshot.state(), State::Succeeded);
+    assert_eq!(w.job.state(), State::Succeeded);
 }
 
 #[test]
@@ -258,10 +260,10 @@ fn r_version_two_changes_in_one_instant_are_both_seen() {
     let first = e.wait(id, Condition::ChangedSince(seen), LONG).unwrap();
     e.progress(id, 2, "b").unwrap();
     let second = e
-        .wait(id, Condition::ChangedSince(first.snapshot.revision()), LONG)
+        .wait(id, Condition::ChangedSince(first.job.revision()), LONG)
         .unwrap();
     assert!(!first.timed_out && !second.timed_out);
-    assert_eq!(second.snapshot.progress(), 2);
+    assert_eq!(second.job.progress(), 2);
 }
 
 #[test]
@@ -281,7 +283,7 @@ fn r_wait_modified_after_wall_clock() {
     assert!(w.timed_out);
     e.request_cancel(id).unwrap();
     let w = e.wait(id, Condition::ModifiedAfter(since), LONG).unwrap();
-    assert!(!w.timed_out || w.snapshot.modified() > since);
+    assert!(!w.timed_out || w.job.modified() > since);
 }
 
 #[test]
@@ -330,17 +332,47 @@ fn r_return_accepted_after_timeout() {
 }
 
 #[test]
-fn r_return_timeout_over_120s_is_refused_and_nothing_is_added() {
+fn r_return_removed_before_the_waiter_saw_it_end_answers_removed_with_tombstone() {
+    // Zero retention, and one change that both ends the job and removes it: the submitter's
+    // waiter only ever sees the job gone, and answers with its tombstone.
+    let e: Engine<jobstate::JobTable<u32, 2>> = Engine::new(EngineConfig {
+        table: jobstate::Config {
+            retention: jobstate::Duration::from_ticks(0),
+        },
+        timer_thread: false,
+        ..EngineConfig::default()
+    });
+    let fut = e.submit_and_wait_async(NewJob::new(1), LONG);
+    let id = e.update(|t, now| {
+        let id = t.start_next(now).unwrap();
+        t.succeed(id, Severity::Normal, "ok", now).unwrap();
+        assert_eq!(t.expire(now).removed, 1);
+        id
+    });
+    match futures::executor::block_on(fut).unwrap() {
+        Submitted::Removed(gone, Some(tomb)) => {
+            assert_eq!(gone, id);
+            assert_eq!(tomb.id, id);
+            assert_eq!(tomb.state(), State::Succeeded);
+        }
+        other => panic!("expected Removed with a tombstone, got {other:?}"),
+    }
+    assert_eq!(e.waiting(), 0);
+}
+
+#[test]
+fn r_return_timeout_over_max_wait_is_refused_and_nothing_is_added() {
     let e = manual::<8>();
     let rev = e.revision();
-    let err = e
-        .submit_and_wait(NewJob::new(1), Duration::from_secs(121))
-        .unwrap_err();
+    let over = MAX_RETURN_TIMEOUT + Duration::from_secs(1);
+    assert_eq!(
+        MAX_RETURN_TIMEOUT.as_millis(),
+        u128::from(jobstate::MAX_WAIT.as_millis())
+    );
+    let err = e.submit_and_wait(NewJob::new(1), over).unwrap_err();
     assert_eq!(err, SubmitWaitError::ReturnTimeoutOutOfRange);
-    let err = futures::executor::block_on(
-        e.submit_and_wait_async(NewJob::new(1), Duration::from_secs(121)),
-    )
-    .unwrap_err();
+    let err =
+        futures::executor::block_on(e.submit_and_wait_async(NewJob::new(1), over)).unwrap_err();
     assert_eq!(err, SubmitWaitError::ReturnTimeoutOutOfRange);
     assert_eq!(e.revision(), rev);
     assert!(e.list().is_empty());
@@ -363,7 +395,10 @@ fn r_return_async_completed_and_submit_errors_typed() {
         e.wait_table(e.revision(), LONG);
     };
     e.succeed(id, Severity::Normal, "ok").unwrap();
-    assert!(t.join().unwrap().unwrap().is_completed());
+    assert!(matches!(
+        t.join().unwrap().unwrap(),
+        Submitted::Completed(_)
+    ));
     // Table of one, holding a terminal job within retention: TableFull, nothing changes.
     let rev = e.revision();
     let err = e
@@ -383,7 +418,8 @@ fn r_control_errors_pass_through_typed_and_change_nothing() {
     let rev = e.revision();
     assert_eq!(e.request_pause(id), Err(JobError::NotRunning));
     assert_eq!(e.request_resume(id), Err(JobError::NotPaused));
-    assert_eq!(e.progress(id, 101, "x"), Err(JobError::NotRunning));
+    assert_eq!(e.progress(id, 50, "x"), Err(JobError::NotRunning));
+    assert!(e.progress(id, 101, "x").is_err());
     assert_eq!(e.revision(), rev);
     e.start_next().unwrap();
     assert_eq!(
@@ -391,6 +427,16 @@ fn r_control_errors_pass_through_typed_and_change_nothing() {
         Err(JobError::ProgressOutOfRange(101))
     );
     assert_eq!(e.get(id).unwrap().progress(), 0);
+    // Every action on a terminal job answers `AlreadyTerminal`, and changes nothing.
+    e.succeed(id, Severity::Normal, "done").unwrap();
+    let rev = e.revision();
+    assert_eq!(e.request_pause(id), Err(JobError::AlreadyTerminal));
+    assert_eq!(e.request_resume(id), Err(JobError::AlreadyTerminal));
+    assert_eq!(e.request_cancel(id), Err(JobError::AlreadyTerminal));
+    assert_eq!(e.progress(id, 50, "x"), Err(JobError::AlreadyTerminal));
+    assert_eq!(e.checkpoint(id), Err(JobError::AlreadyTerminal));
+    assert_eq!(e.fail(id, 1, "late"), Err(JobError::AlreadyTerminal));
+    assert_eq!(e.revision(), rev);
 }
 
 #[test]

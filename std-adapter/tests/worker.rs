@@ -6,19 +6,21 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobstate::{Condition, FailReason, JobId, NewJob, Outcome, Severity, State};
+use jobstate::{Condition, FailReason, JobId, JobOptions, NewJob, Outcome, Severity, State};
 use jobstate_std::{Canceled, Engine, EngineConfig, Failure, Success, WorkerPool};
 
 const LONG: Duration = Duration::from_secs(60);
 
-fn engine() -> Engine<u32, 16> {
+type Jobs = jobstate::JobTable<u32, 16>;
+
+fn engine() -> Engine<Jobs> {
     Engine::new(EngineConfig::default())
 }
 
-fn terminal(e: &Engine<u32, 16>, id: JobId) -> jobstate::Job<u32, 64, 4> {
+fn terminal(e: &Engine<Jobs>, id: JobId) -> jobstate::Job<u32> {
     let w = e.wait(id, Condition::Terminal, LONG).unwrap();
     assert!(!w.timed_out);
-    w.snapshot.job
+    w.job.into_job()
 }
 
 #[test]
@@ -108,10 +110,8 @@ fn r_outcome_panicking_handler_fails_job_and_worker_survives() {
 /// and heartbeats go through the context.
 fn looping(
     started: mpsc::Sender<JobId>,
-) -> impl Fn(&mut jobstate_std::JobContext<'_, u32, 16, 64, 4, 64>) -> Result<Success, Failure>
-       + Send
-       + Sync
-       + 'static {
+) -> impl Fn(&mut jobstate_std::JobContext<'_, Jobs>) -> Result<Success, Failure> + Send + Sync + 'static
+{
     let started = Mutex::new(started);
     move |ctx| {
         ctx.progress(10, "working")?;
@@ -136,7 +136,7 @@ fn r_control_pause_blocks_in_checkpoint_resume_and_cancel_wake_it() {
     let rev = e.get(id).unwrap().state_revision();
     e.request_pause(id).unwrap();
     let w = e.wait(id, Condition::StateChangedSince(rev), LONG).unwrap();
-    assert_eq!(w.snapshot.state(), State::Paused);
+    assert_eq!(w.job.state(), State::Paused);
     // Resume: running again.
     e.request_resume(id).unwrap();
     assert_eq!(e.get(id).unwrap().state(), State::Running);
@@ -144,7 +144,7 @@ fn r_control_pause_blocks_in_checkpoint_resume_and_cancel_wake_it() {
     let rev = e.get(id).unwrap().state_revision();
     e.request_pause(id).unwrap();
     let w = e.wait(id, Condition::StateChangedSince(rev), LONG).unwrap();
-    assert_eq!(w.snapshot.state(), State::Paused);
+    assert_eq!(w.job.state(), State::Paused);
     e.request_cancel(id).unwrap();
     let done = terminal(&e, id);
     assert_eq!(
@@ -157,10 +157,10 @@ fn r_control_pause_blocks_in_checkpoint_resume_and_cancel_wake_it() {
     // The journal has the worker's log line.
     let logged = e.with_table(|t| {
         t.journal(jobstate::Revision::ZERO)
-            .map(|ev| {
-                ev.filter(|x| x.job == id).any(
-                    |x| matches!(&x.kind, jobstate::EventKind::Log(l) if l.as_str() == "started"),
-                )
+            .map(|mut ev| {
+                ev.any(|x| {
+                    x.job == id && x.kind == jobstate::EventKind::Log && x.line() == Some("started")
+                })
             })
             .unwrap_or(false)
     });
@@ -211,7 +211,7 @@ fn shutdown_stops_running_and_paused_handlers_and_joins() {
         assert_eq!(
             j.outcome(),
             Some(Outcome::Failed {
-                reason: FailReason::Error,
+                reason: FailReason::Interrupted,
                 code: FailReason::Interrupted.default_code()
             })
         );
@@ -219,6 +219,38 @@ fn shutdown_stops_running_and_paused_handlers_and_joins() {
     }
     assert_eq!(e.get(queued).unwrap().state(), State::Queued);
     assert_eq!(e.waiting(), 0);
+}
+
+#[test]
+fn shutdown_requeues_restartable_jobs_for_the_next_pool() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    let restartable = JobOptions {
+        restartable: true,
+        ..JobOptions::DEFAULT
+    };
+    let id = e.submit(NewJob::new(1).options(restartable)).unwrap();
+    assert_eq!(rx.recv().unwrap(), id);
+    pool.shutdown();
+    // The core's rule for an interrupted restartable job: back to the queue, not failed.
+    let j = e.get(id).unwrap();
+    assert_eq!(j.state(), State::Queued);
+    assert_eq!(j.outcome(), None);
+    assert_eq!(e.with_table(|t| t.peek_runnable()), Some(id));
+    // The next pool runs it again.
+    let (tx, rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    assert_eq!(rx.recv().unwrap(), id);
+    e.request_cancel(id).unwrap();
+    assert_eq!(
+        terminal(&e, id).outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Canceled,
+            code: 2
+        })
+    );
+    pool.shutdown();
 }
 
 #[test]

@@ -43,7 +43,8 @@ impl<St: Send + Sync> FromRequestParts<St> for UuidSegment {
     }
 }
 
-/// `return_timeout` (0–120 s, default 0) of a service's own asynchronous endpoint.
+/// `return_timeout` (0 to [`MAX_TIMEOUT_SECS`] s, default 0) of a service's own asynchronous
+/// endpoint.
 ///
 /// Reads only `return_timeout` from the query and leaves the endpoint's other parameters to
 /// it; an out-of-range or malformed value answers 400 with the envelope.

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use jobstate::{Condition, JobError, JobId, LookupError, Revision};
+use jobstate::{Condition, Job, JobError, JobId, LookupError, Revision, Table};
 
 use super::error::{ApiError, ErrorCode};
 use super::extract::UuidSegment;
@@ -14,27 +14,25 @@ use super::params::{parse_fields, parse_states, Args, MAX_TIMEOUT_SECS};
 use super::rfc3339;
 use super::wire::{Fields, Href, Page, PageLinks, Record};
 use super::JobsApi;
+use crate::engine::EngineTable;
 use crate::error::WaitError;
 use crate::snapshot::Snapshot;
 
-type Api<S, const N: usize, const T: usize, const D: usize, const J: usize> =
-    State<JobsApi<S, N, T, D, J>>;
+type Api<Tb> = State<JobsApi<Tb>>;
 
 /// The answer for a job that exists or existed: its record, or its tombstone's.
-fn answer<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    api: &JobsApi<S, N, T, D, J>,
+fn answer<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
     uuid: &str,
     id: JobId,
-    found: Result<Snapshot<S, T, D>, LookupError>,
+    found: Result<Snapshot<S, T>, LookupError>,
     fields: Fields,
 ) -> Response
 where
-    S: Clone + Send + Sync + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     match found {
-        Ok(snapshot) => {
-            Json(Record::from_snapshot(&snapshot, api.uuid_of(id), fields)).into_response()
-        }
+        Ok(snapshot) => Json(Record::from_snapshot(&snapshot, api.uuids(), fields)).into_response(),
         Err(LookupError::Expired(Some(tomb))) => {
             let engine = api.engine();
             let record = Record::from_tombstone(&tomb, api.uuid_of(id), fields, |t| {
@@ -47,13 +45,13 @@ where
 }
 
 /// `GET /api/cluster/jobs/{uuid}`: the job, at once or after a long-poll.
-pub(crate) async fn get_job<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    State(api): Api<S, N, T, D, J>,
+pub(crate) async fn get_job<S, const T: usize, Tb>(
+    State(api): Api<Tb>,
     UuidSegment(uuid): UuidSegment,
     mut args: Args,
 ) -> Result<Response, ApiError>
 where
-    S: Clone + Send + Sync + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     let fields = args.fields(Fields::ALL)?;
     let poll = args.seconds("poll_timeout", 1..=MAX_TIMEOUT_SECS)?;
@@ -76,8 +74,9 @@ where
     // `last_modified`, a job not modified after it has not changed since its current revision.
     let changed_now = match (revision, last_modified) {
         (Some(r), _) => snapshot.revision().get() > r,
-        // Compared as printed (whole microseconds), so a client that echoes the job's own
-        // `last_modified` back is never answered early by a sub-microsecond remainder.
+        // Compared as printed (whole microseconds; the table keeps milliseconds), so a client
+        // that echoes the job's own `last_modified` back is never answered early by a remainder
+        // the printed form dropped.
         (None, Some(t)) => rfc3339::truncate(snapshot.modified_at()) > t,
         (None, None) => false,
     };
@@ -95,20 +94,20 @@ where
     let _in_flight = api.poll_guard();
     let wait = engine.wait_async(id, Condition::ChangedSince(since), timeout);
     let waited = tokio::select! {
-        w = wait => w.map(|w| w.snapshot).map_err(|WaitError::Lookup(e)| e),
+        w = wait => w.map(|w| w.job).map_err(|WaitError::Lookup(e)| e),
         _ = closing.changed() => engine.get(id),
     };
     Ok(answer(&api, &uuid, id, waited, fields))
 }
 
 /// `PATCH /api/cluster/jobs/{uuid}?action=pause|resume|cancel`.
-pub(crate) async fn patch_job<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    State(api): Api<S, N, T, D, J>,
+pub(crate) async fn patch_job<S, const T: usize, Tb>(
+    State(api): Api<Tb>,
     UuidSegment(uuid): UuidSegment,
     mut args: Args,
 ) -> Result<Response, ApiError>
 where
-    S: Clone + Send + Sync + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     let action = args.take("action")?;
     let fields = args.fields(Fields::ALL)?;
@@ -118,10 +117,10 @@ where
     args.finish()?;
     let id = api.job_id(&uuid)?;
     let engine = api.engine();
-    let (result, until) = match action.as_deref() {
-        Some("pause") => (engine.request_pause(id), Some(Until::StateChange)),
-        Some("resume") => (engine.request_resume(id), None),
-        Some("cancel") => (engine.request_cancel(id), Some(Until::Terminal)),
+    let (act, until): (Action<Tb>, _) = match action.as_deref() {
+        Some("pause") => (Tb::request_pause, Some(Until::StateChange)),
+        Some("resume") => (Tb::request_resume, None),
+        Some("cancel") => (Tb::request_cancel, Some(Until::Terminal)),
         Some(other) => {
             return Err(ApiError::invalid(
                 "action",
@@ -135,21 +134,32 @@ where
             ))
         }
     };
+    // The request and the state revision it was made at, under one lock: a worker that acts
+    // on the request right after cannot make the wait below miss that state change.
+    let (result, at) = engine.update(|t, now| {
+        let result = act(t, id, now);
+        (result, t.get(id).map(|j| j.state_revision()))
+    });
     result.map_err(|e| refusal(&api, &uuid, e))?;
-    let mut now = engine.get(id);
-    if let (Some(until), Ok(snapshot), false) = (until, &now, wait.is_zero()) {
-        let condition = match until {
-            Until::StateChange => Condition::StateChangedSince(snapshot.state_revision()),
-            Until::Terminal => Condition::Terminal,
-        };
-        now = engine
-            .wait_async(id, condition, wait)
-            .await
-            .map(|w| w.snapshot)
-            .map_err(|WaitError::Lookup(e)| e);
-    }
+    let now = match (until, at, wait.is_zero()) {
+        (Some(until), Ok(at), false) => {
+            let condition = match until {
+                Until::StateChange => Condition::StateChangedSince(at),
+                Until::Terminal => Condition::Terminal,
+            };
+            engine
+                .wait_async(id, condition, wait)
+                .await
+                .map(|w| w.job)
+                .map_err(|WaitError::Lookup(e)| e)
+        }
+        _ => engine.get(id),
+    };
     Ok(answer(&api, &uuid, id, now, fields))
 }
+
+/// A client request, as the core's table takes it.
+type Action<Tb> = fn(&mut Tb, JobId, jobstate::Instant) -> Result<(), JobError>;
 
 #[derive(Clone, Copy)]
 enum Until {
@@ -158,13 +168,9 @@ enum Until {
 }
 
 /// The envelope of a refused request.
-fn refusal<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    api: &JobsApi<S, N, T, D, J>,
-    uuid: &str,
-    e: JobError,
-) -> ApiError
+fn refusal<S, const T: usize, Tb>(api: &JobsApi<Tb>, uuid: &str, e: JobError) -> ApiError
 where
-    S: Clone + Send + Sync + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     let conflict = |code, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
     match e {
@@ -189,7 +195,7 @@ struct Key {
 }
 
 impl Key {
-    fn of<S, const T: usize, const D: usize>(s: &Snapshot<S, T, D>) -> Self {
+    fn of<S, const T: usize>(s: &Snapshot<S, T>) -> Self {
         Key {
             created: s.created().as_ticks(),
             id: s.id().to_bytes(),
@@ -219,12 +225,12 @@ impl Key {
 }
 
 /// `GET /api/cluster/jobs`.
-pub(crate) async fn list<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    State(api): Api<S, N, T, D, J>,
+pub(crate) async fn list<S, const T: usize, Tb>(
+    State(api): Api<Tb>,
     mut args: Args,
 ) -> Result<Response, ApiError>
 where
-    S: Clone + Send + Sync + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     let fields_text = args.take("fields")?;
     let fields = fields_text
@@ -251,7 +257,7 @@ where
 
     let mut jobs = api.engine().list();
     jobs.retain(|s| states.is_none_or(|f| f.admits(s.state())));
-    let mut keyed: Vec<(Key, Snapshot<S, T, D>)> =
+    let mut keyed: Vec<(Key, Snapshot<S, T>)> =
         jobs.into_iter().map(|s| (Key::of(&s), s)).collect();
     keyed.sort_by_key(|k| k.0);
     let from = start.map_or(0, |k| keyed.partition_point(|(key, _)| *key <= k));
@@ -291,7 +297,7 @@ where
         .flatten();
     let records = if return_records {
         page.iter()
-            .map(|(_, s)| Record::from_snapshot(s, api.uuid_of(s.id()), fields))
+            .map(|(_, s)| Record::from_snapshot(s, api.uuids(), fields))
             .collect()
     } else {
         Vec::new()
@@ -308,11 +314,9 @@ where
 }
 
 /// `GET /api/openapi.json`.
-pub(crate) async fn openapi<S, const N: usize, const T: usize, const D: usize, const J: usize>(
-    State(api): Api<S, N, T, D, J>,
-) -> Response
+pub(crate) async fn openapi<S, const T: usize, Tb>(State(api): Api<Tb>) -> Response
 where
-    S: Clone + Send + Sync + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     (
         [(header::CONTENT_TYPE, "application/json")],

@@ -11,7 +11,7 @@
 //! | route | what |
 //! | --- | --- |
 //! | `GET /api/cluster/jobs` | list, oldest first: `state=` filter (`running`, `queued\|running`, `!success`), `max_records` + `_links.next` paging, `fields=` |
-//! | `GET /api/cluster/jobs/{uuid}` | one job; `fields=`; long-poll with `poll_timeout` (1–120 s) and `last_modified` (or `revision`) |
+//! | `GET /api/cluster/jobs/{uuid}` | one job; `fields=`; long-poll with `poll_timeout` (1 s to [`jobstate::MAX_WAIT`]) and `last_modified` (or `revision`) |
 //! | `PATCH /api/cluster/jobs/{uuid}?action=pause\|resume\|cancel` | client requests (R-CONTROL); `return_timeout` waits for them to take effect |
 //! | `GET /api/openapi.json` | the OpenAPI 3 document ([`openapi`]) |
 //!
@@ -23,10 +23,12 @@
 //! `uuid`, `description`, `state` (`queued`, `running`, `paused`, `success`, `failure`),
 //! `message`, `code` (once ended; 0 for success), `start_time`, `end_time`, `error`
 //! (`{code, message}`, failed jobs), `create_time`, `last_modified`, `progress` (0–100),
-//! `revision` and `_links`. Times are RFC 3339 in UTC with microseconds. `fields=` selects
-//! fields (`uuid` and `_links` always come; a failed job always carries its `message`, which
-//! is never empty). A single job prints every field by default, the list only `uuid` and
-//! `_links`, as ONTAP does.
+//! `revision` and `_links`. Times are RFC 3339 in UTC with microseconds (the table keeps them
+//! to the millisecond). `fields=` selects fields (`uuid` and `_links` always come; a failed job
+//! always carries its `message`, which is never empty: when the table itself ended the job, it
+//! says why — `canceled`, `deadline passed`, `heartbeat lease expired`, `interrupted`,
+//! `dependency <uuid> failed`). A single job prints every field by default, the list only
+//! `uuid` and `_links`, as ONTAP does.
 //!
 //! ## Long-poll
 //!
@@ -34,7 +36,7 @@
 //! the job has changed after that time, or after 30 s with the job as it is (Deploy's
 //! semantics; a timeout is a normal 200). A terminal job answers at once. Without
 //! `last_modified` the answer waits for the job's next change. `revision=<the job's revision>`
-//! is the exact form: two changes within one microsecond are still told apart (R-VERSION).
+//! is the exact form: two changes within one millisecond are still told apart (R-VERSION).
 //! Waking is targeted: a change to job A wakes only the requests polling A (R-LONGPOLL).
 //!
 //! ## Ids
@@ -60,7 +62,8 @@
 //! use jobstate_std::http::{ApiError, JobsApi, ReturnTimeout};
 //! use jobstate_std::{Engine, EngineConfig};
 //!
-//! type Api = JobsApi<String, 256>;
+//! type Jobs = jobstate::JobTable<String, 256>;
+//! type Api = JobsApi<Jobs>;
 //!
 //! async fn reboot(State(api): State<Api>, ReturnTimeout(wait): ReturnTimeout)
 //!     -> Result<Response, ApiError> {
@@ -69,7 +72,7 @@
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let engine: Engine<String, 256> = Engine::new(EngineConfig::default());
+//! let engine: Engine<Jobs> = Engine::new(EngineConfig::default());
 //! let api = JobsApi::new(engine);
 //! let app: Router = Router::new()
 //!     .route("/api/reboot", post(reboot))
@@ -97,12 +100,12 @@ use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use jobstate::{JobId, LookupError, NewJob, SubmitError};
+use jobstate::{Job, JobId, LookupError, NewJob, SubmitError, Submitted, Table};
 use uuid::Uuid;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineTable};
 use crate::error::SubmitWaitError;
-use crate::snapshot::{Snapshot, Submitted};
+use crate::snapshot::Snapshot;
 
 pub use error::{fallback, ApiError, ErrorCode};
 pub use extract::{JsonBody, PathParams, ReturnTimeout};
@@ -132,9 +135,8 @@ impl Default for ApiConfig {
 
 /// The binding over one engine: its router, its UUID codec and the helpers of the service's
 /// own endpoints. Cheap to clone; use it as (part of) the router state.
-pub struct JobsApi<S, const N: usize, const T: usize = 64, const D: usize = 4, const J: usize = 64>
-{
-    engine: Engine<S, N, T, D, J>,
+pub struct JobsApi<Tb: Table> {
+    engine: Engine<Tb>,
     uuids: JobUuids,
     config: ApiConfig,
     openapi: Bytes,
@@ -142,9 +144,7 @@ pub struct JobsApi<S, const N: usize, const T: usize = 64, const D: usize = 4, c
     closing: tokio::sync::watch::Sender<bool>,
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
-    for JobsApi<S, N, T, D, J>
-{
+impl<Tb: Table> Clone for JobsApi<Tb> {
     fn clone(&self) -> Self {
         Self {
             engine: self.engine.clone(),
@@ -157,9 +157,7 @@ impl<S, const N: usize, const T: usize, const D: usize, const J: usize> Clone
     }
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> std::fmt::Debug
-    for JobsApi<S, N, T, D, J>
-{
+impl<Tb: Table> std::fmt::Debug for JobsApi<Tb> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobsApi")
             .field("uuids", &self.uuids)
@@ -177,13 +175,13 @@ impl Drop for PollGuard {
     }
 }
 
-impl<S, const N: usize, const T: usize, const D: usize, const J: usize> JobsApi<S, N, T, D, J>
+impl<S, const T: usize, Tb> JobsApi<Tb>
 where
-    S: Clone + Send + Sync + 'static,
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     /// The binding over `engine`, with a random instance tag ([`JobUuids::random`]) and the
     /// default settings.
-    pub fn new(engine: Engine<S, N, T, D, J>) -> Self {
+    pub fn new(engine: Engine<Tb>) -> Self {
         Self {
             engine,
             uuids: JobUuids::random(),
@@ -214,7 +212,7 @@ where
     }
 
     /// The engine.
-    pub fn engine(&self) -> &Engine<S, N, T, D, J> {
+    pub fn engine(&self) -> &Engine<Tb> {
         &self.engine
     }
 
@@ -276,24 +274,24 @@ where
         Router::new()
             .route(
                 "/api/cluster/jobs",
-                get(handlers::list::<S, N, T, D, J>).fallback(m()),
+                get(handlers::list::<S, T, Tb>).fallback(m()),
             )
             .route(
                 "/api/cluster/jobs/{uuid}",
-                get(handlers::get_job::<S, N, T, D, J>)
-                    .patch(handlers::patch_job::<S, N, T, D, J>)
+                get(handlers::get_job::<S, T, Tb>)
+                    .patch(handlers::patch_job::<S, T, Tb>)
                     .fallback(m()),
             )
             .route(
                 "/api/openapi.json",
-                get(handlers::openapi::<S, N, T, D, J>).fallback(m()),
+                get(handlers::openapi::<S, T, Tb>).fallback(m()),
             )
             .with_state(self.clone())
     }
 
     /// The record of a snapshot, with every field.
-    pub fn record<'a>(&self, snapshot: &'a Snapshot<S, T, D>) -> Record<'a> {
-        Record::from_snapshot(snapshot, self.uuid_of(snapshot.id()), Fields::ALL)
+    pub fn record<'a>(&self, snapshot: &'a Snapshot<S, T>) -> Record<'a> {
+        Record::from_snapshot(snapshot, self.uuids, Fields::ALL)
     }
 
     /// `202 Accepted` with the job link, for a job already submitted.
@@ -335,9 +333,9 @@ where
                 .await
                 .map(|w| {
                     if w.timed_out {
-                        Submitted::Accepted(w.snapshot)
+                        Submitted::Accepted(w.job)
                     } else {
-                        Submitted::Completed(w.snapshot)
+                        Submitted::Completed(w.job)
                     }
                 })
                 .map_err(|crate::WaitError::Lookup(e)| e)
@@ -349,10 +347,12 @@ where
         }
     }
 
-    /// The answer to a [`Submitted`]: 202, 200, or 400 for a job that failed in time.
-    pub fn submitted(&self, submitted: &Submitted<S, T, D>) -> Response {
+    /// The answer to a [`Submitted`]: 202, 200, or 400 for a job that failed in time. A job
+    /// already removed answers 202 with its link (which answers with its tombstone, R-RETAIN).
+    pub fn submitted(&self, submitted: &Submitted<Snapshot<S, T>>) -> Response {
         match submitted {
             Submitted::Accepted(s) => self.accepted(s.id()),
+            Submitted::Removed(id, _) => self.accepted(*id),
             Submitted::Completed(s) if s.state() == jobstate::State::Succeeded => {
                 let body = wire::Completed {
                     job: self.record(s),
@@ -381,15 +381,24 @@ where
                 "return_timeout",
                 format!("\"return_timeout\" must be from 0 to {MAX_TIMEOUT_SECS} seconds"),
             ),
-            SubmitWaitError::Lookup(e) => {
-                ApiError::not_found("", format!("the job ended and was removed: {e}"))
-            }
         }
     }
 
-    /// The envelope of a refused submit: 503 with `Retry-After` for a full table, else 400.
-    pub fn refused(&self, e: SubmitError) -> ApiError {
+    /// The envelope of a refused submit: 503 with `Retry-After` when the table (or its
+    /// dependency pool) is full, else 400 naming the input at fault.
+    ///
+    /// Takes the core's [`SubmitError`] or a whole [`jobstate::Refused`].
+    pub fn refused(&self, e: impl Into<SubmitError>) -> ApiError {
         use axum::http::StatusCode;
+        let e = e.into();
+        let bad = |target: &str| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::SubmitRefused,
+                e.to_string(),
+            )
+            .with_target(target)
+        };
         match e {
             SubmitError::TableFull => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -397,38 +406,34 @@ where
                 "the job table is full; retry later",
             )
             .with_retry_after(self.retry_after_secs()),
-            SubmitError::TextTooLong => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::SubmitRefused,
-                format!("description longer than {T} bytes"),
+            SubmitError::DependenciesFull => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::TableFull,
+                "the job table has no room for more dependencies; retry later",
             )
-            .with_target("description"),
+            .with_retry_after(self.retry_after_secs()),
+            SubmitError::TextTooLong { field, .. } => bad(field.as_str()),
             SubmitError::TooManyDependencies
             | SubmitError::DuplicateDependency(_)
-            | SubmitError::UnknownDependency { .. } => ApiError::new(
+            | SubmitError::UnknownDependency { .. } => bad("depends_on"),
+            SubmitError::DurationTooLong => bad("options"),
+            _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::SubmitRefused,
                 e.to_string(),
-            )
-            .with_target("depends_on"),
+            ),
         }
     }
 
-    /// Seconds until the oldest terminal job's retention passes (so a submit can make room),
-    /// or the configured default when every job is live.
+    /// Seconds until a submit can find a slot (the core's
+    /// [`next_free_at`](jobstate::JobTable::next_free_at): the end of the oldest terminal
+    /// job's retention), or the configured default while every slot holds a live job.
     fn retry_after_secs(&self) -> u64 {
         let now = self.engine.now();
-        let soonest = self.engine.with_table(|t| {
-            let retention = t.config().retention;
-            t.iter()
-                .filter_map(|j| j.ended())
-                .map(|e| e.checked_add(retention).unwrap_or(e))
-                .min()
-        });
-        match soonest {
+        match self.engine.with_table(|t| t.next_free_at()) {
             Some(at) if at > now => {
-                let micros = at.as_micros().saturating_sub(now.as_micros());
-                micros.div_ceil(1_000_000).max(1)
+                let millis = at.as_millis().saturating_sub(now.as_millis());
+                millis.div_ceil(1_000).max(1)
             }
             Some(_) => 1,
             None => self.config.retry_after.as_secs().max(1),
@@ -438,9 +443,9 @@ where
     /// The envelope for a job id that leads to nothing.
     pub(crate) fn lookup_error(&self, uuid: &str, e: LookupError) -> ApiError {
         let message = match e {
-            LookupError::NotFound => "no such job",
             LookupError::Expired(_) => "the job ended and its record is no longer kept",
             LookupError::Stale => "the job id is from before a restart",
+            _ => "no such job",
         };
         ApiError::not_found(uuid, message)
     }

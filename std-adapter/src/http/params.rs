@@ -14,8 +14,9 @@ use super::error::ApiError;
 use super::rfc3339;
 use super::wire::{Field, Fields};
 
-/// The longest `poll_timeout` and `return_timeout`, in seconds (ONTAP's range).
-pub const MAX_TIMEOUT_SECS: u64 = 120;
+/// The longest `poll_timeout` and `return_timeout`, in seconds (ONTAP's range): the core's
+/// [`jobstate::MAX_WAIT`].
+pub const MAX_TIMEOUT_SECS: u64 = jobstate::MAX_WAIT.as_secs();
 
 /// The decoded query string of a request, consumed parameter by parameter.
 #[derive(Debug, Default)]
@@ -229,16 +230,15 @@ mod tests {
 
     #[test]
     fn r_input_numbers_in_range_only() {
-        for (q, ok) in [
-            ("poll_timeout=1", Some(1)),
-            ("poll_timeout=120", Some(120)),
-            ("", None),
-        ] {
-            assert_eq!(Args::parse(q).number("poll_timeout", 1..=120).unwrap(), ok);
+        let max = MAX_TIMEOUT_SECS;
+        let top = format!("poll_timeout={max}");
+        let over = format!("poll_timeout={}", max + 1);
+        for (q, ok) in [("poll_timeout=1", Some(1)), (&*top, Some(max)), ("", None)] {
+            assert_eq!(Args::parse(q).number("poll_timeout", 1..=max).unwrap(), ok);
         }
         for q in [
             "poll_timeout=0",
-            "poll_timeout=121",
+            &*over,
             "poll_timeout=-1",
             "poll_timeout=%2B5",
             "poll_timeout=1.5",
@@ -247,7 +247,7 @@ mod tests {
             "poll_timeout=abc",
             "poll_timeout=1&poll_timeout=2",
         ] {
-            let e = Args::parse(q).number("poll_timeout", 1..=120).unwrap_err();
+            let e = Args::parse(q).number("poll_timeout", 1..=max).unwrap_err();
             assert_eq!(e.status(), 400, "{q}");
             assert_eq!(e.target(), Some("poll_timeout"));
         }

@@ -8,13 +8,14 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use jobstate::{FailReason, Outcome, State, Tombstone};
+use jobstate::{Detail, FailReason, Outcome, State, Tombstone};
 
 use crate::snapshot::Snapshot;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::ids::JobUuids;
 use super::rfc3339;
 
 /// Where the binding serves one job.
@@ -187,31 +188,49 @@ pub struct Record<'a> {
     pub fields: Fields,
 }
 
-/// The words of a failure reason, for a failed job whose worker left no message.
-fn reason_text(reason: FailReason) -> &'static str {
+/// The words of a failure reason, for a failed job that carries neither a message nor a
+/// [`Detail`] (a worker's failure without a message: "failed"; otherwise the reason's name).
+fn reason_text(reason: FailReason) -> Cow<'static, str> {
     match reason {
-        FailReason::Error => "failed",
-        FailReason::Canceled => "canceled",
-        FailReason::TimedOut => "timed out",
-        FailReason::DependencyFailed => "a job it depends on failed",
-        FailReason::Interrupted => "interrupted by a restart",
+        FailReason::Error => Cow::Borrowed("failed"),
+        _ => Cow::Owned(reason.as_str().replace('_', " ")),
+    }
+}
+
+/// Why the table itself ended a job, in words; a failed dependency is named by its UUID.
+fn detail_text(detail: Detail, uuids: JobUuids) -> Cow<'static, str> {
+    match detail {
+        Detail::Dependency(dep) => Cow::Owned(format!(
+            "dependency {} failed",
+            uuids.encode(dep).hyphenated()
+        )),
+        _ => Cow::Borrowed(detail.as_str()),
     }
 }
 
 impl<'a> Record<'a> {
-    /// The record of a job snapshot.
-    pub fn from_snapshot<S, const T: usize, const D: usize>(
-        snapshot: &'a Snapshot<S, T, D>,
-        uuid: Uuid,
+    /// The record of a job snapshot; `uuids` names the job and, in the message of a job
+    /// failed by a dependency, that dependency.
+    ///
+    /// The message is the job's own (its last progress message, or the worker's outcome
+    /// message); a failed job without one — the table ended it — says why, from its
+    /// [`Detail`]: "canceled", "deadline passed", "heartbeat lease expired", "interrupted",
+    /// "dependency `<uuid>` failed".
+    pub fn from_snapshot<S, const T: usize>(
+        snapshot: &'a Snapshot<S, T>,
+        uuids: JobUuids,
         fields: Fields,
     ) -> Self {
         let job = &snapshot.job;
         let message = match (job.outcome(), job.message()) {
-            (Some(Outcome::Failed { reason, .. }), "") => Cow::Borrowed(reason_text(reason)),
+            (Some(Outcome::Failed { reason, .. }), "") => match job.detail() {
+                Some(detail) => detail_text(detail, uuids),
+                None => reason_text(reason),
+            },
             (_, m) => Cow::Borrowed(m),
         };
         Record {
-            uuid,
+            uuid: uuids.encode(job.id()),
             description: Some(job.description()),
             state: job.state(),
             message,
@@ -235,11 +254,11 @@ impl<'a> Record<'a> {
         clock: impl Fn(jobstate::Instant) -> SystemTime,
     ) -> Self {
         let message = match t.outcome {
-            Outcome::Succeeded { .. } => Cow::Borrowed("job record expired; the job had succeeded"),
             Outcome::Failed { reason, code } => Cow::Owned(format!(
                 "job record expired; the job had failed: {} (code {code})",
                 reason_text(reason)
             )),
+            _ => Cow::Borrowed("job record expired; the job had succeeded"),
         };
         Record {
             uuid,

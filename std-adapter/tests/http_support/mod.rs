@@ -30,7 +30,8 @@ pub enum Spec {
 }
 
 pub const CAP: usize = 8;
-pub type Api = JobsApi<Spec, CAP>;
+pub type Jobs = jobstate::JobTable<Spec, CAP>;
+pub type Api = JobsApi<Jobs>;
 
 #[derive(Deserialize)]
 struct Create {
@@ -62,7 +63,7 @@ async fn create(
 pub struct Server {
     pub base: String,
     pub api: Api,
-    pub engine: Engine<Spec, CAP>,
+    pub engine: Engine<Jobs>,
     pub client: reqwest::Client,
     /// Opens the gate of `Hold` jobs (one message per job).
     pub gate: mpsc::Sender<()>,
@@ -93,7 +94,7 @@ pub fn config(retention: Duration) -> EngineConfig {
 /// A server over a new engine; with `workers`, a worker pool runs the jobs, otherwise the
 /// test drives them through the engine.
 pub async fn serve(config: EngineConfig, workers: bool) -> Server {
-    let engine: Engine<Spec, CAP> = Engine::new(config);
+    let engine: Engine<Jobs> = Engine::new(config);
     let api = JobsApi::new(engine.clone());
     let (gate, gate_rx) = mpsc::channel::<()>();
     let gate_rx = Arc::new(Mutex::new(gate_rx));
