@@ -35,6 +35,21 @@ pub enum Submitted<J> {
     Removed(crate::JobId, Option<crate::Tombstone>),
 }
 
+impl<J> Submitted<J> {
+    /// The job, unless it was already removed.
+    pub fn job(&self) -> Option<&J> {
+        match self {
+            Submitted::Completed(j) | Submitted::Accepted(j) => Some(j),
+            Submitted::Removed(..) => None,
+        }
+    }
+
+    /// `true` for [`Submitted::Completed`] (HTTP 200), `false` otherwise (202).
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Submitted::Completed(_))
+    }
+}
+
 /// What a wait answers: the job, and whether the wait ended by timeout (R-WAIT).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
