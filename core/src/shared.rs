@@ -17,7 +17,10 @@
 //!   [`changed`](SharedTable::changed) (any change of the table),
 //!   [`submit_and_wait`](SharedTable::submit_and_wait) (R-RETURN),
 //!   [`checkpoint`](SharedTable::checkpoint) (the worker's check-in; it parks while the job is
-//!   paused) and [`run_timers`](SharedTable::run_timers) (a task body).
+//!   paused) and [`run_timers`](SharedTable::run_timers) (a task body). They return
+//!   hand-written futures, not `async fn` state machines: like an `async fn` they do nothing
+//!   until first polled, and unlike one they have no "resumed after completion" panic — polled
+//!   again after answering, they answer again. So a firmware that uses them keeps no panic path.
 //! * **Closures** for anything else: [`update`](SharedTable::update) and
 //!   [`read`](SharedTable::read) hand out the table under the lock.
 //!
@@ -118,6 +121,7 @@ use core::task::{Context, Poll, Waker};
 
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
+use embassy_time::Timer;
 use heapless::Vec;
 
 use crate::error::{Compacted, JobError, LookupError, Refused, SubmitError};
@@ -710,6 +714,11 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
     }
 
     // ----- async -------------------------------------------------------------------------------
+    //
+    // The async calls return hand-written futures rather than being `async fn`s: an `async fn`'s
+    // state machine panics when polled after it completed, and that panic path would stay in
+    // every firmware that uses them. These futures answer again instead (they re-check), and
+    // like an `async fn` they do nothing until first polled: a timeout runs from the first poll.
 
     fn watch(&self, target: Target) -> Watch<'_, M, Tb, W> {
         Watch {
@@ -728,62 +737,40 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
     /// A paused job's deadline still runs: at the deadline the parked checkpoint wakes and the
     /// job fails `TimedOut`, answering [`JobError::AlreadyTerminal`] (R-DEADLINE). A job that is
     /// queued answers [`JobError::NotRunning`]; one that has ended, `AlreadyTerminal`.
-    pub async fn checkpoint(&self, id: JobId) -> Result<Directive, SharedError> {
-        loop {
-            let now = Instant::now();
-            let (directive, revision, deadline) = self.apply(|t| {
-                let directive = t.checkpoint(id, now)?;
-                let job = t.get(id)?;
-                Ok::<_, JobError>((directive, job.revision(), job.deadline()))
-            })?;
-            if directive != Directive::Pause {
-                return Ok(directive);
-            }
-            // Parked: any change of the job (resume, cancel request, …) ends the watch, and the
-            // checkpoint is asked again. Its answer (a lookup error, Busy) is the next
-            // checkpoint's answer too.
-            let watch = self.watch(Target::Job(id, Condition::ChangedSince(revision)));
-            match deadline {
-                Some(at) => {
-                    let _ = embassy_time::with_deadline(at, watch).await;
-                }
-                None => {
-                    let _ = watch.await;
-                }
-            }
+    pub fn checkpoint(
+        &self,
+        id: JobId,
+    ) -> impl Future<Output = Result<Directive, SharedError>> + '_ {
+        Checkpoint {
+            shared: self,
+            id,
+            parked: None,
         }
     }
 
     /// Wait until a change of the table after revision `after`, for at most `timeout` (clamped
-    /// to [`SharedTable::max_wait`], from `Instant::now()`); answers the table's revision then
+    /// to [`SharedTable::max_wait`], from the first poll); answers the table's revision then
     /// ([`SharedTable::revision`]; not above `after` on timeout). A table-wide watcher: a worker
     /// with nothing to do sleeps here.
-    pub async fn changed(&self, after: Revision, timeout: Duration) -> Revision {
-        let at = deadline_after(clamp_wait(timeout, self.max_wait()));
-        let _ = embassy_time::with_deadline(at, self.watch(Target::Revision(after))).await;
-        self.revision()
+    pub fn changed(
+        &self,
+        after: Revision,
+        timeout: Duration,
+    ) -> impl Future<Output = Revision> + '_ {
+        Changed {
+            shared: self,
+            watch: self.watch(Target::Revision(after)),
+            deadline: Deadline::new(clamp_wait(timeout, self.max_wait())),
+        }
     }
 
     /// Run the table's timers forever: [`JobTable::expire`] at `Instant::now()` whenever
     /// [`JobTable::next_timer`] comes due (deadlines, leases, retention), re-planning after
-    /// every change. Spawn it as its own task; it never returns.
-    pub async fn run_timers(&self) {
-        loop {
-            let Ok((revision, next)) = self.read(|t| (t.revision(), t.next_timer())) else {
-                // Only when polled from inside an update or read of this table.
-                YieldNow(false).await;
-                continue;
-            };
-            let watch = self.watch(Target::Revision(revision));
-            match next {
-                Some(at) => {
-                    let _ = embassy_time::with_deadline(at, watch).await;
-                }
-                None => {
-                    let _ = watch.await;
-                }
-            }
-            let _ = self.update(|t| t.expire(Instant::now()));
+    /// every change. Spawn it as its own task; it never completes.
+    pub fn run_timers(&self) -> impl Future<Output = ()> + '_ {
+        RunTimers {
+            shared: self,
+            sleep: None,
         }
     }
 }
@@ -809,49 +796,299 @@ where
     }
 
     /// Wait until `condition` holds for the job, for at most `timeout` (clamped to
-    /// [`SharedTable::max_wait`], from `Instant::now()`) (R-WAIT).
+    /// [`SharedTable::max_wait`], from the first poll) (R-WAIT).
     ///
     /// Answers at once if the condition already holds. On timeout, answers the current snapshot
     /// with [`Waited::timed_out`] set — a timeout is never an error. A job that is removed
     /// during the wait answers [`SharedError::Lookup`] with [`LookupError::Expired`]; an unknown
     /// id answers its lookup error at once. A wait for [`Condition::Terminal`] ends on success
     /// and on failure alike. Dropping the future ends the wait cleanly.
-    pub async fn wait(
+    pub fn wait(
         &self,
         id: JobId,
         condition: Condition,
         timeout: Duration,
-    ) -> Result<Waited<Tb::Job>, SharedError> {
-        let at = deadline_after(clamp_wait(timeout, self.max_wait()));
-        let watch = self.watch(Target::Job(id, condition));
-        if let Ok(Err(e)) = embassy_time::with_deadline(at, watch).await {
-            return Err(e);
+    ) -> impl Future<Output = Result<Waited<Tb::Job>, SharedError>> + '_ {
+        WaitFor {
+            shared: self,
+            watch: self.watch(Target::Job(id, condition)),
+            deadline: Deadline::new(clamp_wait(timeout, self.max_wait())),
+            id,
+            condition,
         }
-        // Condition met or timeout: answer the job as it is now, in the same poll.
-        self.answer(id, condition)
     }
 
     /// Submit a job, then wait up to `return_timeout` (clamped to [`SharedTable::max_wait`]) for
     /// it to end (R-RETURN): [`Submitted::Completed`] if it did, [`Submitted::Accepted`]
     /// otherwise, [`Submitted::Removed`] if it ended and was removed before the answer. With a
-    /// zero timeout the answer is `Accepted` at once. The job is in the table before any answer,
-    /// so a lookup straight after `Accepted` finds it. A refused submit answers
-    /// [`SharedError::Submit`] (the job is dropped; [`SharedTable::try_submit`] and
-    /// [`SharedTable::wait`] keep it).
-    pub async fn submit_and_wait(
-        &self,
-        job: NewJob<'_, Tb::Spec>,
+    /// zero timeout the answer is `Accepted` at once. The submit happens at the first poll, and
+    /// the job is in the table before any answer, so a lookup straight after `Accepted` finds
+    /// it. A refused submit answers [`SharedError::Submit`] (the job is dropped;
+    /// [`SharedTable::try_submit`] and [`SharedTable::wait`] keep it).
+    pub fn submit_and_wait<'s, 'a>(
+        &'s self,
+        job: NewJob<'a, Tb::Spec>,
         return_timeout: Duration,
         now: Instant,
-    ) -> Result<Submitted<Tb::Job>, SharedError> {
-        let id = self.submit(job, now)?;
-        let zero = return_timeout == Duration::from_ticks(0);
-        let waited = if zero {
-            self.answer(id, Condition::Terminal)
-        } else {
-            self.wait(id, Condition::Terminal, return_timeout).await
+    ) -> impl Future<Output = Result<Submitted<Tb::Job>, SharedError>> + use<'s, 'a, M, Tb, W> {
+        SubmitAndWait {
+            shared: self,
+            job: Some(job),
+            return_timeout,
+            now,
+            stage: None,
+        }
+    }
+}
+
+/// The instant `timeout` from now, saturating at the end of time.
+fn deadline_after(timeout: Duration) -> Instant {
+    Instant::now().checked_add(timeout).unwrap_or(Instant::MAX)
+}
+
+// ----- the async calls' futures -----------------------------------------------------------------
+
+/// A timeout that starts at its first poll, as it would in an `async fn`.
+struct Deadline {
+    timeout: Duration,
+    timer: Option<Timer>,
+}
+
+impl Deadline {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            timer: None,
+        }
+    }
+
+    /// Ready once the timeout has passed (never on the very first poll: embassy's timer yields
+    /// once).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let timeout = self.timeout;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Timer::at(deadline_after(timeout)));
+        Pin::new(timer).poll(cx)
+    }
+}
+
+/// A parked worker or timer task: until a change (the watch) or an instant (the timer).
+struct Sleep<'s, M: RawMutex, Tb, const W: usize> {
+    watch: Watch<'s, M, Tb, W>,
+    timer: Option<Timer>,
+}
+
+impl<M: RawMutex, Tb: Table, const W: usize> Sleep<'_, M, Tb, W> {
+    /// Whether the sleep is over: the watch ended (whatever its answer) or the timer fired.
+    fn woke(&mut self, cx: &mut Context<'_>) -> bool {
+        Pin::new(&mut self.watch).poll(cx).is_ready()
+            || self
+                .timer
+                .as_mut()
+                .is_some_and(|t| Pin::new(t).poll(cx).is_ready())
+    }
+}
+
+/// [`SharedTable::checkpoint`].
+struct Checkpoint<'s, M: RawMutex, Tb, const W: usize> {
+    shared: &'s SharedTable<M, Tb, W>,
+    id: JobId,
+    /// While the job is paused: woken by its next change or its deadline.
+    parked: Option<Sleep<'s, M, Tb, W>>,
+}
+
+impl<M: RawMutex, Tb: Table, const W: usize> Future for Checkpoint<'_, M, Tb, W> {
+    type Output = Result<Directive, SharedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let (shared, id) = (this.shared, this.id);
+        loop {
+            if let Some(parked) = this.parked.as_mut() {
+                if !parked.woke(cx) {
+                    return Poll::Pending;
+                }
+                // Its registration goes back here.
+                this.parked = None;
+            }
+            let now = Instant::now();
+            let checked = shared.apply(|t| {
+                let directive = t.checkpoint(id, now)?;
+                let job = t.get(id)?;
+                Ok::<_, JobError>((directive, job.revision(), job.deadline()))
+            });
+            match checked {
+                Err(e) => return Poll::Ready(Err(e)),
+                Ok((Directive::Pause, revision, deadline)) => {
+                    // Parked: any change of the job (resume, cancel request, …) ends the watch,
+                    // and the checkpoint is asked again; so does the deadline. A watch's own
+                    // answer (a lookup error, Busy) is the next checkpoint's answer too. The
+                    // loop polls the new watch and timer at once; both are pending on their
+                    // first poll unless the job changed meanwhile.
+                    this.parked = Some(Sleep {
+                        watch: shared.watch(Target::Job(id, Condition::ChangedSince(revision))),
+                        timer: deadline.map(Timer::at),
+                    });
+                }
+                Ok((directive, _, _)) => return Poll::Ready(Ok(directive)),
+            }
+        }
+    }
+}
+
+/// [`SharedTable::changed`].
+struct Changed<'s, M: RawMutex, Tb, const W: usize> {
+    shared: &'s SharedTable<M, Tb, W>,
+    watch: Watch<'s, M, Tb, W>,
+    deadline: Deadline,
+}
+
+impl<M: RawMutex, Tb: Table, const W: usize> Future for Changed<'_, M, Tb, W> {
+    type Output = Revision;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Revision> {
+        let this = self.get_mut();
+        if Pin::new(&mut this.watch).poll(cx).is_pending() {
+            if this.deadline.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Timed out: the registration goes back now, not when the future is dropped.
+            this.watch.release();
+        }
+        Poll::Ready(this.shared.revision())
+    }
+}
+
+/// [`SharedTable::run_timers`]: never ready.
+struct RunTimers<'s, M: RawMutex, Tb, const W: usize> {
+    shared: &'s SharedTable<M, Tb, W>,
+    /// Until the next change of the table or the next timer.
+    sleep: Option<Sleep<'s, M, Tb, W>>,
+}
+
+impl<M: RawMutex, Tb: Table, const W: usize> Future for RunTimers<'_, M, Tb, W> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let shared = this.shared;
+        loop {
+            if let Some(sleep) = this.sleep.as_mut() {
+                if !sleep.woke(cx) {
+                    return Poll::Pending;
+                }
+                this.sleep = None;
+                let _ = shared.update(|t| t.expire(Instant::now()));
+            }
+            let Ok((revision, next)) = shared.read(|t| (t.revision(), t.next_timer())) else {
+                // Only when polled from inside an update or read of this table: yield once to
+                // the executor and try again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            // Both pending on their first poll (the watch unless the table changed meanwhile).
+            this.sleep = Some(Sleep {
+                watch: shared.watch(Target::Revision(revision)),
+                timer: next.map(Timer::at),
+            });
+        }
+    }
+}
+
+/// [`SharedTable::wait`].
+struct WaitFor<'s, M: RawMutex, Tb, const W: usize> {
+    shared: &'s SharedTable<M, Tb, W>,
+    watch: Watch<'s, M, Tb, W>,
+    deadline: Deadline,
+    id: JobId,
+    condition: Condition,
+}
+
+impl<M: RawMutex, Tb: Table, const W: usize> Future for WaitFor<'_, M, Tb, W>
+where
+    Tb::Spec: Clone,
+{
+    type Output = Result<Waited<Tb::Job>, SharedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.watch).poll(cx) {
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {}
+            Poll::Pending => {
+                if this.deadline.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                // Timed out: the registration goes back now, not when the future is dropped.
+                this.watch.release();
+            }
+        }
+        // Condition met or timeout: answer the job as it is now, in the same poll.
+        Poll::Ready(this.shared.answer(this.id, this.condition))
+    }
+}
+
+/// [`SharedTable::submit_and_wait`].
+struct SubmitAndWait<'s, 'a, M: RawMutex, Tb: Table, const W: usize> {
+    shared: &'s SharedTable<M, Tb, W>,
+    /// Until the first poll submits it.
+    job: Option<NewJob<'a, Tb::Spec>>,
+    return_timeout: Duration,
+    now: Instant,
+    /// After the submit: the job's id and its wait (none for a zero timeout), or the refusal.
+    stage: Option<Result<Submitting<'s, M, Tb, W>, SharedError>>,
+}
+
+/// A submitted job's id and its wait (none for a zero timeout).
+type Submitting<'s, M, Tb, const W: usize> = (JobId, Option<WaitFor<'s, M, Tb, W>>);
+
+// The job is never pinned: it is moved out by value at the first poll.
+impl<M: RawMutex, Tb: Table, const W: usize> Unpin for SubmitAndWait<'_, '_, M, Tb, W> {}
+
+impl<M: RawMutex, Tb: Table, const W: usize> Future for SubmitAndWait<'_, '_, M, Tb, W>
+where
+    Tb::Spec: Clone,
+{
+    type Output = Result<Submitted<Tb::Job>, SharedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let shared = this.shared;
+        let zero = this.return_timeout == Duration::from_ticks(0);
+        let stage = match this.stage.as_mut() {
+            Some(stage) => stage,
+            None => {
+                let submitted = match this.job.take() {
+                    Some(job) => shared.submit(job, this.now),
+                    // Not reached: the job is taken only here, and the stage set with it.
+                    None => Err(SharedError::Busy),
+                };
+                let timeout = this.return_timeout;
+                this.stage.insert(submitted.map(|id| {
+                    let wait = (!zero).then(|| WaitFor {
+                        shared,
+                        watch: shared.watch(Target::Job(id, Condition::Terminal)),
+                        deadline: Deadline::new(clamp_wait(timeout, shared.max_wait())),
+                        id,
+                        condition: Condition::Terminal,
+                    });
+                    (id, wait)
+                }))
+            }
         };
-        match waited {
+        let (id, wait) = match stage {
+            Ok((id, wait)) => (*id, wait),
+            Err(e) => return Poll::Ready(Err(*e)),
+        };
+        let waited = match wait {
+            Some(wait) => match Pin::new(wait).poll(cx) {
+                Poll::Ready(waited) => waited,
+                Poll::Pending => return Poll::Pending,
+            },
+            None => shared.answer(id, Condition::Terminal),
+        };
+        Poll::Ready(match waited {
             // Waiting for `Terminal`: not timed out means terminal.
             Ok(Waited {
                 job,
@@ -864,13 +1101,8 @@ where
             Err(SharedError::Lookup(_)) => Ok(Submitted::Removed(id, None)),
             // Polled from inside an update or read of this table (the job is in the table).
             Err(e) => Err(e),
-        }
+        })
     }
-}
-
-/// The instant `timeout` from now, saturating at the end of time.
-fn deadline_after(timeout: Duration) -> Instant {
-    Instant::now().checked_add(timeout).unwrap_or(Instant::MAX)
 }
 
 // ----- the watch future -------------------------------------------------------------------------
@@ -948,12 +1180,14 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Watch<'_, M, Tb, W> {
     }
 }
 
-impl<M: RawMutex, Tb, const W: usize> Drop for Watch<'_, M, Tb, W> {
-    fn drop(&mut self) {
+impl<M: RawMutex, Tb, const W: usize> Watch<'_, M, Tb, W> {
+    /// Give the registration back, if it holds one (a wait that timed out, or a dropped one).
+    /// The waker is dropped outside the lock.
+    fn release(&mut self) {
         if self.token == NO_TOKEN {
             return;
         }
-        let token = self.token;
+        let token = core::mem::replace(&mut self.token, NO_TOKEN);
         let waker = self.cells.lock(|cells| {
             cells
                 .registry
@@ -961,24 +1195,12 @@ impl<M: RawMutex, Tb, const W: usize> Drop for Watch<'_, M, Tb, W> {
                 .ok()
                 .and_then(|mut registry| registry.unregister(token))
         });
-        // Dropped outside the lock.
         drop(waker);
     }
 }
 
-/// Yield once to the executor.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
+impl<M: RawMutex, Tb, const W: usize> Drop for Watch<'_, M, Tb, W> {
+    fn drop(&mut self) {
+        self.release();
     }
 }

@@ -894,3 +894,58 @@ fn r_wait_default_static_is_all_zero_in_bss() {
     assert!(!bss.contains(&at((&raw const SET).cast())));
     assert!(!bss.contains(&at((&raw const SET_WAIT).cast())));
 }
+
+// The async calls are hand-written futures with no "resumed after completion" panic: polled
+// again after they answered, they answer again (re-checking), and hold no registration after.
+#[test]
+fn r_wait_futures_polled_after_completion_answer_again() {
+    let _g = setup();
+    let shared: Shared<4> = SharedTable::new(Config::DEFAULT);
+    let id = started(&shared, 1);
+    let c = Counter::new();
+
+    let rev = shared.revision();
+    let mut w = pin!(shared.wait(id, Condition::ChangedSince(rev), Duration::from_secs(1)));
+    assert!(poll(w.as_mut(), &c).is_pending());
+    advance(Duration::from_secs(1));
+    assert!(matches!(
+        poll(w.as_mut(), &c),
+        Poll::Ready(Ok(Waited {
+            timed_out: true,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        poll(w.as_mut(), &c),
+        Poll::Ready(Ok(Waited {
+            timed_out: true,
+            ..
+        }))
+    ));
+    assert_eq!(shared.registered_waiters(), 0);
+
+    let mut any = pin!(shared.changed(rev, Duration::from_secs(1)));
+    assert!(poll(any.as_mut(), &c).is_pending());
+    shared.progress(id, 5, "", now()).unwrap();
+    let after = shared.revision();
+    assert_eq!(poll(any.as_mut(), &c), Poll::Ready(after));
+    assert_eq!(poll(any.as_mut(), &c), Poll::Ready(after));
+    assert_eq!(shared.registered_waiters(), 0);
+
+    let mut cp = pin!(shared.checkpoint(id));
+    assert_eq!(poll(cp.as_mut(), &c), Poll::Ready(Ok(Directive::Continue)));
+    assert_eq!(poll(cp.as_mut(), &c), Poll::Ready(Ok(Directive::Continue)));
+
+    let mut sw = pin!(shared.submit_and_wait(NewJob::new(7), Duration::from_ticks(0), now()));
+    let Poll::Ready(Ok(Submitted::Accepted(job))) = poll(sw.as_mut(), &c) else {
+        panic!("zero return timeout answers Accepted");
+    };
+    // Answered again for the same job: it is not submitted twice.
+    let len = shared.read(|t| t.len()).unwrap();
+    let Poll::Ready(Ok(Submitted::Accepted(again))) = poll(sw.as_mut(), &c) else {
+        panic!("answers again");
+    };
+    assert_eq!(again.id(), job.id());
+    assert_eq!(shared.read(|t| t.len()).unwrap(), len);
+    assert_eq!(shared.registered_waiters(), 0);
+}
