@@ -3,7 +3,7 @@
 #![no_main]
 
 use jobstate::Instant;
-use jobstate_fuzz::{assert_same, run_ops, seal, table, Table, IMAGE};
+use jobstate_fuzz::{assert_same, decode, restore, run_ops, seal, table, IMAGE};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let (ops, rest) = data[1..].split_at(split.min(data.len() - 1));
     let (mutations, later) = rest.split_at(rest.len() / 2);
 
-    let mut t = table();
+    let mut t = Box::new(table());
     let mut ids = Vec::new();
     let mut now = Instant::from_secs(0);
     run_ops(&mut t, &mut ids, &mut now, ops);
@@ -30,11 +30,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut image = Vec::new();
     seal(&body, &mut image);
-    let Ok((mut restored, _)) = Table::restore(&image, now) else {
+    let Ok((mut restored, _)) = restore(&image, now) else {
         return;
     };
     run_ops(&mut restored, &mut ids, &mut now, later);
     let len = restored.encode(&mut buf).expect("the bound is enough");
-    let back: Table = Table::decode(&buf[..len]).expect("own image decodes");
+    let back = decode(&buf[..len]).expect("own image decodes");
     assert_same(&restored, &back, &ids);
 });
