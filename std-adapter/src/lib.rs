@@ -94,6 +94,8 @@
 mod clock;
 mod engine;
 mod error;
+#[cfg(feature = "persist")]
+mod region;
 mod registry;
 mod snapshot;
 mod sync;
