@@ -187,8 +187,9 @@ pub fn read_journal<
     const L: usize,
     const E: usize,
     const K: usize,
+    const I: usize,
 >(
-    table: &JobTable<S, N, T, J, L, E, K>,
+    table: &JobTable<S, N, T, J, L, E, K, I>,
     after: Revision,
 ) -> JournalRead {
     table.journal(after).map(|events| {
@@ -240,8 +241,9 @@ impl<S: Clone> Snapshot<S> {
         const L: usize,
         const E: usize,
         const K: usize,
+        const I: usize,
     >(
-        table: &JobTable<S, N, T, J, L, E, K>,
+        table: &JobTable<S, N, T, J, L, E, K, I>,
     ) -> Self {
         let journal_from_zero = read_journal(table, Revision::ZERO);
         let journal_kept = match journal_from_zero {

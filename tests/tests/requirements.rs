@@ -1224,6 +1224,27 @@ fn refused_with_job_back(
     assert_eq!(Snapshot::of(table), before, "{error:?} changed the table");
 }
 
+/// R-FULL, time: a refused submit does not move the clock — not even the millisecond the
+/// table stamps jobs with: the next change made at the table's own `now` is stamped with it.
+#[test]
+fn r_full_refused_submit_does_not_move_the_clock() {
+    let mut table: JobTable<u32, 1> = JobTable::new(Config::DEFAULT);
+    let id = table.submit(NewJob::new(0), t(0)).unwrap();
+    table.start(id, t(0)).unwrap();
+    refused!(
+        table,
+        table
+            .submit(NewJob::new(1), t(500))
+            .map_err(SubmitError::from),
+        SubmitError::TableFull
+    );
+    assert_eq!(table.now(), t(0));
+    table.progress(id, 10, "", t(0)).unwrap();
+    let job = table.get(id).unwrap();
+    assert_eq!(job.modified(), t(0), "stamped at the table's now");
+    assert_eq!(table.now(), t(0));
+}
+
 /// R-FULL: every refused submit hands the caller's job back whole — the spec (here a
 /// `String`, moved in and out), its description, dependencies and options — and leaves the
 /// table exactly as it was.
@@ -1688,6 +1709,29 @@ fn r_deadline_lease_renewed_by_every_worker_contact() {
     table.request_cancel(id, t(31)).unwrap();
     assert_eq!(until(&table), Some(t(33)), "a request renews nothing");
     assert_eq!(table.next_timer(), Some(t(33)));
+}
+
+/// R-DEADLINE: a job's options are chosen at submit and read back the same for its whole
+/// life — its lease too, once it has ended (an HTTP binding prints them for finished jobs).
+#[test]
+fn r_deadline_options_read_back_unchanged_after_the_job_ended() {
+    let mut table = table();
+    let options = JobOptions {
+        pausable: false,
+        cancelable: true,
+        restartable: true,
+        run_timeout: Some(Duration::from_secs(60)),
+        lease: Some(Duration::from_secs(5)),
+    };
+    let canceled = table.submit(NewJob::new(0).options(options), t(0)).unwrap();
+    let done = with(options, &mut table, 0);
+    assert_eq!(table.get(canceled).unwrap().options(), options);
+    assert_eq!(table.get(done).unwrap().options(), options);
+    table.request_cancel(canceled, t(1)).unwrap();
+    table.succeed(done, Severity::Normal, "", t(1)).unwrap();
+    assert_eq!(table.get(canceled).unwrap().options(), options, "canceled");
+    assert_eq!(table.get(done).unwrap().options(), options, "succeeded");
+    assert_eq!(table.snapshot(done).unwrap().options(), options);
 }
 
 /// R-DEADLINE, time: a job keeps whole milliseconds (sub-millisecond parts dropped); run
