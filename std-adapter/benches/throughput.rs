@@ -212,7 +212,8 @@ impl EngineRig {
         let pool = WorkerPool::start(engine.clone(), workers, |ctx| {
             ctx.progress(50, "half")?;
             Ok(Success::normal("done"))
-        });
+        })
+        .unwrap();
         Self {
             engine,
             pool,

@@ -646,7 +646,7 @@ async fn main() -> std::io::Result<()> {
                 }
             }
             result
-        })
+        })?
     };
     let app = App {
         api: api.clone(),

@@ -2,19 +2,21 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use jobstate::{
-    clamp_wait, Config, Directive, Expired, FailReason, Instant, Job, JobError, JobId, LookupError,
-    NewJob, Refused, Revision, Severity, Table, MAX_WAIT,
+    clamp_wait, Config, Directive, Expired, FailReason, Instant, Job, JobError, JobId, JobRef,
+    LookupError, NewJob, Refused, Revision, Severity, Table, MAX_WAIT,
 };
 
 use crate::clock::Clock;
-use crate::registry::Registry;
+use crate::error::StartError;
+use crate::registry::{JobNow, Registry, WakeList};
 use crate::snapshot::Snapshot;
 #[cfg(loom)]
-use crate::sync::AtomicBool;
-use crate::sync::{self, Arc, Condvar, Mutex, MutexGuard};
+use crate::sync::AtomicU64;
+use crate::sync::{self, Arc, Condvar, JoinHandle, Mutex, MutexGuard};
 
 /// The longest a wait may last: the core's [`jobstate::MAX_WAIT`] (the top of ONTAP Select
 /// Deploy's `poll_timeout` range), as a `std` duration. [`EngineConfig::max_wait`] may lower it.
@@ -43,7 +45,6 @@ pub(crate) fn clamp(timeout: StdDuration, max: StdDuration) -> StdDuration {
 }
 
 /// The timer thread re-checks at least this often, whatever it was told.
-#[cfg(not(loom))]
 const TIMER_SAFETY_PERIOD: StdDuration = StdDuration::from_secs(30);
 
 /// Engine settings.
@@ -71,17 +72,26 @@ impl Default for EngineConfig {
     }
 }
 
+/// How many async-wait deadlines the timer thread settles before it releases the lock and
+/// wakes them (tokio's `WakeList` batch is 32): the first ones woken need not wait for the
+/// last ones to be found.
+const TIMER_BATCH: usize = 64;
+
 /// When the timer thread is due, and whether it must stop.
 #[derive(Default)]
 pub(crate) struct TimerState {
-    /// The job timer the timer thread sleeps until (`None`: nothing due).
+    /// The job timer the timer thread plans for (`None`: nothing due).
     at: Option<Instant>,
     /// When the timer thread wakes next (`None`: it is not asleep).
-    #[cfg_attr(loom, allow(dead_code))]
     wake_at: Option<StdInstant>,
+    /// The plan changed since the timer thread's last round: go round again before sleeping.
+    kicked: bool,
     /// The engine is gone: the timer thread ends.
     stop: bool,
 }
+
+/// One deadline in the timer heap: (deadline, registry key, token).
+type Deadline = Reverse<(StdInstant, usize, u64)>;
 
 /// Everything under the lock.
 pub(crate) struct State<Tb: Table> {
@@ -92,12 +102,10 @@ pub(crate) struct State<Tb: Table> {
     timer: TimerState,
     /// Worker threads waiting for a runnable job.
     pub(crate) idle_workers: usize,
-    /// Deadlines of async waits: (deadline, registry key, token). Entries of waits that
-    /// ended first stay until popped or pruned.
-    #[cfg_attr(loom, allow(dead_code))]
-    deadlines: BinaryHeap<Reverse<(StdInstant, usize, u64)>>,
+    /// Deadlines of registered waits. Entries of waits that ended first stay until popped or
+    /// pruned.
+    deadlines: BinaryHeap<Deadline>,
     /// How many entries of `deadlines` belong to waits that already ended.
-    #[cfg_attr(loom, allow(dead_code))]
     stale: usize,
 }
 
@@ -109,15 +117,15 @@ pub(crate) struct Shared<Tb: Table> {
     pub(crate) work_cv: Condvar,
     pub(crate) clock: Clock,
     pub(crate) config: EngineConfig,
-    /// The loom model's clock: set when every pending wait's timeout has passed.
+    /// The loom model's clock: how far (µs) the model moved time on.
     #[cfg(loom)]
-    pub(crate) time_up: AtomicBool,
+    model_offset: AtomicU64,
 }
 
 /// Stops the timer thread when the last engine handle goes.
 struct Owner<Tb: Table> {
     shared: Arc<Shared<Tb>>,
-    timer: Option<std::thread::JoinHandle<()>>,
+    timer: Option<JoinHandle<()>>,
 }
 
 impl<Tb: Table> Drop for Owner<Tb> {
@@ -125,8 +133,9 @@ impl<Tb: Table> Drop for Owner<Tb> {
         {
             let mut st = sync::lock(&self.shared.state);
             st.timer.stop = true;
-            self.shared.timer_cv.notify_all();
+            st.timer.kicked = true;
         }
+        self.shared.timer_cv.notify_all();
         if let Some(t) = self.timer.take() {
             let _ = t.join();
         }
@@ -180,22 +189,29 @@ impl<Tb: Table> std::fmt::Debug for Engine<Tb> {
 /// Build a table in place on the heap. `Table::new` returns the table by value (a 64-byte
 /// record and two `T`-byte texts a slot), which can overflow a thread's stack for large `N` in
 /// an unoptimised build, so large tables are built on a helper thread with a stack big enough
-/// for them.
+/// for them; if that thread cannot start, on this one.
 pub(crate) fn boxed_table<Tb: Table + Send>(config: Config) -> Box<Tb> {
+    try_boxed_table(config).unwrap_or_else(|_| build_here(config))
+}
+
+/// [`boxed_table`], with the helper thread's start failure as an error.
+pub(crate) fn try_boxed_table<Tb: Table + Send>(config: Config) -> Result<Box<Tb>, StartError> {
     let size = std::mem::size_of::<Tb>();
     if size <= 64 * 1024 {
-        return build_here(config);
+        return Ok(build_here(config));
     }
     let stack = size.saturating_mul(4).saturating_add(1 << 20);
     std::thread::scope(|s| {
-        std::thread::Builder::new()
+        let built = std::thread::Builder::new()
             .name("jobstate-alloc".into())
             .stack_size(stack)
             .spawn_scoped(s, || build_here(config))
-            .ok()
-            .and_then(|h| h.join().ok())
+            .map_err(|e| StartError::new("table builder thread", e))?;
+        match built.join() {
+            Ok(table) => Ok(table),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     })
-    .unwrap_or_else(|| build_here(config))
 }
 
 /// The table is built in this function's own frame, which only the thread that calls it
@@ -205,11 +221,103 @@ fn build_here<Tb: Table>(config: Config) -> Box<Tb> {
     Box::new(Tb::new(config))
 }
 
+/// The job's copy for a waiter settled on it; `None` if the spec's `Clone` panicked (the
+/// waiter then reads the job itself).
+fn copy_job<Tb: Table>(job: &JobRef<'_, Tb::Spec>) -> Option<Box<Tb::Job>>
+where
+    Tb::Spec: Clone,
+{
+    catch_unwind(AssertUnwindSafe(|| Box::new(Tb::to_job(job))))
+        .map_err(sync::forget_payload)
+        .ok()
+}
+
+/// Settle and wake the waiters of a changed job (see [`Registry::notify_job`]).
+fn notify_job<Tb: Table>(
+    table: &Tb,
+    id: JobId,
+    waiters: &mut Registry<Box<Tb::Job>>,
+    wl: &mut WakeList<'_>,
+) where
+    Tb::Spec: Clone,
+{
+    let job = table.get(id);
+    let now = match &job {
+        Ok(j) => JobNow::Live {
+            terminal: j.is_terminal(),
+        },
+        Err(e) => JobNow::Gone(*e),
+    };
+    waiters.notify_job(
+        id,
+        &now,
+        |condition| job.as_ref().is_ok_and(|j| condition.holds(j)),
+        || job.as_ref().ok().and_then(copy_job::<Tb>),
+        wl,
+    );
+}
+
+impl<Tb: Table> Shared<Tb> {
+    /// The monotonic clock (moved on by the model under loom).
+    pub(crate) fn std_now(&self) -> StdInstant {
+        let now = StdInstant::now();
+        #[cfg(loom)]
+        let now = now
+            .checked_add(StdDuration::from_micros(
+                self.model_offset.load(sync::Ordering::SeqCst),
+            ))
+            .unwrap_or(now);
+        now
+    }
+
+    /// The current table instant.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.instant_of(self.std_now())
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tb>> {
+        sync::lock(&self.state)
+    }
+
+    /// A wait registered with this deadline: the timer thread settles it then. Wakes the
+    /// timer thread (after the lock) only if it planned to sleep past the deadline.
+    pub(crate) fn add_deadline<'a>(
+        &'a self,
+        st: &mut State<Tb>,
+        at: StdInstant,
+        key: usize,
+        token: u64,
+        wl: &mut WakeList<'a>,
+    ) {
+        st.deadlines.push(Reverse((at, key, token)));
+        if st.timer.wake_at.is_none_or(|w| at < w) {
+            st.timer.wake_at = Some(at);
+            st.timer.kicked = true;
+            wl.notify(&self.timer_cv);
+        }
+    }
+
+    /// A wait whose deadline is in the heap ended before it: its heap entry is stale now.
+    /// When stale entries are the majority, drop them (amortised O(1) per wait).
+    pub(crate) fn forget_deadline(&self, st: &mut State<Tb>) {
+        st.stale = st.stale.saturating_add(1);
+        if st.stale > 64 && st.stale.saturating_mul(2) > st.deadlines.len() {
+            let State {
+                waiters, deadlines, ..
+            } = st;
+            deadlines.retain(|Reverse((_, key, token))| waiters.is_live(*key, *token));
+            st.stale = 0;
+        }
+    }
+}
+
 impl<Tb: EngineTable> Shared<Tb> {
-    /// After a change to the table: learn from the journal which jobs changed and wake
+    /// After a change to the table: learn from the journal which jobs changed and settle
     /// exactly their waiters whose condition now holds, the table watchers, an idle worker if
     /// a job is runnable, and the timer thread if something falls due sooner than it planned.
-    pub(crate) fn commit(&self, st: &mut State<Tb>) {
+    /// Whom to wake goes into `wl`, woken by the caller once the lock is released. Runs no
+    /// user code but a spec's `Clone` (contained).
+    pub(crate) fn commit<'a>(&'a self, st: &mut State<Tb>, wl: &mut WakeList<'a>) {
         let revision = st.table.revision();
         if revision == st.seen {
             return;
@@ -225,9 +333,9 @@ impl<Tb: EngineTable> Shared<Tb> {
         let table: &Tb = table;
         let timers = self.config.timer_thread;
         let mut due: Option<Instant> = None;
-        let mut wake = |id: JobId, waiters: &mut Registry<Box<Tb::Job>>| {
+        let mut visit = |id: JobId, waiters: &mut Registry<Box<Tb::Job>>, wl: &mut WakeList<'a>| {
             if !waiters.is_empty() {
-                waiters.notify_job(id, |condition| decide(table, id, condition));
+                notify_job(table, id, waiters, wl);
             }
             if timers {
                 if let Some(t) = timer_of(table, id) {
@@ -237,118 +345,129 @@ impl<Tb: EngineTable> Shared<Tb> {
         };
         match table.changed_since(*seen) {
             Ok(changed) => {
+                let mut last = None;
                 for id in changed {
-                    wake(id, waiters);
+                    // One operation often records several events of one job.
+                    if last != Some(id) {
+                        visit(id, waiters, wl);
+                        last = Some(id);
+                    }
                 }
             }
             Err(_compacted) => {
                 // Too far behind to know which jobs changed: re-check every waiter, and let
                 // the timer thread re-plan.
                 for id in waiters.watched_jobs() {
-                    wake(id, waiters);
+                    visit(id, waiters, wl);
                 }
                 due = Some(Instant::from_ticks(0));
             }
         }
-        waiters.notify_table(revision);
+        if !waiters.is_empty() {
+            waiters.notify_table(revision, wl);
+        }
         *seen = revision;
         if *idle_workers > 0 && table.peek_runnable().is_some() {
-            self.work_cv.notify_one();
+            wl.notify(&self.work_cv);
         }
         if let Some(t) = due {
             if timer.at.is_none_or(|at| t < at) {
                 timer.at = Some(t);
-                self.timer_cv.notify_one();
+                timer.kicked = true;
+                wl.notify(&self.timer_cv);
             }
         }
     }
 
-    /// The timer thread: sleep until the table's next job timer or the earliest async wait
-    /// deadline (or until a change makes something due sooner); then run the job timers
-    /// (`expire`, when enabled) and wake the async waits whose deadline passed.
+    /// One round of the timer thread: run the job timers (`expire`, when enabled; a panic
+    /// in it — a spec's `Drop` — is contained and whatever it changed is still committed),
+    /// settle the waits whose deadline passed (at most [`TIMER_BATCH`]), and plan the next
+    /// wake-up. Answers how long to sleep (zero: go round again at once), or `None` once the
+    /// engine is gone. Whom to wake goes into `wl`.
+    fn timer_round<'a>(&'a self, wl: &mut WakeList<'a>) -> Option<StdDuration> {
+        let mut st = self.lock();
+        if st.timer.stop {
+            return None;
+        }
+        st.timer.kicked = false;
+        let mut wake = self.std_now().checked_add(TIMER_SAFETY_PERIOD);
+        let earliest = |wake: Option<StdInstant>, t: StdInstant| Some(wake.map_or(t, |w| w.min(t)));
+        if self.config.timer_thread {
+            let now = self.now();
+            let table = &mut st.table;
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| table.expire(now))) {
+                sync::forget_payload(panic);
+            }
+            self.commit(&mut st, wl);
+            let next = st.table.next_timer();
+            st.timer.at = next;
+            if let Some(t) = next {
+                wake = earliest(wake, self.clock.std_instant_of(t));
+            }
+        }
+        let now = self.std_now();
+        let State {
+            waiters,
+            deadlines,
+            stale,
+            timer,
+            ..
+        } = &mut *st;
+        let mut settled = 0usize;
+        while let Some(Reverse((at, key, token))) = deadlines.peek().copied() {
+            if at > now {
+                wake = earliest(wake, at);
+                break;
+            }
+            if settled >= TIMER_BATCH {
+                wake = Some(now);
+                break;
+            }
+            deadlines.pop();
+            if waiters.expire(key, token, wl) {
+                settled = settled.saturating_add(1);
+            } else {
+                *stale = stale.saturating_sub(1);
+            }
+        }
+        timer.wake_at = wake;
+        Some(wake.map_or(TIMER_SAFETY_PERIOD, |w| w.saturating_duration_since(now)))
+    }
+
+    /// The timer thread: timer rounds, sleeping in between until the next thing is due or a
+    /// change makes something due sooner. Nothing a user's code does stops it: wakers, a
+    /// spec's `Drop` in `expire`, anything else that panics inside a round is contained.
     #[cfg(not(loom))]
     fn run_timer(&self) {
-        let mut st = sync::lock(&self.state);
         loop {
+            let mut wl = WakeList::new();
+            let round = catch_unwind(AssertUnwindSafe(|| self.timer_round(&mut wl)));
+            wl.wake_all();
+            drop(wl);
+            let sleep = match round {
+                Ok(None) => return,
+                Ok(Some(sleep)) => sleep,
+                Err(panic) => {
+                    sync::forget_payload(panic);
+                    StdDuration::from_millis(1)
+                }
+            };
+            if sleep.is_zero() {
+                continue;
+            }
+            let st = self.lock();
             if st.timer.stop {
                 return;
             }
-            let mut wake = StdInstant::now().checked_add(TIMER_SAFETY_PERIOD);
-            if self.config.timer_thread {
-                st.table.expire(self.clock.now());
-                self.commit(&mut st);
-                let next = st.table.next_timer();
-                st.timer.at = next;
-                if let Some(t) = next {
-                    let t = self.clock.std_instant_of(t);
-                    wake = Some(wake.map_or(t, |w| w.min(t)));
-                }
+            if st.timer.kicked {
+                continue;
             }
-            let now = StdInstant::now();
-            let State {
-                waiters,
-                deadlines,
-                stale,
-                ..
-            } = &mut *st;
-            while let Some(Reverse((at, key, token))) = deadlines.peek().copied() {
-                if at > now {
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                    break;
-                }
-                deadlines.pop();
-                if !waiters.expire(key, token) {
-                    *stale = stale.saturating_sub(1);
-                }
-            }
-            st.timer.wake_at = wake;
-            let sleep = wake.map_or(TIMER_SAFETY_PERIOD, |w| w.saturating_duration_since(now));
-            st = sync::wait_timeout(&self.timer_cv, st, sleep.max(StdDuration::from_micros(50)));
+            drop(sync::wait_timeout(
+                &self.timer_cv,
+                st,
+                sleep.max(StdDuration::from_micros(50)),
+            ));
         }
-    }
-}
-
-/// The async waits' deadlines (they touch only the registry and the heap).
-impl<Tb: Table> Shared<Tb> {
-    /// An async wait registered with this deadline: the timer thread wakes it then. Wakes
-    /// the timer thread only if it planned to sleep past the deadline.
-    #[cfg(not(loom))]
-    pub(crate) fn add_deadline(&self, st: &mut State<Tb>, at: StdInstant, key: usize, token: u64) {
-        st.deadlines.push(Reverse((at, key, token)));
-        if st.timer.wake_at.is_none_or(|w| at < w) {
-            st.timer.wake_at = Some(at);
-            self.timer_cv.notify_one();
-        }
-    }
-
-    /// An async wait with a deadline ended before it: its heap entry is stale now. When
-    /// stale entries are the majority, drop them (amortised O(1) per wait).
-    #[cfg(not(loom))]
-    pub(crate) fn forget_deadline(&self, st: &mut State<Tb>) {
-        st.stale = st.stale.saturating_add(1);
-        if st.stale > 64 && st.stale.saturating_mul(2) > st.deadlines.len() {
-            let State {
-                waiters, deadlines, ..
-            } = &mut *st;
-            deadlines.retain(|Reverse((_, key, token))| waiters.is_live(*key, *token));
-            st.stale = 0;
-        }
-    }
-}
-
-/// A waiter's answer when `id` changed: `Some` once its condition holds or the job is gone.
-fn decide<Tb: Table>(
-    table: &Tb,
-    id: JobId,
-    condition: jobstate::Condition,
-) -> Option<Result<Box<Tb::Job>, LookupError>>
-where
-    Tb::Spec: Clone,
-{
-    match table.check(id, condition) {
-        Ok(Some(job)) => Some(Ok(Box::new(Tb::to_job(&job)))),
-        Ok(None) => None,
-        Err(e) => Some(Err(e)),
     }
 }
 
@@ -373,20 +492,49 @@ fn timer_of<Tb: Table>(table: &Tb, id: JobId) -> Option<Instant> {
 
 impl<Tb: EngineTable> Engine<Tb> {
     /// An engine over a new, empty table; starts the engine's timer thread (job timers unless
-    /// [`EngineConfig::timer_thread`] is off; async wait timeouts always).
+    /// [`EngineConfig::timer_thread`] is off; wait timeouts always).
+    ///
+    /// # Panics
+    ///
+    /// If the timer thread (or, for a table over 64 KiB, the thread that builds it) cannot
+    /// start — the operating system refused a thread. [`Engine::try_new`] answers that as an
+    /// error instead.
     pub fn new(config: EngineConfig) -> Self {
-        Self::from_boxed_table(boxed_table(config.table), config)
+        Self::try_new(config).unwrap_or_else(|e| panic!("jobstate engine: {e}"))
+    }
+
+    /// [`Engine::new`], with a thread that cannot start as an error.
+    pub fn try_new(config: EngineConfig) -> Result<Self, StartError> {
+        Self::try_from_boxed_table(try_boxed_table(config.table)?, config)
     }
 
     /// An engine over an existing table, for example one restored from disk. The engine's
     /// clock continues from the table's newest instant ([`Table::now`]), which maps to the
     /// wall-clock time of this call. `config.table` is ignored: the table keeps its own.
+    ///
+    /// # Panics
+    ///
+    /// If the timer thread cannot start ([`Engine::try_from_table`] answers an error).
     pub fn from_table(table: Tb, config: EngineConfig) -> Self {
         Self::from_boxed_table(Box::new(table), config)
     }
 
+    /// [`Engine::from_table`], with a thread that cannot start as an error.
+    pub fn try_from_table(table: Tb, config: EngineConfig) -> Result<Self, StartError> {
+        Self::try_from_boxed_table(Box::new(table), config)
+    }
+
     /// [`Engine::from_table`] for a table already on the heap.
+    ///
+    /// # Panics
+    ///
+    /// If the timer thread cannot start ([`Engine::try_from_boxed_table`] answers an error).
     pub fn from_boxed_table(table: Box<Tb>, config: EngineConfig) -> Self {
+        Self::try_from_boxed_table(table, config).unwrap_or_else(|e| panic!("jobstate engine: {e}"))
+    }
+
+    /// [`Engine::from_boxed_table`], with a thread that cannot start as an error.
+    pub fn try_from_boxed_table(table: Box<Tb>, config: EngineConfig) -> Result<Self, StartError> {
         let config = EngineConfig {
             table: table.config(),
             max_wait: clamp(config.max_wait, DEFAULT_MAX_WAIT),
@@ -409,33 +557,30 @@ impl<Tb: EngineTable> Engine<Tb> {
             clock,
             config,
             #[cfg(loom)]
-            time_up: AtomicBool::new(false),
+            model_offset: AtomicU64::new(0),
         });
-        let timer = Self::spawn_timer(&shared);
-        Self {
+        let timer = Self::spawn_timer(&shared).map_err(|e| StartError::new("timer thread", e))?;
+        Ok(Self {
             shared: shared.clone(),
             _owner: Arc::new(Owner { shared, timer }),
-        }
+        })
     }
 
     #[cfg(not(loom))]
-    fn spawn_timer(shared: &Arc<Shared<Tb>>) -> Option<std::thread::JoinHandle<()>> {
+    fn spawn_timer(shared: &Arc<Shared<Tb>>) -> std::io::Result<Option<JoinHandle<()>>> {
         let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("jobstate-timer".into())
-            .spawn(move || shared.run_timer())
-            .ok()
+        sync::spawn("jobstate-timer".into(), move || shared.run_timer()).map(Some)
     }
 
     /// Loom explores every interleaving; an endless timer thread would make that infinite,
-    /// so the model runs without it.
+    /// so the model runs the timer's rounds itself ([`Engine::model_advance`]).
     #[cfg(loom)]
-    fn spawn_timer(_shared: &Arc<Shared<Tb>>) -> Option<std::thread::JoinHandle<()>> {
-        None
+    fn spawn_timer(_shared: &Arc<Shared<Tb>>) -> std::io::Result<Option<JoinHandle<()>>> {
+        Ok(None)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tb>> {
-        sync::lock(&self.shared.state)
+        self.shared.lock()
     }
 
     /// The settings in force (`table` as the table has it).
@@ -450,7 +595,7 @@ impl<Tb: EngineTable> Engine<Tb> {
 
     /// The current table instant.
     pub fn now(&self) -> Instant {
-        self.shared.clock.now()
+        self.shared.now()
     }
 
     /// The wall-clock time of a table instant (for RFC 3339 reporting).
@@ -465,19 +610,34 @@ impl<Tb: EngineTable> Engine<Tb> {
     }
 
     /// Read access to the table under the lock (keep it short: every other caller waits).
+    /// A panic in `f` reaches the caller; the engine goes on (the lock's poisoning is
+    /// ignored: nothing was changed).
     pub fn with_table<R>(&self, f: impl FnOnce(&Tb) -> R) -> R {
         f(&self.lock().table)
     }
 
     /// Change the table through any core operation, under the lock, with the current instant;
-    /// waiters of the jobs it changed are woken afterwards. Every state change of the engine
-    /// goes through here.
+    /// waiters of the jobs it changed are woken afterwards, once the lock is released. Every
+    /// state change of the engine goes through here.
+    ///
+    /// If `f` panics, whatever it changed before is still committed — its waiters are woken
+    /// like any others — and then the panic goes on to the caller.
     pub fn update<R>(&self, f: impl FnOnce(&mut Tb, Instant) -> R) -> R {
-        let mut st = self.lock();
-        let now = self.shared.clock.now();
-        let r = f(&mut st.table, now);
-        self.shared.commit(&mut st);
-        r
+        let shared = &*self.shared;
+        let mut wl = WakeList::new();
+        let r = {
+            let mut st = shared.lock();
+            let now = shared.now();
+            let table = &mut st.table;
+            let r = catch_unwind(AssertUnwindSafe(|| f(table, now)));
+            shared.commit(&mut st, &mut wl);
+            r
+        };
+        wl.wake_all();
+        match r {
+            Ok(r) => r,
+            Err(panic) => resume_unwind(panic),
+        }
     }
 
     // ----- clients ------------------------------------------------------------------------
@@ -576,14 +736,18 @@ impl<Tb: EngineTable> Engine<Tb> {
         self.lock().waiters.len()
     }
 
-    /// The loom model's clock: every pending wait's timeout passes now. Waiters are woken
-    /// without an answer, as the operating system's timer would wake them.
+    /// The loom model's clock: time moves on by `by`, and the engine's timer round runs —
+    /// job timers (when enabled) and wait deadlines — as the timer thread would then.
     #[cfg(loom)]
     #[doc(hidden)]
-    pub fn model_time_out_waiters(&self) {
-        self.shared.time_up.store(true, sync::Ordering::SeqCst);
-        let mut st = self.lock();
-        st.waiters.poke_all();
+    pub fn model_advance(&self, by: StdDuration) {
+        let us = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        self.shared
+            .model_offset
+            .fetch_add(us, sync::Ordering::SeqCst);
+        let mut wl = WakeList::new();
+        let _ = self.shared.timer_round(&mut wl);
+        wl.wake_all();
     }
 }
 

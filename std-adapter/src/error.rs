@@ -61,3 +61,46 @@ impl fmt::Display for SubmitWaitError {
 }
 
 impl std::error::Error for SubmitWaitError {}
+
+/// A thread the engine or the worker pool needs could not be started (the operating system
+/// refused: too many threads or processes for the user, out of memory). Nothing was left
+/// running: threads already started for the same call were stopped and joined.
+#[derive(Debug)]
+pub struct StartError {
+    what: &'static str,
+    error: std::io::Error,
+}
+
+impl StartError {
+    pub(crate) fn new(what: &'static str, error: std::io::Error) -> Self {
+        Self { what, error }
+    }
+
+    /// Which thread: `"timer thread"`, `"table builder thread"` or `"worker thread"`.
+    pub fn thread(&self) -> &'static str {
+        self.what
+    }
+
+    /// The operating system's answer (typically `WouldBlock`: `EAGAIN`).
+    pub fn io_error(&self) -> &std::io::Error {
+        &self.error
+    }
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not start the {}: {}", self.what, self.error)
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<StartError> for std::io::Error {
+    fn from(e: StartError) -> Self {
+        std::io::Error::new(e.error.kind(), e)
+    }
+}

@@ -100,7 +100,6 @@ mod registry;
 mod snapshot;
 mod sync;
 mod wait;
-#[cfg(not(loom))]
 mod worker;
 
 #[cfg(feature = "http")]
@@ -110,9 +109,8 @@ pub mod persist;
 
 pub use clock::Clock;
 pub use engine::{Engine, EngineConfig, EngineTable, DEFAULT_MAX_WAIT, MAX_RETURN_TIMEOUT};
-pub use error::{SubmitWaitError, WaitError};
+pub use error::{StartError, SubmitWaitError, WaitError};
 pub use jobstate::{Submitted, Waited};
 pub use snapshot::Snapshot;
 pub use wait::{SubmitWaitFuture, TableWaitFuture, TableWaited, WaitFuture};
-#[cfg(not(loom))]
-pub use worker::{Canceled, Failure, JobContext, Success, WorkerPool};
+pub use worker::{Canceled, Failure, JobContext, ShutdownReport, Success, WorkerPool};

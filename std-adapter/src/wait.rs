@@ -1,51 +1,227 @@
 //! Waiting: blocking and async long-polls (R-WAIT, R-LONGPOLL, R-RETURN).
 //!
-//! Both kinds follow one protocol under the engine lock: check the condition with the core
-//! ([`jobstate::JobTable::check`]); if it does not hold, register in the waiter registry and sleep; the
-//! thread that changes the job evaluates the condition and, only if it now holds (or the job is
-//! gone), hands the waiter its snapshot and wakes it. A timeout ends the wait with the current
-//! snapshot marked `timed_out`; the waiter deregisters on every way out, including a dropped
-//! future.
+//! One state machine, [`WaitState`], serves both kinds. Each step runs under the engine lock:
+//! check the condition with the core ([`jobstate::JobTable::check`]); if it does not hold,
+//! register in the waiter registry (with the deadline in the engine's timer heap) and sleep;
+//! the thread that changes the job evaluates the condition and, only if it now holds (or the
+//! job is gone), settles the waiter and wakes it once the lock is released. The waiter then
+//! collects: a copy made when the job ended, or the job as it is now (its condition still
+//! holds: conditions never go back from true to false while the job exists). A timeout —
+//! the timer thread's, or the clock seen by the waiter itself — ends the wait with the current
+//! snapshot marked `timed_out`. The waiter deregisters on every way out, including a dropped
+//! future and an unwinding thread.
+//!
+//! The blocking wait sleeps on its own condition variable (paired with the engine lock, with
+//! the deadline as its own timeout too); the async wait returns `Pending` and is woken through
+//! its task's `Waker`, cloned outside the lock.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
 use jobstate::{Condition, Job, JobId, LookupError, NewJob, Revision, Submitted, Table, Waited};
 
 use crate::clock::Clock;
-use crate::engine::{Engine, EngineTable, MAX_RETURN_TIMEOUT};
+use crate::engine::{Engine, EngineTable, Shared, State, MAX_RETURN_TIMEOUT};
 use crate::error::{SubmitWaitError, WaitError};
-use crate::registry::{Ready, Wake, Watch};
+use crate::registry::{Found, Ready, Wake, WakeList, WakeRef, Watch};
 use crate::snapshot::Snapshot;
 use crate::sync::{self, Arc, AtomicBool, Condvar, Ordering};
 
-type Answer<Tb> = Ready<Box<<Tb as Table>::Job>>;
+/// What a wait ends with (before it becomes snapshots).
+pub(crate) enum Answer<J> {
+    /// The job, or why there is none.
+    Job(Result<J, LookupError>),
+    /// The table revision.
+    Table(Revision),
+}
 
-/// The answer if the watched thing is already there.
-fn answer_now<Tb: Table>(table: &Tb, watch: Watch) -> Option<Answer<Tb>>
+type AnswerOf<Tb> = Answer<<Tb as Table>::Job>;
+
+/// The answer if the watched thing is there already.
+fn answer_now<Tb: Table>(table: &Tb, watch: Watch) -> Option<AnswerOf<Tb>>
 where
     Tb::Spec: Clone,
 {
     match watch {
         Watch::Job(id, condition) => match table.check(id, condition) {
-            Ok(Some(job)) => Some(Ready::Job(Ok(Box::new(Tb::to_job(&job))))),
+            Ok(Some(job)) => Some(Answer::Job(Ok(Tb::to_job(&job)))),
             Ok(None) => None,
-            Err(e) => Some(Ready::Job(Err(e))),
+            Err(e) => Some(Answer::Job(Err(e))),
         },
-        Watch::Table(after) => (table.revision() > after).then(|| Ready::Table(table.revision())),
+        Watch::Table(after) => (table.revision() > after).then(|| Answer::Table(table.revision())),
     }
 }
 
-/// The answer when the timeout ended the wait: how things are now.
-fn current<Tb: Table>(table: &Tb, watch: Watch) -> Answer<Tb>
+/// How things are now (a settled waiter's lazy answer, or the answer at a timeout).
+fn current<Tb: Table>(table: &Tb, watch: Watch) -> AnswerOf<Tb>
 where
     Tb::Spec: Clone,
 {
     match watch {
-        Watch::Job(id, _) => Ready::Job(table.snapshot(id).map(Box::new)),
-        Watch::Table(_) => Ready::Table(table.revision()),
+        Watch::Job(id, _) => Answer::Job(table.snapshot(id)),
+        Watch::Table(_) => Answer::Table(table.revision()),
+    }
+}
+
+/// One step of a wait.
+pub(crate) enum Step<A> {
+    /// The wait is over: the answer, and whether the timeout (or a stop) ended it.
+    Ready(A, bool),
+    /// Registered; sleep until woken.
+    Pending,
+    /// To register (or to replace its waker) the wait needs an owned waker, which must be
+    /// cloned outside the lock (a waker's `clone` is user code): clone it, lock, step again.
+    NeedWake,
+}
+
+/// The wait state machine shared by [`Engine::wait`] and [`Engine::wait_async`] (and the
+/// table-wide and submit-and-wait forms of both).
+pub(crate) struct WaitState {
+    watch: Watch,
+    /// Zero: answer at once, never register.
+    timeout: StdDuration,
+    /// `None` when the timeout reaches past the end of the clock.
+    deadline: Option<StdInstant>,
+    /// The registry key while registered.
+    key: Option<usize>,
+}
+
+impl WaitState {
+    pub(crate) fn new(watch: Watch, timeout: StdDuration, now: StdInstant) -> Self {
+        Self {
+            watch,
+            timeout,
+            deadline: now.checked_add(timeout),
+            key: None,
+        }
+    }
+
+    pub(crate) fn is_registered(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// One step, under the engine lock. `wake` is whom to wake; `spare`, an owned wake made
+    /// outside the lock (taken if needed). `stop` ends the wait like a timeout (the worker
+    /// pool's shutdown). Wakes and drops for after the lock go into `wl`.
+    pub(crate) fn step<'a, Tb: EngineTable>(
+        &mut self,
+        shared: &'a Shared<Tb>,
+        st: &mut State<Tb>,
+        wake: WakeRef<'_>,
+        spare: &mut Option<Wake>,
+        stop: bool,
+        wl: &mut WakeList<'a>,
+    ) -> Step<AnswerOf<Tb>> {
+        let passed = |ws: &Self| ws.deadline.is_some_and(|d| shared.std_now() >= d);
+        match self.key {
+            Some(key) => {
+                if st.waiters.is_settled(key) || stop || passed(self) {
+                    return self.finish(shared, st, wl);
+                }
+                if !st.waiters.wakes(key, wake) {
+                    match spare.take().or_else(|| wake.cheap_owned()) {
+                        Some(w) => st.waiters.set_wake(key, w, wl),
+                        None => return Step::NeedWake,
+                    }
+                }
+                Step::Pending
+            }
+            None => {
+                if let Some(answer) = answer_now(&*st.table, self.watch) {
+                    return Step::Ready(answer, false);
+                }
+                if self.timeout.is_zero() || stop || passed(self) {
+                    return Step::Ready(current(&*st.table, self.watch), true);
+                }
+                let Some(w) = spare.take().or_else(|| wake.cheap_owned()) else {
+                    return Step::NeedWake;
+                };
+                let (key, token) = st.waiters.register(self.watch, w, self.deadline.is_some());
+                self.key = Some(key);
+                if let Some(at) = self.deadline {
+                    shared.add_deadline(st, at, key, token, wl);
+                }
+                Step::Pending
+            }
+        }
+    }
+
+    /// Deregister and collect the answer (under the lock).
+    fn finish<'a, Tb: EngineTable>(
+        &mut self,
+        shared: &'a Shared<Tb>,
+        st: &mut State<Tb>,
+        wl: &mut WakeList<'a>,
+    ) -> Step<AnswerOf<Tb>> {
+        let Some(key) = self.key.take() else {
+            return Step::Ready(current(&*st.table, self.watch), true);
+        };
+        let removed = st.waiters.deregister(key);
+        if let Some(w) = removed.wake {
+            wl.discard(w);
+        }
+        if removed.timed {
+            shared.forget_deadline(st);
+        }
+        match removed.found {
+            Found::Ready(Ready::Job(answer)) => Step::Ready(Answer::Job(answer.map(|b| *b)), false),
+            Found::Ready(Ready::Holds) => Step::Ready(current(&*st.table, self.watch), false),
+            Found::Ready(Ready::Table(r)) => Step::Ready(Answer::Table(r), false),
+            Found::TimedOut | Found::Waiting => Step::Ready(current(&*st.table, self.watch), true),
+        }
+    }
+
+    /// Deregister without collecting (a dropped future, an unwinding wait): the answer it
+    /// had, if any, for the caller to drop once the lock is released (a job copy's `Drop`
+    /// runs the spec's).
+    pub(crate) fn cancel<'a, Tb: EngineTable>(
+        &mut self,
+        shared: &'a Shared<Tb>,
+        st: &mut State<Tb>,
+        wl: &mut WakeList<'a>,
+    ) -> Option<Box<Tb::Job>> {
+        let key = self.key.take()?;
+        let removed = st.waiters.deregister(key);
+        if let Some(w) = removed.wake {
+            wl.discard(w);
+        }
+        if removed.timed {
+            shared.forget_deadline(st);
+        }
+        match removed.found {
+            Found::Ready(Ready::Job(Ok(job))) => Some(job),
+            _ => None,
+        }
+    }
+}
+
+/// Deregisters a wait that is left by unwinding or by a drop.
+fn cancel_locked<Tb: EngineTable>(shared: &Shared<Tb>, ws: &mut WaitState) {
+    if !ws.is_registered() {
+        return;
+    }
+    let mut wl = WakeList::new();
+    let leftover = {
+        let mut st = shared.lock();
+        ws.cancel(shared, &mut st, &mut wl)
+    };
+    if let Some(job) = leftover {
+        sync::contain(|| drop(job));
+    }
+    drop(wl);
+}
+
+/// A blocking wait's state, deregistered if the thread unwinds out of the wait.
+struct Blocking<'a, Tb: EngineTable> {
+    shared: &'a Shared<Tb>,
+    ws: WaitState,
+}
+
+impl<Tb: EngineTable> Drop for Blocking<'_, Tb> {
+    fn drop(&mut self) {
+        cancel_locked(self.shared, &mut self.ws);
     }
 }
 
@@ -63,58 +239,75 @@ impl<Tb: EngineTable> Engine<Tb> {
         crate::engine::clamp(timeout, self.shared.config.max_wait)
     }
 
-    #[cfg(not(loom))]
-    fn passed(&self, deadline: Option<StdInstant>) -> bool {
-        deadline.is_some_and(|d| StdInstant::now() >= d)
-    }
-
-    #[cfg(loom)]
-    fn passed(&self, _deadline: Option<StdInstant>) -> bool {
-        self.shared.time_up.load(Ordering::SeqCst)
-    }
-
-    /// The blocking wait protocol, for a job or the table. `stop`, when set, ends the wait
-    /// early like a timeout (the worker pool's shutdown).
+    /// The blocking wait, for a job or the table. `stop`, when set, ends the wait early like
+    /// a timeout (the worker pool's shutdown).
     pub(crate) fn block(
         &self,
         watch: Watch,
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
-    ) -> (Answer<Tb>, bool) {
-        self.block_locked(self.lock(), watch, timeout, stop)
+    ) -> (AnswerOf<Tb>, bool) {
+        self.block_locked(self.lock(), watch, timeout, stop, None)
+    }
+
+    /// [`Engine::block`] sleeping on the caller's condition variable (a worker's, which the
+    /// pool's shutdown notifies).
+    pub(crate) fn block_parked(
+        &self,
+        watch: Watch,
+        timeout: StdDuration,
+        stop: Option<&AtomicBool>,
+        park: Option<&Arc<Condvar>>,
+    ) -> (AnswerOf<Tb>, bool) {
+        self.block_locked(self.lock(), watch, timeout, stop, park)
     }
 
     /// [`Engine::block`] with the lock already held (so a submit and its waiter's
     /// registration are one step).
     fn block_locked(
         &self,
-        mut st: sync::MutexGuard<'_, crate::engine::State<Tb>>,
+        guard: sync::MutexGuard<'_, State<Tb>>,
         watch: Watch,
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
-    ) -> (Answer<Tb>, bool) {
+        park: Option<&Arc<Condvar>>,
+    ) -> (AnswerOf<Tb>, bool) {
+        let shared = &*self.shared;
         let timeout = self.clamp(timeout);
-        let deadline = StdInstant::now().checked_add(timeout);
-        if let Some(answer) = answer_now(&*st.table, watch) {
-            return (answer, false);
-        }
-        if timeout.is_zero() {
-            return (current(&*st.table, watch), true);
-        }
-        let cv = Arc::new(Condvar::new());
-        let key = st.waiters.register(watch, Wake::Thread(cv.clone()));
+        // Declared in this order so that on any way out the lock is released first, then the
+        // wait deregisters (if it still is registered), then the wake list wakes.
+        let mut wl = WakeList::new();
+        let mut wait = Blocking {
+            shared,
+            ws: WaitState::new(watch, timeout, shared.std_now()),
+        };
+        let mut st = guard;
+        let cv = park.cloned().unwrap_or_else(|| Arc::new(Condvar::new()));
         loop {
-            if st.waiters.is_ready(key) {
-                if let Some(answer) = st.waiters.deregister(key) {
-                    return (answer, false);
-                }
-            }
             let stopped = stop.is_some_and(|s| s.load(Ordering::SeqCst));
-            if stopped || self.passed(deadline) {
-                let _ = st.waiters.deregister(key);
-                return (current(&*st.table, watch), true);
+            let step = wait.ws.step(
+                shared,
+                &mut st,
+                WakeRef::Thread(&cv),
+                &mut None,
+                stopped,
+                &mut wl,
+            );
+            match step {
+                Step::Ready(answer, timed_out) => {
+                    drop(st);
+                    return (answer, timed_out);
+                }
+                // A thread's wake is made without user code: never asked for.
+                Step::Pending | Step::NeedWake => {}
             }
-            let left = deadline.map_or(timeout, |d| d.saturating_duration_since(StdInstant::now()));
+            // Only the engine's own condition variables and dropped condition variables are
+            // in the list of a blocking wait: nothing of a user's runs here.
+            wl.wake_all();
+            let left = wait
+                .ws
+                .deadline
+                .map_or(timeout, |d| d.saturating_duration_since(shared.std_now()));
             st = sync::wait_timeout(&cv, st, left);
         }
     }
@@ -139,8 +332,8 @@ impl<Tb: EngineTable> Engine<Tb> {
         let (answer, timed_out) = self.block(Watch::Table(after), timeout, None);
         TableWaited {
             revision: match answer {
-                Ready::Table(r) => r,
-                Ready::Job(_) => after,
+                Answer::Table(r) => r,
+                Answer::Job(_) => after,
             },
             timed_out,
         }
@@ -178,29 +371,53 @@ impl<Tb: EngineTable> Engine<Tb> {
         if let Err(e) = Self::check_return_timeout(return_timeout) {
             return early(Err(e));
         }
-        let mut st = self.lock();
-        let submitted = st.table.submit(job, self.now());
-        self.shared.commit(&mut st);
+        let shared = &*self.shared;
+        let timeout = self.clamp(return_timeout);
+        let mut wl = WakeList::new();
+        let mut st = shared.lock();
+        let submitted = st.table.submit(job, shared.now());
+        shared.commit(&mut st, &mut wl);
         let id = match submitted {
             Ok(id) => id,
-            Err(r) => return early(Err(SubmitWaitError::Submit(r.error))),
+            Err(refused) => {
+                // The caller's job comes back to be dropped with the lock released.
+                drop(st);
+                return early(Err(SubmitWaitError::Submit(refused.error)));
+            }
         };
-        let watch = Watch::Job(id, Condition::Terminal);
-        let timeout = self.clamp(return_timeout);
         if timeout.is_zero() {
             return early(Ok(accepted_now(&*st.table, id)));
         }
-        // Registered now, under the submit's lock; the task's waker replaces the no-op one at
-        // the first poll (an answer that comes before is kept in the registry).
-        let mut waiting = Waiting::new(self.clone(), watch, timeout);
-        if answer_now(&*st.table, watch).is_none() {
-            waiting.register(&mut st, std::task::Waker::noop().clone());
-        }
+        // Registered now, under the submit's lock, with a no-op waker; the task's waker
+        // replaces it at the first poll (an answer that comes before is kept in the registry).
+        let mut waiting = Waiting::new(self.clone(), Watch::Job(id, Condition::Terminal), timeout);
+        let mut spare = Some(Wake::Task(Waker::noop().clone()));
+        let step = waiting.ws.step(
+            shared,
+            &mut st,
+            WakeRef::Task(Waker::noop()),
+            &mut spare,
+            false,
+            &mut wl,
+        );
         drop(st);
-        SubmitWaitFuture {
-            step: SubmitStep::Waiting(id, WaitFuture { waiting }),
-            clock,
+        match step {
+            Step::Ready(answer, timed_out) => early(Ok(submitted_of_answer(id, answer, timed_out))),
+            Step::Pending | Step::NeedWake => SubmitWaitFuture {
+                step: SubmitStep::Waiting(id, WaitFuture { waiting }),
+                clock,
+            },
         }
+    }
+}
+
+/// A submit-and-wait's answer from a wait's raw answer.
+fn submitted_of_answer<J>(id: JobId, answer: Answer<J>, timed_out: bool) -> Submitted<J> {
+    match answer {
+        Answer::Job(Ok(job)) if timed_out => Submitted::Accepted(job),
+        Answer::Job(Ok(job)) => Submitted::Completed(job),
+        Answer::Job(Err(e)) => Submitted::Removed(id, tombstone(e)),
+        Answer::Table(_) => Submitted::Removed(id, None),
     }
 }
 
@@ -211,17 +428,17 @@ where
 {
     fn to_waited(
         &self,
-        answer: Answer<Tb>,
+        answer: AnswerOf<Tb>,
         timed_out: bool,
     ) -> Result<Waited<Snapshot<S, T>>, WaitError> {
         match answer {
-            Ready::Job(Ok(job)) => Ok(Waited {
-                job: self.snapshot(*job),
+            Answer::Job(Ok(job)) => Ok(Waited {
+                job: self.snapshot(job),
                 timed_out,
             }),
-            Ready::Job(Err(e)) => Err(WaitError::Lookup(e)),
+            Answer::Job(Err(e)) => Err(WaitError::Lookup(e)),
             // A job wait never gets a table answer.
-            Ready::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
+            Answer::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
         }
     }
 
@@ -253,15 +470,28 @@ where
     ) -> Result<Submitted<Snapshot<S, T>>, SubmitWaitError> {
         Self::check_return_timeout(return_timeout)?;
         // Submit and register the waiter under one lock: the job cannot end unseen between.
-        let mut st = self.lock();
-        let submitted = st.table.submit(job, self.now());
-        self.shared.commit(&mut st);
-        let id = submitted.map_err(|r| SubmitWaitError::Submit(r.error))?;
+        let shared = &*self.shared;
+        let mut wl = WakeList::new();
+        let mut st = shared.lock();
+        let submitted = st.table.submit(job, shared.now());
+        shared.commit(&mut st, &mut wl);
+        let id = match submitted {
+            Ok(id) => id,
+            Err(refused) => {
+                // The caller's job comes back to be dropped with the lock released.
+                drop(st);
+                return Err(SubmitWaitError::Submit(refused.error));
+            }
+        };
         if return_timeout.is_zero() {
-            return Ok(snapshots(accepted_now(&*st.table, id), self.shared.clock));
+            let accepted = accepted_now(&*st.table, id);
+            drop(st);
+            return Ok(snapshots(accepted, shared.clock));
         }
+        // Whoever the submit woke is woken when the wait first sleeps (or returns).
         let watch = Watch::Job(id, Condition::Terminal);
-        let (answer, timed_out) = self.block_locked(st, watch, return_timeout, None);
+        let (answer, timed_out) = self.block_locked(st, watch, return_timeout, None, None);
+        drop(wl);
         Ok(submitted_of(id, self.to_waited(answer, timed_out)))
     }
 }
@@ -307,149 +537,62 @@ fn submitted_of<P>(id: JobId, waited: Result<Waited<P>, WaitError>) -> Submitted
     }
 }
 
-/// The async wait protocol shared by the futures below.
-struct Waiting<Tb: Table> {
+/// The async wait: an engine handle and the wait's state.
+struct Waiting<Tb: EngineTable> {
     engine: Engine<Tb>,
-    slot: Slot,
-}
-
-/// A wait's own state, apart from the engine handle (so the engine's lock and this can be
-/// borrowed together without touching the handle's reference counts).
-struct Slot {
-    watch: Watch,
-    timeout: StdDuration,
-    #[cfg_attr(loom, allow(dead_code))]
-    deadline: Option<StdInstant>,
-    key: Option<usize>,
-    /// The deadline is in the engine's timer heap.
-    in_heap: bool,
-}
-
-type Guard<'a, Tb> = sync::MutexGuard<'a, crate::engine::State<Tb>>;
-type Shared<Tb> = crate::engine::Shared<Tb>;
-
-impl Slot {
-    /// Register (under the caller's lock) and hand the deadline to the engine's timer.
-    fn register<Tb: Table>(
-        &mut self,
-        shared: &Shared<Tb>,
-        st: &mut Guard<'_, Tb>,
-        waker: std::task::Waker,
-    ) {
-        let key = st.waiters.register(self.watch, Wake::Task(waker));
-        self.key = Some(key);
-        #[cfg(not(loom))]
-        if let (Some(at), Some(token)) = (self.deadline, st.waiters.token(key)) {
-            shared.add_deadline(st, at, key, token);
-            self.in_heap = true;
-        }
-        #[cfg(loom)]
-        let _ = shared;
-    }
-
-    /// Deregister (under the caller's lock); the answer, if the waiter had one.
-    fn deregister<Tb: Table>(
-        &mut self,
-        shared: &Shared<Tb>,
-        st: &mut Guard<'_, Tb>,
-    ) -> Option<Answer<Tb>> {
-        let key = self.key.take()?;
-        let answer = st.waiters.deregister(key);
-        if std::mem::take(&mut self.in_heap) {
-            #[cfg(not(loom))]
-            shared.forget_deadline(st);
-        }
-        #[cfg(loom)]
-        let _ = shared;
-        answer
-    }
-
-    /// Whether the wait's deadline passed (the engine's timer marked it).
-    fn expired<Tb: Table>(shared: &Shared<Tb>, st: &Guard<'_, Tb>, key: usize) -> bool {
-        #[cfg(loom)]
-        let _ = (st, key);
-        #[cfg(loom)]
-        return shared.time_up.load(Ordering::SeqCst);
-        #[cfg(not(loom))]
-        {
-            let _ = shared;
-            st.waiters.is_expired(key)
-        }
-    }
+    ws: WaitState,
 }
 
 impl<Tb: EngineTable> Waiting<Tb> {
     fn new(engine: Engine<Tb>, watch: Watch, timeout: StdDuration) -> Self {
+        let now = engine.shared.std_now();
         Self {
             engine,
-            slot: Slot {
-                watch,
-                timeout,
-                deadline: StdInstant::now().checked_add(timeout),
-                key: None,
-                in_heap: false,
-            },
+            ws: WaitState::new(watch, timeout, now),
         }
     }
 
-    /// Register under the caller's lock (a submit's).
-    fn register(&mut self, st: &mut Guard<'_, Tb>, waker: std::task::Waker) {
-        self.slot.register(&self.engine.shared, st, waker);
-    }
-
-    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(Answer<Tb>, bool)> {
+    /// Poll the wait: step under the lock; the task's waker is cloned (when the wait needs
+    /// one) and dropped outside it, and whom the step woke is woken after it.
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(AnswerOf<Tb>, bool)> {
         let shared = &*self.engine.shared;
-        let w = &mut self.slot;
-        let mut st = sync::lock(&shared.state);
-        let key = match w.key {
-            Some(key) => {
-                if st.waiters.is_ready(key) {
-                    if let Some(answer) = w.deregister(shared, &mut st) {
-                        return Poll::Ready((answer, false));
-                    }
-                }
-                st.waiters.set_waker(key, cx.waker());
-                key
+        // A first poll registers (unless the answer is there): clone before locking.
+        let mut spare = (!self.ws.is_registered()).then(|| Wake::Task(cx.waker().clone()));
+        loop {
+            let mut wl = WakeList::new();
+            let step = {
+                let mut st = shared.lock();
+                self.ws.step(
+                    shared,
+                    &mut st,
+                    WakeRef::Task(cx.waker()),
+                    &mut spare,
+                    false,
+                    &mut wl,
+                )
+            };
+            if let Some(w) = spare.take() {
+                wl.discard(w);
             }
-            None => {
-                if let Some(answer) = answer_now(&*st.table, w.watch) {
-                    return Poll::Ready((answer, false));
-                }
-                if w.timeout.is_zero() {
-                    return Poll::Ready((current(&*st.table, w.watch), true));
-                }
-                w.register(shared, &mut st, cx.waker().clone());
-                match w.key {
-                    Some(key) => key,
-                    None => return Poll::Pending,
-                }
+            drop(wl);
+            match step {
+                Step::Ready(answer, timed_out) => return Poll::Ready((answer, timed_out)),
+                Step::Pending => return Poll::Pending,
+                Step::NeedWake => spare = Some(Wake::Task(cx.waker().clone())),
             }
-        };
-        if Slot::expired(shared, &st, key) {
-            // The heap entry was popped when the deadline passed.
-            w.in_heap = false;
-            if let Some(answer) = w.deregister(shared, &mut st) {
-                return Poll::Ready((answer, false));
-            }
-            return Poll::Ready((current(&*st.table, w.watch), true));
         }
-        Poll::Pending
     }
 }
 
-impl<Tb: Table> Drop for Waiting<Tb> {
+impl<Tb: EngineTable> Drop for Waiting<Tb> {
     fn drop(&mut self) {
-        if self.slot.key.is_some() {
-            let shared = &*self.engine.shared;
-            let mut st = sync::lock(&shared.state);
-            let _ = self.slot.deregister(shared, &mut st);
-        }
+        cancel_locked(&self.engine.shared, &mut self.ws);
     }
 }
 
 /// The future of [`Engine::wait_async`]: resolves like [`Engine::wait`].
 #[must_use = "futures do nothing unless polled"]
-pub struct WaitFuture<Tb: Table> {
+pub struct WaitFuture<Tb: EngineTable> {
     waiting: Waiting<Tb>,
 }
 
@@ -469,7 +612,7 @@ where
 
 /// The future of [`Engine::wait_table_async`].
 #[must_use = "futures do nothing unless polled"]
-pub struct TableWaitFuture<Tb: Table> {
+pub struct TableWaitFuture<Tb: EngineTable> {
     waiting: Waiting<Tb>,
     after: Revision,
 }
@@ -484,15 +627,15 @@ impl<Tb: EngineTable> Future for TableWaitFuture<Tb> {
             .poll_answer(cx)
             .map(|(answer, timed_out)| TableWaited {
                 revision: match answer {
-                    Ready::Table(r) => r,
-                    Ready::Job(_) => after,
+                    Answer::Table(r) => r,
+                    Answer::Job(_) => after,
                 },
                 timed_out,
             })
     }
 }
 
-enum SubmitStep<Tb: Table> {
+enum SubmitStep<Tb: EngineTable> {
     /// The answer, before it became one of snapshots (the engine's clock is in the future).
     Done(Option<Result<Submitted<Tb::Job>, SubmitWaitError>>),
     Waiting(JobId, WaitFuture<Tb>),
@@ -500,14 +643,14 @@ enum SubmitStep<Tb: Table> {
 
 /// The future of [`Engine::submit_and_wait_async`].
 #[must_use = "futures do nothing unless polled"]
-pub struct SubmitWaitFuture<Tb: Table> {
+pub struct SubmitWaitFuture<Tb: EngineTable> {
     step: SubmitStep<Tb>,
     clock: Clock,
 }
 
 // Nothing in it is pinned structurally: the finished answer is moved out, the wait future is
 // `Unpin`.
-impl<Tb: Table> Unpin for SubmitWaitFuture<Tb> {}
+impl<Tb: EngineTable> Unpin for SubmitWaitFuture<Tb> {}
 
 impl<S, const T: usize, Tb> Future for SubmitWaitFuture<Tb>
 where

@@ -135,7 +135,8 @@ fn r_full_stress_8_threads_20000_jobs_small_table() {
         } else {
             Ok(Success::normal("done"))
         }
-    });
+    })
+    .unwrap();
 
     let mut threads = Vec::new();
     for n in 0..SUBMITTERS {

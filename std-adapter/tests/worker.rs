@@ -34,7 +34,8 @@ fn r_sched_pool_runs_oldest_runnable_first_and_respects_dependencies() {
     let pool = WorkerPool::start(e.clone(), 1, move |ctx| {
         seen.lock().unwrap().push(*ctx.spec());
         Ok(Success::normal("ok"))
-    });
+    })
+    .unwrap();
     for id in [a, b, c] {
         assert_eq!(terminal(&e, id).state(), State::Succeeded);
     }
@@ -49,7 +50,8 @@ fn r_outcome_handler_answers_become_outcomes() {
         0 => Ok(Success::new(Severity::Warning, "check the log")),
         1 => Err(Failure::new(7, "no space left")),
         _ => Ok(Severity::PartialFailure.into()),
-    });
+    })
+    .unwrap();
     let ids: Vec<JobId> = (0..3).map(|k| e.submit(NewJob::new(k)).unwrap()).collect();
     let warn = terminal(&e, ids[0]);
     assert_eq!(
@@ -86,7 +88,8 @@ fn r_outcome_panicking_handler_fails_job_and_worker_survives() {
             panic!("boom");
         }
         Ok(Success::normal("fine"))
-    });
+    })
+    .unwrap();
     let bad = e.submit(NewJob::new(0)).unwrap();
     let good = e.submit(NewJob::new(1)).unwrap();
     let bad = terminal(&e, bad);
@@ -129,7 +132,7 @@ fn looping(
 fn r_control_pause_blocks_in_checkpoint_resume_and_cancel_wake_it() {
     let e = engine();
     let (tx, rx) = mpsc::channel();
-    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx)).unwrap();
     let id = e.submit(NewJob::new(1)).unwrap();
     assert_eq!(rx.recv().unwrap(), id);
     // Pause: the worker's checkpoint moves it to Paused and blocks there.
@@ -172,7 +175,7 @@ fn r_control_pause_blocks_in_checkpoint_resume_and_cancel_wake_it() {
 fn r_control_cancel_running_job_at_checkpoint() {
     let e = engine();
     let (tx, rx) = mpsc::channel();
-    let pool = WorkerPool::start(e.clone(), 2, looping(tx));
+    let pool = WorkerPool::start(e.clone(), 2, looping(tx)).unwrap();
     let id = e.submit(NewJob::new(1)).unwrap();
     assert_eq!(rx.recv().unwrap(), id);
     e.request_cancel(id).unwrap();
@@ -191,7 +194,7 @@ fn r_control_cancel_running_job_at_checkpoint() {
 fn shutdown_stops_running_and_paused_handlers_and_joins() {
     let e = engine();
     let (tx, rx) = mpsc::channel();
-    let pool = WorkerPool::start(e.clone(), 2, looping(tx));
+    let pool = WorkerPool::start(e.clone(), 2, looping(tx)).unwrap();
     let running = e.submit(NewJob::new(1)).unwrap();
     let paused = e.submit(NewJob::new(2)).unwrap();
     let mut started = vec![rx.recv().unwrap(), rx.recv().unwrap()];
@@ -225,7 +228,7 @@ fn shutdown_stops_running_and_paused_handlers_and_joins() {
 fn shutdown_requeues_restartable_jobs_for_the_next_pool() {
     let e = engine();
     let (tx, rx) = mpsc::channel();
-    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx)).unwrap();
     let restartable = JobOptions {
         restartable: true,
         ..JobOptions::DEFAULT
@@ -240,7 +243,7 @@ fn shutdown_requeues_restartable_jobs_for_the_next_pool() {
     assert_eq!(e.with_table(|t| t.peek_runnable()), Some(id));
     // The next pool runs it again.
     let (tx, rx) = mpsc::channel();
-    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx)).unwrap();
     assert_eq!(rx.recv().unwrap(), id);
     e.request_cancel(id).unwrap();
     assert_eq!(
@@ -262,7 +265,8 @@ fn r_sched_every_job_runs_exactly_once_with_idle_workers() {
     let pool = WorkerPool::start(e.clone(), 4, move |ctx| {
         r.lock().unwrap().push(ctx.id());
         Ok(Success::normal(""))
-    });
+    })
+    .unwrap();
     let mut ids = Vec::new();
     for k in 0..12 {
         let id = e.submit(NewJob::new(k)).unwrap();
@@ -280,7 +284,7 @@ fn r_sched_every_job_runs_exactly_once_with_idle_workers() {
 fn r_longpoll_shutdown_wakes_only_the_pools_own_jobs() {
     let e = engine();
     let (tx, rx) = mpsc::channel();
-    let pool = WorkerPool::start(e.clone(), 1, looping(tx));
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx)).unwrap();
     let busy = e.submit(NewJob::new(1)).unwrap();
     assert_eq!(rx.recv().unwrap(), busy);
     // A client long-polls a job the pool is not running (the only worker is busy).

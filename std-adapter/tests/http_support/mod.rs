@@ -113,6 +113,7 @@ pub async fn serve(config: EngineConfig, workers: bool) -> Server {
                 }
             },
         })
+        .unwrap()
     });
     let app: Router = Router::new()
         .route("/api/test/jobs", post(create))
