@@ -213,8 +213,41 @@ fn r_persist_downtime_counts_for_retention() {
     assert_eq!(e.run_timers().removed, 0);
 }
 
-/// R-PERSIST: no file is a first start; a torn temporary file is ignored; a corrupted or
-/// truncated file is refused with a typed error and loads nothing.
+/// The two records of a job file (A/B regions): `(offset, sequence number)` of each valid-looking
+/// record header, newest last.
+fn records(file: &[u8]) -> Vec<(usize, u32)> {
+    let region = file.len() / 2;
+    let mut found: Vec<(usize, u32)> = [0, region]
+        .into_iter()
+        .filter(|&at| file.get(at..at + 4) == Some(&b"JSAB"[..]))
+        .map(|at| {
+            (
+                at,
+                u32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()),
+            )
+        })
+        .collect();
+    found.sort_by_key(|&(_, seq)| seq);
+    found
+}
+
+/// Flip one byte inside the table image of the record at `at` (its payload starts with
+/// `JSTF`; the image follows the 21-byte payload prefix).
+fn corrupt_record(file: &mut [u8], at: usize) {
+    let region = file.len() / 2;
+    let end = (at + region).min(file.len());
+    let payload = at
+        + file[at..end]
+            .windows(4)
+            .position(|w| w == b"JSTF")
+            .expect("a payload");
+    file[payload + 21 + 20] ^= 0x10;
+}
+
+/// R-PERSIST: no file is a first start; a torn temporary file is ignored; a corrupted newest
+/// record falls back to the previous one (never a mix); a file with no valid record, a
+/// truncated or foreign file is refused with a typed error and loads nothing; a valid record
+/// whose image is refused answers the core's `DecodeError`.
 #[test]
 fn r_persist_file_errors_are_typed() {
     let dir = TempDir::new("files");
@@ -225,38 +258,66 @@ fn r_persist_file_errors_are_typed() {
     let e: E = Engine::new(config());
     let id = submit(&e, "keep", &[], JobOptions::DEFAULT);
     store.save(&e).unwrap();
+    let later = submit(&e, "later", &[], JobOptions::DEFAULT);
+    store.save(&e).unwrap();
     // A crash mid-save leaves a torn temporary file next to the good one.
     std::fs::write(dir.0.join("jobs.bin.tmp"), b"JSTF torn").unwrap();
-    let (loaded, _) = store.load::<Jobs>(config()).unwrap().unwrap();
-    assert!(loaded.get(id).is_ok());
-
     let good = std::fs::read(&path).unwrap();
+    let (loaded, _) = store.load::<Jobs>(config()).unwrap().unwrap();
+    assert!(loaded.get(id).is_ok() && loaded.get(later).is_ok());
+
+    // The newest record corrupted: the previous save answers, whole.
+    let both = records(&good);
+    assert_eq!(both.len(), 2, "two saves, two records");
     let mut flipped = good.clone();
-    let last = flipped.len() - 1;
-    flipped[last] ^= 0x10;
+    corrupt_record(&mut flipped, both[1].0);
+    std::fs::write(&path, &flipped).unwrap();
+    let (older, _) = store.load::<Jobs>(config()).unwrap().unwrap();
+    assert!(older.get(id).is_ok());
+    assert_eq!(older.get(later).err(), Some(LookupError::Stale));
+    // Both records corrupted: nothing loads.
+    corrupt_record(&mut flipped, both[0].0);
     std::fs::write(&path, &flipped).unwrap();
     assert!(matches!(
         store.load::<Jobs>(config()),
-        Err(LoadError::Decode(DecodeError::Checksum))
+        Err(LoadError::NotAStoreFile)
     ));
     std::fs::write(&path, &good[..good.len() - 3]).unwrap();
     assert!(matches!(
         store.load::<Jobs>(config()),
-        Err(LoadError::Decode(DecodeError::Truncated))
+        Err(LoadError::NotAStoreFile)
     ));
     std::fs::write(&path, b"something else entirely").unwrap();
     assert!(matches!(
         store.load::<Jobs>(config()),
         Err(LoadError::NotAStoreFile)
     ));
+    // A record that is whole but holds a refused image: the core's error, typed (a new file,
+    // written by a new store, as another process would).
+    std::fs::remove_file(&path).unwrap();
+    let store = FileStore::new(&path);
+    let (payload, _) = FileStore::encode(&e).unwrap();
+    let mut flipped = payload.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x10;
+    store.write_atomically(&flipped).unwrap();
+    assert!(matches!(
+        store.load::<Jobs>(config()),
+        Err(LoadError::Decode(DecodeError::Checksum))
+    ));
+    let mut old_format = payload.clone();
+    old_format[21 + 4] = 1;
+    store.write_atomically(&old_format).unwrap();
+    assert!(matches!(
+        store.load::<Jobs>(config()),
+        Err(LoadError::Decode(DecodeError::UnsupportedVersion(1)))
+    ));
     // A smaller table than the one that wrote the file refuses it.
-    std::fs::write(&path, &good).unwrap();
-    let mut big: Engine<JobTable<String, 32>> = Engine::new(config());
+    let big: Engine<JobTable<String, 32>> = Engine::new(config());
     for k in 0..20 {
         big.submit(NewJob::new(k.to_string())).unwrap();
     }
     store.save(&big).unwrap();
-    big = Engine::new(config());
     drop(big);
     assert!(matches!(
         store.load::<Jobs>(config()),
