@@ -24,6 +24,12 @@ use super::wire::JobLink;
 /// | `460772` | 503 | the job table is full (see `Retry-After`) |
 /// | `460773` | 405 | method not allowed on this path |
 /// | `460774` | 404 | no such path |
+/// | `460775` | 401 | no credentials, or wrong ones (with `WWW-Authenticate`) |
+/// | `460776` | 403 | the user's role does not allow the request (a read-only user's write) |
+/// | `460777` | 413 | the request body is larger than the service takes |
+/// | `460778` | 414 | the request target (path and query) is too long |
+/// | `460779` | 431 | the request's header fields are too large or too many |
+/// | `460780` | 503 | the service is at its connection cap or shutting down (see `Retry-After`) |
 /// | the job's own code | 400 | a job that ended within `return_timeout` failed |
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
@@ -48,6 +54,18 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// No such path.
     NoRoute,
+    /// No credentials, or wrong ones.
+    Unauthorized,
+    /// The user's role does not allow the request.
+    Forbidden,
+    /// The request body is too large.
+    PayloadTooLarge,
+    /// The request target is too long.
+    UriTooLong,
+    /// The header fields are too large or too many.
+    HeadersTooLarge,
+    /// At the connection cap, or shutting down.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -64,6 +82,12 @@ impl ErrorCode {
             ErrorCode::TableFull => "460772",
             ErrorCode::MethodNotAllowed => "460773",
             ErrorCode::NoRoute => "460774",
+            ErrorCode::Unauthorized => "460775",
+            ErrorCode::Forbidden => "460776",
+            ErrorCode::PayloadTooLarge => "460777",
+            ErrorCode::UriTooLong => "460778",
+            ErrorCode::HeadersTooLarge => "460779",
+            ErrorCode::Unavailable => "460780",
         }
     }
 }
@@ -235,7 +259,16 @@ pub async fn fallback() -> ApiError {
     ApiError::no_route()
 }
 
-/// Per-route fallback answering 405 with the envelope.
-pub(crate) async fn method_fallback() -> ApiError {
+/// Method fallback answering 405 with the envelope (axum's own is an empty body): add it to
+/// each of the service's own routes with `MethodRouter::fallback`, as the binding does to its
+/// own. axum still sets the `Allow` header listing the methods the path serves.
+///
+/// ```
+/// use axum::routing::post;
+/// use jobstate_std::http::method_not_allowed;
+/// let route = post(|| async { "created" }).fallback(method_not_allowed);
+/// # let _: axum::routing::MethodRouter<()> = route;
+/// ```
+pub async fn method_not_allowed() -> ApiError {
     ApiError::method_not_allowed()
 }

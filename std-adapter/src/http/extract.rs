@@ -44,10 +44,12 @@ impl<St: Send + Sync> FromRequestParts<St> for UuidSegment {
 }
 
 /// `return_timeout` (0 to [`MAX_TIMEOUT_SECS`] s, default 0) of a service's own asynchronous
-/// endpoint.
+/// endpoint — and no other query parameter.
 ///
-/// Reads only `return_timeout` from the query and leaves the endpoint's other parameters to
-/// it; an out-of-range or malformed value answers 400 with the envelope.
+/// An out-of-range or malformed value, a repeated `return_timeout`, or any other parameter
+/// (`?retrun_timeout=10`) answers 400 with the envelope, so a client's typo never turns into
+/// a different request. An endpoint that takes more parameters reads them all with
+/// [`QueryArgs`] instead.
 ///
 /// ```
 /// use jobstate_std::http::ReturnTimeout;
@@ -64,15 +66,105 @@ impl<St: Send + Sync> FromRequestParts<St> for ReturnTimeout {
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
         let mut args = Args::from_request_parts(parts, state).await?;
-        Ok(ReturnTimeout(
-            args.seconds("return_timeout", 0..=MAX_TIMEOUT_SECS)?
-                .unwrap_or_default(),
-        ))
+        let wait = args
+            .seconds("return_timeout", 0..=MAX_TIMEOUT_SECS)?
+            .unwrap_or_default();
+        args.finish()?;
+        Ok(ReturnTimeout(wait))
     }
 }
 
-/// A JSON request body whose refusals (wrong content type, malformed JSON, missing or
-/// mistyped field) answer 400/415 with the envelope instead of axum's plain text.
+/// An endpoint that takes no query parameter: any parameter answers 400 with the envelope
+/// (`error.code` `262179`, `target` naming it).
+///
+/// ```
+/// use jobstate_std::http::NoQuery;
+/// async fn list(_: NoQuery) -> &'static str {
+///     "[]"
+/// }
+/// # let _ = axum::routing::get::<_, _, ()>(list);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoQuery;
+
+impl<St: Send + Sync> FromRequestParts<St> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        Args::from_request_parts(parts, state).await?.finish()?;
+        Ok(NoQuery)
+    }
+}
+
+/// The query parameters of a service's own endpoint, read one by one with the binding's
+/// rules (a repeated name or a bad value is a 400 naming it), then [`QueryArgs::finish`]ed:
+/// any parameter nobody read is a 400 too.
+///
+/// ```
+/// use jobstate_std::http::{ApiError, QueryArgs};
+/// async fn list(mut q: QueryArgs) -> Result<String, ApiError> {
+///     let verbose = q.boolean("verbose")?.unwrap_or(false);
+///     let wait = q.seconds("return_timeout", 0..=120)?;
+///     q.finish()?;
+///     Ok(format!("{verbose} {wait:?}"))
+/// }
+/// # let _ = axum::routing::get::<_, _, ()>(list);
+/// ```
+#[derive(Debug, Default)]
+pub struct QueryArgs(Args);
+
+impl<St: Send + Sync> FromRequestParts<St> for QueryArgs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        Ok(QueryArgs(Args::from_request_parts(parts, state).await?))
+    }
+}
+
+impl QueryArgs {
+    /// The parameters of a query string (`a=1&b=2`).
+    pub fn parse(query: &str) -> Self {
+        QueryArgs(Args::parse(query))
+    }
+
+    /// Take the text of `name`.
+    pub fn take(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        self.0.take(name)
+    }
+
+    /// Take `name` as a decimal integer in `range`.
+    pub fn number(
+        &mut self,
+        name: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, ApiError> {
+        self.0.number(name, range)
+    }
+
+    /// Take `name` as whole seconds in `range`.
+    pub fn seconds(
+        &mut self,
+        name: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<Duration>, ApiError> {
+        self.0.seconds(name, range)
+    }
+
+    /// Take `name` as `true` or `false`.
+    pub fn boolean(&mut self, name: &str) -> Result<Option<bool>, ApiError> {
+        self.0.boolean(name)
+    }
+
+    /// 400 naming the first parameter nobody took.
+    pub fn finish(self) -> Result<(), ApiError> {
+        self.0.finish()
+    }
+}
+
+/// A JSON request body whose refusals answer with the envelope instead of axum's plain text:
+/// 415 for a content type other than JSON, 400 for malformed JSON, 422 for a missing,
+/// mistyped or unknown field (with `#[serde(deny_unknown_fields)]`), 413 (`error.code`
+/// `460777`) for a body over the router's `DefaultBodyLimit`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JsonBody<T>(pub T);
 
@@ -88,8 +180,12 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
                     _ if e.status().is_client_error() => e.status(),
                     _ => StatusCode::BAD_REQUEST,
                 };
-                Err(ApiError::new(status, ErrorCode::InvalidBody, e.body_text())
-                    .with_target("body"))
+                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorCode::PayloadTooLarge
+                } else {
+                    ErrorCode::InvalidBody
+                };
+                Err(ApiError::new(status, code, e.body_text()).with_target("body"))
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The route handlers of the binding.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -9,7 +9,8 @@ use axum::Json;
 use jobstate::{Condition, Job, JobError, JobId, LookupError, Revision, Table};
 
 use super::error::{ApiError, ErrorCode};
-use super::extract::UuidSegment;
+use super::extract::{NoQuery, UuidSegment};
+use super::observe::PollEnd;
 use super::params::{parse_fields, parse_states, Args, MAX_TIMEOUT_SECS};
 use super::rfc3339;
 use super::wire::{Fields, Href, Page, PageLinks, Record};
@@ -87,16 +88,28 @@ where
         Some(r) => Revision::new(r),
         None => snapshot.revision(),
     };
-    let mut closing = api.closing();
-    if *closing.borrow_and_update() {
+    if api.is_closing() {
         return Ok(answer(&api, &uuid, id, now, fields));
     }
     let _in_flight = api.poll_guard();
     let wait = engine.wait_async(id, Condition::ChangedSince(since), timeout);
-    let waited = tokio::select! {
-        w = wait => w.map(|w| w.job).map_err(|WaitError::Lookup(e)| e),
-        _ = closing.changed() => engine.get(id),
+    let (waited, end) = match api.unless_closing(wait).await {
+        Some(Ok(w)) if w.timed_out => (Ok(w.job), PollEnd::TimedOut),
+        Some(Ok(w)) => {
+            let latency = SystemTime::now()
+                .duration_since(w.job.modified_at())
+                .unwrap_or_default();
+            (Ok(w.job), PollEnd::Woken { latency })
+        }
+        Some(Err(WaitError::Lookup(e))) => (
+            Err(e),
+            PollEnd::Woken {
+                latency: Duration::ZERO,
+            },
+        ),
+        None => (engine.get(id), PollEnd::Closed),
     };
+    api.observe(|o| o.long_poll_ended(end));
     Ok(answer(&api, &uuid, id, waited, fields))
 }
 
@@ -147,11 +160,13 @@ where
                 Until::StateChange => Condition::StateChangedSince(at),
                 Until::Terminal => Condition::Terminal,
             };
-            engine
-                .wait_async(id, condition, wait)
+            match api
+                .unless_closing(engine.wait_async(id, condition, wait))
                 .await
-                .map(|w| w.job)
-                .map_err(|WaitError::Lookup(e)| e)
+            {
+                Some(w) => w.map(|w| w.job).map_err(|WaitError::Lookup(e)| e),
+                None => engine.get(id),
+            }
         }
         _ => engine.get(id),
     };
@@ -314,7 +329,7 @@ where
 }
 
 /// `GET /api/openapi.json`.
-pub(crate) async fn openapi<S, const T: usize, Tb>(State(api): Api<Tb>) -> Response
+pub(crate) async fn openapi<S, const T: usize, Tb>(State(api): Api<Tb>, _: NoQuery) -> Response
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {

@@ -87,6 +87,7 @@ mod error;
 mod extract;
 mod handlers;
 mod ids;
+mod observe;
 pub mod openapi;
 mod params;
 mod rfc3339;
@@ -107,9 +108,10 @@ use crate::engine::{Engine, EngineTable};
 use crate::error::SubmitWaitError;
 use crate::snapshot::Snapshot;
 
-pub use error::{fallback, ApiError, ErrorCode};
-pub use extract::{JsonBody, PathParams, ReturnTimeout};
+pub use error::{fallback, method_not_allowed, ApiError, ErrorCode};
+pub use extract::{JsonBody, NoQuery, PathParams, QueryArgs, ReturnTimeout};
 pub use ids::JobUuids;
+pub use observe::{ApiObserver, PollEnd};
 pub use params::MAX_TIMEOUT_SECS;
 pub use rfc3339::{format as format_time, parse as parse_time, BadTime};
 pub use wire::{Field, Fields, Href, JobLink, Record, SelfLink};
@@ -142,6 +144,7 @@ pub struct JobsApi<Tb: Table> {
     openapi: Bytes,
     polls: Arc<AtomicUsize>,
     closing: tokio::sync::watch::Sender<bool>,
+    observer: Option<Arc<dyn ApiObserver>>,
 }
 
 impl<Tb: Table> Clone for JobsApi<Tb> {
@@ -153,6 +156,7 @@ impl<Tb: Table> Clone for JobsApi<Tb> {
             openapi: self.openapi.clone(),
             polls: self.polls.clone(),
             closing: self.closing.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -189,6 +193,7 @@ where
             openapi: Bytes::from(openapi::document().to_string()),
             polls: Arc::new(AtomicUsize::new(0)),
             closing: tokio::sync::watch::Sender::new(false),
+            observer: None,
         }
     }
 
@@ -198,17 +203,41 @@ where
         self
     }
 
-    /// Use these settings.
+    /// Use these settings (the served OpenAPI document's `max_records` maximum follows).
     pub fn with_config(mut self, config: ApiConfig) -> Self {
         self.config = config;
+        if let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&self.openapi) {
+            openapi::set_max_records(&mut doc, config.max_records);
+            self.openapi = Bytes::from(doc.to_string());
+        }
         self
     }
 
     /// Serve this OpenAPI document at `/api/openapi.json` (the binding's own
-    /// [`openapi::document`], extended with the service's endpoints).
+    /// [`openapi::document`], extended with the service's endpoints). Its `max_records`
+    /// maximum is set to the binding's.
     pub fn with_openapi(mut self, doc: &serde_json::Value) -> Self {
+        let mut doc = doc.clone();
+        openapi::set_max_records(&mut doc, self.config.max_records);
         self.openapi = Bytes::from(doc.to_string());
         self
+    }
+
+    /// Tell `observer` about submits, refusals and long-polls (for metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn ApiObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The OpenAPI document served at `/api/openapi.json`.
+    pub fn openapi_document(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.openapi).unwrap_or_default()
+    }
+
+    pub(crate) fn observe(&self, f: impl FnOnce(&dyn ApiObserver)) {
+        if let Some(o) = &self.observer {
+            f(&**o);
+        }
     }
 
     /// The engine.
@@ -249,16 +278,35 @@ where
         self.polls.load(Ordering::Relaxed)
     }
 
-    /// End every long-poll in flight now (each answers with the job as it is, as at its
-    /// timeout) and answer later ones at once: call it when the service shuts down, so a
-    /// graceful shutdown does not wait up to `poll_timeout` for them.
+    /// End every wait in flight now — long-polls and `return_timeout` waits of submits and
+    /// PATCH actions; each answers with the job as it is, as at its timeout — and answer later
+    /// ones at once: call it when the service shuts down, so a graceful shutdown does not wait
+    /// up to `poll_timeout` or `return_timeout` for them.
     pub fn close_polls(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Whether [`JobsApi::close_polls`] was called.
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
     }
 
     /// A receiver that sees [`JobsApi::close_polls`].
     pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
         self.closing.subscribe()
+    }
+
+    /// `fut`'s output, or `None` once [`JobsApi::close_polls`] was called (at once if it
+    /// was called before).
+    pub(crate) async fn unless_closing<F: std::future::Future>(&self, fut: F) -> Option<F::Output> {
+        let mut closing = self.closing();
+        if *closing.borrow_and_update() {
+            return None;
+        }
+        tokio::select! {
+            v = fut => Some(v),
+            _ = closing.changed() => None,
+        }
     }
 
     pub(crate) fn poll_guard(&self) -> PollGuard {
@@ -270,7 +318,7 @@ where
     /// links the binding prints are absolute paths). Add [`fallback`] to the service's router
     /// for enveloped 404s on unknown paths.
     pub fn router<St: Clone + Send + Sync + 'static>(&self) -> Router<St> {
-        let m = || error::method_fallback;
+        let m = || error::method_not_allowed;
         Router::new()
             .route(
                 "/api/cluster/jobs",
@@ -307,30 +355,36 @@ where
     /// `return_timeout` — `200` with `{"job": <record>}` if it succeeded, or the error
     /// envelope (400, the job's code and message, and the job link) if it failed. A refused
     /// submit answers 400, or 503 with `Retry-After` when the table is full (R-FULL).
+    /// [`JobsApi::close_polls`] ends the wait at once (202, or the job as it is).
     pub async fn submit(
         &self,
         job: NewJob<'_, S>,
         return_timeout: Duration,
     ) -> Result<Response, ApiError> {
-        let submitted = self
-            .engine
-            .submit_and_wait_async(job, return_timeout)
-            .await
-            .map_err(|e| self.submit_error(e))?;
-        Ok(self.submitted(&submitted))
+        if return_timeout > Duration::from_secs(MAX_TIMEOUT_SECS) {
+            return Err(self.submit_error(SubmitWaitError::ReturnTimeoutOutOfRange));
+        }
+        let id = self.engine.submit(job).map_err(|e| self.refused(e))?;
+        self.respond(id, return_timeout).await
     }
 
     /// Answer for a job the service submitted itself (for example under its own lock, with
     /// [`Engine::submit`]): wait up to `return_timeout` for it to end, then answer as
-    /// [`JobsApi::submit`] does.
+    /// [`JobsApi::submit`] does. [`JobsApi::close_polls`] ends the wait at once.
     pub async fn respond(&self, id: JobId, return_timeout: Duration) -> Result<Response, ApiError> {
+        self.observe(|o| o.submitted());
         let uuid = self.uuid_of(id).to_string();
-        let submitted = if return_timeout.is_zero() {
-            self.engine.get(id).map(Submitted::Accepted)
+        let waited = if return_timeout.is_zero() {
+            None
         } else {
-            self.engine
-                .wait_async(id, jobstate::Condition::Terminal, return_timeout)
-                .await
+            let wait = self
+                .engine
+                .wait_async(id, jobstate::Condition::Terminal, return_timeout);
+            self.unless_closing(wait).await
+        };
+        let submitted = match waited {
+            None => self.engine.get(id).map(Submitted::Accepted),
+            Some(w) => w
                 .map(|w| {
                     if w.timed_out {
                         Submitted::Accepted(w.job)
@@ -338,7 +392,7 @@ where
                         Submitted::Completed(w.job)
                     }
                 })
-                .map_err(|crate::WaitError::Lookup(e)| e)
+                .map_err(|crate::WaitError::Lookup(e)| e),
         };
         match submitted {
             Ok(s) => Ok(self.submitted(&s)),
@@ -389,8 +443,14 @@ where
     ///
     /// Takes the core's [`SubmitError`] or a whole [`jobstate::Refused`].
     pub fn refused(&self, e: impl Into<SubmitError>) -> ApiError {
-        use axum::http::StatusCode;
         let e = e.into();
+        let error = self.refusal_of(e);
+        self.observe(|o| o.refused(&error));
+        error
+    }
+
+    fn refusal_of(&self, e: SubmitError) -> ApiError {
+        use axum::http::StatusCode;
         let bad = |target: &str| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,

@@ -147,7 +147,7 @@ impl Args {
 /// A `fields=` value.
 pub(crate) fn parse_fields(text: &str) -> Result<Fields, ApiError> {
     let mut set = Fields::KEYS;
-    for name in text.split(',').map(str::trim) {
+    for name in text.split(',').map(|n| n.trim_matches(' ')) {
         match name {
             "*" | "**" => set = Fields::ALL,
             _ => match Field::parse(name) {
@@ -210,7 +210,7 @@ impl StateFilter {
         };
         let mut mask = 0u8;
         for name in list.split('|') {
-            mask |= Self::bit(state_named(name.trim())?);
+            mask |= Self::bit(state_named(name.trim_matches(' '))?);
         }
         Some(StateFilter {
             mask: if negate { !mask } else { mask },

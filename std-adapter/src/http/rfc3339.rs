@@ -53,10 +53,13 @@ pub fn truncate(t: SystemTime) -> SystemTime {
 pub struct BadTime;
 
 /// Parse an RFC 3339 date-time (`2026-11-23T18:04:05Z`, `…05.5+01:00`), with the `time`
-/// crate's RFC 3339 parser. Times before 1970 are refused.
+/// crate's RFC 3339 parser. A time before 1970 reads as the epoch (it is before every job).
 pub fn parse(text: &str) -> Result<SystemTime, BadTime> {
     let t = OffsetDateTime::parse(text, &WellKnown).map_err(|_| BadTime)?;
-    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| BadTime)?;
+    // A time before 1970 is before every job: it reads as the epoch.
+    let Ok(secs) = u64::try_from(t.unix_timestamp()) else {
+        return Ok(UNIX_EPOCH);
+    };
     Ok(UNIX_EPOCH + Duration::new(secs, t.nanosecond()))
 }
 
@@ -121,11 +124,13 @@ mod tests {
             "2026-11-23T18:04:05.Z",
             "2026-11-23T18:04:05+1:00",
             "2026-11-23T18:04:05Zjunk",
-            "1969-12-31T23:59:59Z",
             "２０２６-11-23T18:04:05Z",
             "+2026-11-23T18:04:05Z",
         ] {
             assert_eq!(parse(bad), Err(BadTime), "{bad:?}");
         }
+        // Valid, but before every job: the epoch.
+        assert_eq!(parse("1969-12-31T23:59:59Z"), Ok(UNIX_EPOCH));
+        assert_eq!(parse("0001-01-01T00:00:00Z"), Ok(UNIX_EPOCH));
     }
 }

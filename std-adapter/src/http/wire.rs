@@ -127,7 +127,7 @@ impl Field {
     /// The field a `fields=` entry names (`error.code` and `error.message` name `error`;
     /// `uuid` and `_links` are always printed and name nothing more).
     pub fn parse(name: &str) -> Option<Option<Field>> {
-        if name == "uuid" || name == "_links" || name.starts_with("_links.") {
+        if matches!(name, "uuid" | "_links" | "_links.self" | "_links.self.href") {
             return Some(None);
         }
         if name == "error.code" || name == "error.message" {

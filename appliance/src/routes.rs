@@ -1,0 +1,502 @@
+//! The appliance's HTTP surface: its own endpoints (`/api/lb/backend-sets…`, `/`,
+//! `/metrics`), the jobs binding, and the layers every request passes (request log, limits,
+//! authentication, metrics), plus the OpenAPI document of all of it.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /api/lb/backend-sets` `{"name", "policy"}` | create a backend set (job) |
+//! | `GET /api/lb/backend-sets`, `GET …/{name}` | the configuration |
+//! | `DELETE /api/lb/backend-sets/{name}` | delete a set once its pending jobs ended (job) |
+//! | `POST /api/lb/backend-sets/{name}/backends` `{"ip", "port"}` | add a backend (job) |
+//! | `DELETE /api/lb/backend-sets/{name}/backends/{backend}` | remove a backend (job) |
+//! | `/api/cluster/jobs…`, `/api/openapi.json` | the jobs binding ([`jobstate_std::http`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
+//! | `GET /` | links to the above |
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU16;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use jobstate::JobId;
+use jobstate_std::http::{
+    fallback, method_not_allowed, openapi, ApiError, ErrorCode, JobLink, JsonBody, NoQuery,
+    PathParams, ReturnTimeout,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use crate::auth::{self, User, Users};
+use crate::metrics::{self, Metrics};
+use crate::model::{valid_name, BackendSet, Config, Lb, Lifecycle, Policy, Refusal};
+use crate::Api;
+
+/// The request limits the router enforces with the error envelope (hyper's own, larger,
+/// limits behind them answer without it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body: `413`.
+    pub max_body: usize,
+    /// Longest request target (path and query): `414`.
+    pub max_uri: usize,
+    /// Most header fields: `431`.
+    pub max_headers: usize,
+    /// Most bytes of header fields (names, values and `: \r\n`): `431`.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body: 64 * 1024,
+            max_uri: 8 * 1024,
+            max_headers: 64,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// The state of the appliance's own handlers.
+#[derive(Clone)]
+pub struct App {
+    /// The jobs binding.
+    pub api: Api,
+    /// The configuration.
+    pub lb: Lb,
+}
+
+// ----- requests -----------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSet {
+    name: String,
+    #[serde(default)]
+    policy: Option<Policy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddBackend {
+    ip: IpAddr,
+    port: NonZeroU16,
+}
+
+fn refusal(app: &App, r: Refusal) -> ApiError {
+    match r {
+        Refusal::BadName(name) => ApiError::invalid(
+            "name",
+            format!("a backend set name is 1–32 characters of a-z, 0-9 and '-'; got {name:?}"),
+        ),
+        Refusal::NoSet(name) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no backend set \"{name}\""),
+        )
+        .with_target(name),
+        Refusal::NoBackend { set, backend } => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("no backend \"{backend}\" in \"{set}\""),
+        )
+        .with_target(backend),
+        Refusal::Conflict { target, message } => {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidState, message)
+                .with_target(target)
+        }
+        Refusal::Submit(e) => app.api.refused(e),
+    }
+}
+
+async fn create_set(
+    State(app): State<App>,
+    ReturnTimeout(wait): ReturnTimeout,
+    JsonBody(body): JsonBody<CreateSet>,
+) -> Result<Response, ApiError> {
+    let policy = body.policy.unwrap_or(Policy::RoundRobin);
+    let id = app
+        .lb
+        .create_set(&body.name, policy)
+        .map_err(|r| refusal(&app, r))?;
+    info!(set = %body.name, job = %app.api.uuid_of(id), "backend set creation accepted");
+    app.api.respond(id, wait).await
+}
+
+async fn delete_set(
+    State(app): State<App>,
+    PathParams(name): PathParams<String>,
+    ReturnTimeout(wait): ReturnTimeout,
+) -> Result<Response, ApiError> {
+    let id = app.lb.delete_set(&name).map_err(|r| refusal(&app, r))?;
+    info!(set = %name, job = %app.api.uuid_of(id), "backend set deletion accepted");
+    app.api.respond(id, wait).await
+}
+
+async fn add_backend(
+    State(app): State<App>,
+    PathParams(set): PathParams<String>,
+    ReturnTimeout(wait): ReturnTimeout,
+    JsonBody(body): JsonBody<AddBackend>,
+) -> Result<Response, ApiError> {
+    let addr = SocketAddr::new(body.ip, body.port.get());
+    let id = app
+        .lb
+        .add_backend(&set, addr)
+        .map_err(|r| refusal(&app, r))?;
+    info!(%set, backend = %addr, job = %app.api.uuid_of(id), "backend addition accepted");
+    app.api.respond(id, wait).await
+}
+
+async fn remove_backend(
+    State(app): State<App>,
+    PathParams((set, backend)): PathParams<(String, String)>,
+    ReturnTimeout(wait): ReturnTimeout,
+) -> Result<Response, ApiError> {
+    let id = app
+        .lb
+        .remove_backend(&set, &backend)
+        .map_err(|r| refusal(&app, r))?;
+    info!(%set, %backend, job = %app.api.uuid_of(id), "backend removal accepted");
+    app.api.respond(id, wait).await
+}
+
+// ----- the configuration as JSON -----------------------------------------------------------
+
+#[derive(Serialize)]
+struct BackendView {
+    ip: IpAddr,
+    port: u16,
+    lifecycle: Lifecycle,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<JobLink>,
+}
+
+#[derive(Serialize)]
+struct SetView {
+    name: String,
+    policy: Policy,
+    lifecycle: Lifecycle,
+    backends: BTreeMap<String, BackendView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job: Option<JobLink>,
+}
+
+fn view(app: &App, set: &BackendSet) -> SetView {
+    let link = |j: Option<JobId>| j.map(|j| JobLink::new(&app.api.uuid_of(j)));
+    SetView {
+        name: set.name.clone(),
+        policy: set.policy,
+        lifecycle: set.lifecycle(),
+        backends: set
+            .backends
+            .iter()
+            .map(|(k, b)| {
+                let v = BackendView {
+                    ip: b.addr.ip(),
+                    port: b.addr.port(),
+                    lifecycle: b.lifecycle(),
+                    job: link(b.job()),
+                };
+                (k.clone(), v)
+            })
+            .collect(),
+        job: link(set.job()),
+    }
+}
+
+async fn list_sets(State(app): State<App>, _: NoQuery) -> Response {
+    let config: Config = app.lb.snapshot();
+    let records: Vec<SetView> = config.sets.values().map(|s| view(&app, s)).collect();
+    Json(json!({"records": records, "num_records": records.len()})).into_response()
+}
+
+async fn get_set(
+    State(app): State<App>,
+    PathParams(name): PathParams<String>,
+    _: NoQuery,
+) -> Result<Response, ApiError> {
+    if !valid_name(&name) {
+        return Err(refusal(&app, Refusal::BadName(name)));
+    }
+    let config = app.lb.snapshot();
+    match config.sets.get(&name) {
+        Some(set) => Ok(Json(view(&app, set)).into_response()),
+        None => Err(refusal(&app, Refusal::NoSet(name))),
+    }
+}
+
+async fn index(_: NoQuery) -> Response {
+    Json(json!({"_links": {
+        "backend_sets": {"href": "/api/lb/backend-sets"},
+        "jobs": {"href": "/api/cluster/jobs"},
+        "openapi": {"href": "/api/openapi.json"},
+        "metrics": {"href": "/metrics"}
+    }}))
+    .into_response()
+}
+
+// ----- layers -------------------------------------------------------------------------------
+
+/// Log every request: method, path, status, time, user — never a credential.
+async fn log_requests(req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let user = response
+        .extensions()
+        .get::<User>()
+        .map(|u| u.name.to_string())
+        .unwrap_or_default();
+    if status.is_server_error() {
+        warn!(%method, %path, status = status.as_u16(), ms, user, "request");
+    } else {
+        info!(%method, %path, status = status.as_u16(), ms, user, "request");
+    }
+    response
+}
+
+/// Copy the authenticated user from the request to the response, for the log.
+async fn user_to_response(req: Request, next: Next) -> Response {
+    let user = req.extensions().get::<User>().cloned();
+    let mut response = next.run(req).await;
+    if let Some(u) = user {
+        response.extensions_mut().insert(u);
+    }
+    response
+}
+
+/// The request limits, answered with the envelope: 414, 431, 413 (by `Content-Length`; a
+/// chunked body over the limit is refused by the body extractor, also 413).
+async fn limits(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if target > limits.max_uri {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            ErrorCode::UriTooLong,
+            format!("the request target is longer than {} bytes", limits.max_uri),
+        )
+        .into_response();
+    }
+    let headers = req.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if headers.len() > limits.max_headers || bytes > limits.max_header_bytes {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "at most {} header fields of {} bytes in all",
+                limits.max_headers, limits.max_header_bytes
+            ),
+        )
+        .into_response();
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > limits.max_body as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("the body is larger than {} bytes", limits.max_body),
+        )
+        .with_target("body")
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// The whole router: the appliance's endpoints, the binding, `/metrics` and `/`, behind the
+/// request log, the metrics, the limits and authentication.
+pub fn router(app: App, metrics: Arc<Metrics>, users: Option<Users>, limits_: Limits) -> Router {
+    let m = || method_not_allowed;
+    Router::new()
+        .route(
+            "/api/lb/backend-sets",
+            post(create_set).get(list_sets).fallback(m()),
+        )
+        .route(
+            "/api/lb/backend-sets/{name}",
+            delete(delete_set).get(get_set).fallback(m()),
+        )
+        .route(
+            "/api/lb/backend-sets/{name}/backends",
+            post(add_backend).fallback(m()),
+        )
+        .route(
+            "/api/lb/backend-sets/{name}/backends/{backend}",
+            delete(remove_backend).fallback(m()),
+        )
+        .with_state(app.clone())
+        .merge(app.api.router())
+        .route(
+            "/metrics",
+            get(metrics::scrape)
+                .fallback(m())
+                .with_state((metrics.clone(), app.api.clone())),
+        )
+        .route("/", get(index).fallback(m()))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(limits_.max_body))
+        .layer(middleware::from_fn(user_to_response))
+        .layer(middleware::from_fn_with_state(users, auth::middleware))
+        .layer(middleware::from_fn_with_state(limits_, limits))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            metrics::count_requests,
+        ))
+        .layer(middleware::from_fn(log_requests))
+}
+
+// ----- the OpenAPI document ----------------------------------------------------------------
+
+/// The served document: the binding's, the appliance's operations, `/metrics`, `/`, and —
+/// with `auth` — basic authentication (`401`/`403` everywhere).
+pub fn document(auth: bool) -> Value {
+    let mut doc = openapi::document();
+    doc["info"]["title"] = json!("jobstate appliance: a simulated load balancer");
+    let err = openapi::error_response;
+    let name = json!({"name": "name", "in": "path", "required": true,
+        "description": "The backend set's name.",
+        "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"}});
+    let backend = json!({"name": "backend", "in": "path", "required": true,
+        "description": "The backend, as `ip:port` (`[ipv6]:port`), as the set's `backends` keys it.",
+        "schema": {"type": "string"}});
+    let mut asynchronous = |path: &str,
+                            method: &str,
+                            id: &str,
+                            summary: &str,
+                            params: Vec<Value>,
+                            body: Option<Value>| {
+        let mut responses = openapi::async_responses();
+        responses["404"] = err("No such backend set or backend.");
+        responses["409"] = err("It exists already, or is being created, changed or deleted (the message names the job).");
+        let mut parameters = params;
+        parameters.push(openapi::return_timeout_param());
+        let mut op = json!({"operationId": id, "summary": summary, "parameters": parameters,
+                            "responses": responses});
+        if let Some(schema) = body {
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema}}});
+            openapi::add_responses(&mut op, &openapi::body_responses());
+        }
+        openapi::add_operation(&mut doc, path, method, op);
+    };
+    asynchronous(
+        "/api/lb/backend-sets",
+        "post",
+        "backend_set_create",
+        "Create a backend set (asynchronous).",
+        vec![],
+        Some(
+            json!({"type": "object", "required": ["name"], "additionalProperties": false,
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"},
+                "policy": {"type": "string", "enum": Policy::NAMES}}}),
+        ),
+    );
+    asynchronous(
+        "/api/lb/backend-sets/{name}",
+        "delete",
+        "backend_set_delete",
+        "Delete a backend set (asynchronous): the job waits for every pending job of the set to end.",
+        vec![name.clone()],
+        None,
+    );
+    asynchronous(
+        "/api/lb/backend-sets/{name}/backends",
+        "post",
+        "backend_create",
+        "Add a backend to a set (asynchronous; waits for the set's creation). A backend at 0.0.0.0 fails its health check (code 1001).",
+        vec![name.clone()],
+        Some(json!({"type": "object", "required": ["ip", "port"], "additionalProperties": false,
+            "properties": {
+                "ip": {"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535}}})),
+    );
+    asynchronous(
+        "/api/lb/backend-sets/{name}/backends/{backend}",
+        "delete",
+        "backend_delete",
+        "Remove a backend (asynchronous).",
+        vec![name.clone(), backend],
+        None,
+    );
+    let link = json!({"$ref": "#/components/schemas/job_link"});
+    let lifecycle = json!({"type": "string", "enum": ["creating", "active", "deleting"]});
+    doc["components"]["schemas"]["backend_set"] = json!({
+        "type": "object", "required": ["name", "policy", "lifecycle", "backends"],
+        "additionalProperties": false,
+        "properties": {
+            "name": {"type": "string"},
+            "policy": {"type": "string", "enum": Policy::NAMES},
+            "lifecycle": lifecycle,
+            "backends": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["ip", "port", "lifecycle"], "additionalProperties": false,
+                "properties": {"ip": {"type": "string"}, "port": {"type": "integer"},
+                               "lifecycle": lifecycle, "job": link}}},
+            "job": link
+        }
+    });
+    let set = json!({"$ref": "#/components/schemas/backend_set"});
+    let query_refused = || err("A query parameter (this operation takes none).");
+    openapi::add_operation(
+        &mut doc,
+        "/api/lb/backend-sets",
+        "get",
+        json!({"operationId": "backend_set_collection_get", "summary": "List backend sets.",
+               "responses": {
+                   "200": {"description": "The configuration.", "content": {"application/json": {"schema": {
+                       "type": "object", "required": ["records", "num_records"], "additionalProperties": false,
+                       "properties": {"records": {"type": "array", "items": set},
+                                      "num_records": {"type": "integer", "minimum": 0}}}}}},
+                   "400": query_refused()}}),
+    );
+    openapi::add_operation(
+        &mut doc,
+        "/api/lb/backend-sets/{name}",
+        "get",
+        json!({"operationId": "backend_set_get", "summary": "One backend set.", "parameters": [name],
+               "responses": {"200": {"description": "The backend set.",
+                                     "content": {"application/json": {"schema": set}}},
+                             "400": err("A name that is not one, or a query parameter."),
+                             "404": err("No such backend set.")}}),
+    );
+    openapi::add_operation(
+        &mut doc,
+        "/metrics",
+        "get",
+        json!({"operationId": "metrics_get", "summary": "Metrics in the Prometheus (OpenMetrics) text format.",
+               "responses": {"200": {"description": "The metrics.",
+                                     "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}},
+                             "400": query_refused()}}),
+    );
+    let href = json!({"$ref": "#/components/schemas/href"});
+    openapi::add_operation(
+        &mut doc,
+        "/",
+        "get",
+        json!({"operationId": "index_get", "summary": "Links to the collections, the document and the metrics.",
+               "responses": {"200": {"description": "The links.", "content": {"application/json": {"schema": {
+                   "type": "object", "required": ["_links"], "additionalProperties": false,
+                   "properties": {"_links": {"type": "object", "additionalProperties": href}}}}}},
+                             "400": query_refused()}}),
+    );
+    if auth {
+        openapi::require_basic_auth(&mut doc);
+    }
+    doc
+}
