@@ -511,3 +511,51 @@ proptest! {
         }
     }
 }
+
+/// R-PERSIST, R-SCHED, R-DEPS: a decoded table releases and cascades dependents in the order
+/// the original does — jobs released together start in submit order, a cascade fails them
+/// newest first — even when slot order is not submit order.
+#[test]
+fn r_persist_dependents_keep_their_order_through_an_image() {
+    let t0 = Instant::from_secs(0);
+    let later = Instant::from_secs(20);
+    // `x` runs; `older` and `newer` wait for it; `newer` took a lower slot than `older`.
+    let build = || {
+        let mut t = Box::new(table());
+        let x = t.submit(NewJob::new(1), t0).unwrap();
+        t.start(x, t0).unwrap();
+        let filler = t.submit(NewJob::new(2), t0).unwrap();
+        t.request_cancel(filler, t0).unwrap();
+        let older = t.submit(NewJob::new(3).depends_on(&[x]), t0).unwrap();
+        t.expire(later); // frees the filler's slot
+        let newer = t.submit(NewJob::new(4).depends_on(&[x]), later).unwrap();
+        assert!(
+            newer.index() < older.index(),
+            "slot order is not submit order"
+        );
+        (t, x, older, newer)
+    };
+    let now = Instant::from_secs(21);
+    let kinds = ["original", "decoded"];
+
+    // Released together: they start in submit order.
+    let (original, x, older, newer) = build();
+    let decoded = decode(&encode(&original)).unwrap();
+    for (kind, mut t) in kinds.into_iter().zip([original, decoded]) {
+        t.succeed(x, jobstate::Severity::Normal, "", now).unwrap();
+        let order: Vec<_> = std::iter::from_fn(|| t.start_next(now)).collect();
+        assert_eq!(order, [older, newer], "{kind}: start order");
+    }
+
+    // Failed together: newest dependent first, one revision each.
+    let (original, ..) = build();
+    let decoded = decode(&encode(&original)).unwrap();
+    for (kind, mut t) in kinds.into_iter().zip([original, decoded]) {
+        t.fail(x, 1, "", now).unwrap();
+        let (o, n) = (
+            t.get(older).unwrap().revision(),
+            t.get(newer).unwrap().revision(),
+        );
+        assert_eq!(n.get() + 1, o.get(), "{kind}: cascade order");
+    }
+}
