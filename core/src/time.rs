@@ -139,9 +139,15 @@ pub(crate) fn duration_ms(d: Option<Duration>) -> Option<u32> {
     match d {
         None => Some(0),
         Some(d) => {
-            let us = d.as_micros();
-            let ms = us.div_ceil(1000).max(1);
-            u32::try_from(ms).ok()
+            // Rounded up without a run-time 64-bit division where the tick rate is a multiple
+            // of 1 kHz (embassy-time reduces the conversion to constants).
+            let ms = d.as_millis();
+            let ms = if Duration::from_millis(ms) < d {
+                ms.saturating_add(1)
+            } else {
+                ms
+            };
+            u32::try_from(ms.max(1)).ok()
         }
     }
 }

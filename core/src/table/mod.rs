@@ -179,6 +179,9 @@ impl<
         }
     }
 
+    // Not inlined: one copy per table type instead of one per operation (the views are a dozen
+    // words each); the rules behind them are shared by every capacity already.
+    #[inline(never)]
     pub(crate) fn core(&mut self) -> Core<'_, S> {
         Core {
             h: &mut self.head,
@@ -196,6 +199,7 @@ impl<
         }
     }
 
+    #[inline(never)]
     pub(crate) fn ro(&self) -> Ro<'_, S> {
         Ro {
             h: &self.head,

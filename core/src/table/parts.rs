@@ -107,6 +107,8 @@ pub(crate) struct Ro<'a, S> {
 }
 
 impl<S> Core<'_, S> {
+    // Not inlined: a dozen words copied at every read inside a change add up.
+    #[inline(never)]
     pub(crate) fn ro(&self) -> Ro<'_, S> {
         Ro {
             h: self.h,
