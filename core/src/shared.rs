@@ -490,8 +490,9 @@ impl<
         const L: usize,
         const E: usize,
         const K: usize,
+        const I: usize,
         const W: usize,
-    > SharedTable<M, JobTable<S, N, T, J, L, E, K>, W>
+    > SharedTable<M, JobTable<S, N, T, J, L, E, K, I>, W>
 {
     /// An empty shared table; waits are clamped to [`MAX_WAIT`]. With [`Config::DEFAULT`] it is
     /// all-zero bytes.
