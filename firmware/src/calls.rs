@@ -15,15 +15,16 @@ use core::hint::black_box;
 
 use embassy_executor::Spawner;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+use jobstate::shared::SharedError;
 use jobstate::{
-    Condition, Config, Directive, Duration, Instant, JobOptions, JobTable, NewJob, Revision,
-    Severity, SharedTable, State,
+    Condition, Config, Directive, Duration, FailReason, Instant, JobError, JobOptions, JobTable,
+    NewJob, Revision, Severity, SharedTable, State, Submitted,
 };
 
 use crate::{check, stack};
 
-/// 4 slots, 16-byte texts, 8 journal events, a 64-byte log ring; 4 waiter registrations.
-type Table = SharedTable<CriticalSectionRawMutex, JobTable<u32, 4, 16, 8, 64>, 4>;
+/// 8 slots, 16-byte texts, 8 journal events, a 64-byte log ring; 4 waiter registrations.
+type Table = SharedTable<CriticalSectionRawMutex, JobTable<u32, 8, 16, 8, 64>, 4>;
 /// The default configuration: an all-zero table, in `.bss`.
 static TABLE: Table = SharedTable::new(Config::DEFAULT);
 
@@ -122,6 +123,36 @@ pub async fn run(spawner: Spawner) -> ! {
     keep(t.expire(Instant::now()));
     keep(t.next_timer());
 
+    // A checkpoint that parks while its job is paused, until the job's deadline (the timer
+    // side of the async checkpoint): the job fails TimedOut and the checkpoint says so.
+    let short = JobOptions {
+        run_timeout: Some(Duration::from_millis(20)),
+        ..JobOptions::DEFAULT
+    };
+    if let Ok(d) = t.submit(NewJob::new(black_box(6)).options(short), Instant::now()) {
+        keep(t.start(d, Instant::now()));
+        keep(t.request_pause(d, Instant::now()));
+        check(
+            "parked checkpoint ends at the deadline",
+            t.checkpoint(d).await == Err(SharedError::Job(JobError::AlreadyTerminal)),
+        );
+        keep(t.inspect(d, |j| (j.detail(), j.message().len())));
+    }
+    keep(t.registered_waiters());
+    keep(
+        t.try_submit(NewJob::new(black_box(7)), Instant::now())
+            .is_ok(),
+    );
+    if let Ok(Some(e)) = t.start_next(Instant::now()) {
+        keep(t.fail_with(e, FailReason::Interrupted, None, "", Instant::now()));
+    }
+    let _ = t.update(|t| {
+        t.set_config(Config::DEFAULT);
+        keep(t.config());
+        keep(t.next_free_at());
+        keep(t.changed_since(Revision::ZERO).map(|c| c.count()));
+    });
+
     // Async: a wait that times out, a table-wide watch, submit-and-wait.
     let rev = t.read(|t| t.revision()).unwrap_or(Revision::ZERO);
     let waited = t
@@ -138,6 +169,18 @@ pub async fn run(spawner: Spawner) -> ! {
         )
         .await;
     check("submit_and_wait accepted", quick.is_ok());
+    // With a return timeout: the job is not started, so the wait times out and answers Accepted.
+    let later = t
+        .submit_and_wait(
+            NewJob::new(black_box(8)),
+            Duration::from_millis(5),
+            Instant::now(),
+        )
+        .await;
+    check(
+        "submit_and_wait with a timeout",
+        matches!(later, Ok(Submitted::Accepted(_)) | Err(_)),
+    );
 
     println!("stack: one submit through the shared table {} B", used);
     crate::finish()

@@ -23,6 +23,8 @@ macro_rules! println {
 
 #[cfg(all(feature = "calls", not(any(feature = "scenarios", feature = "probe"))))]
 mod calls;
+#[cfg(feature = "scenarios")]
+mod hostfile;
 mod logger;
 #[cfg(all(feature = "probe", not(feature = "scenarios")))]
 mod probe;

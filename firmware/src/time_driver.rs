@@ -37,8 +37,8 @@ const _: () = assert!(embassy_time_driver::TICK_HZ == TICK_HZ as u64);
 const _: () = assert!(CORE_HZ.is_multiple_of(TICK_HZ) && CORE_HZ / TICK_HZ <= 1 << 24);
 
 /// Timers that can be pending at once: one per task waiting on a timer (the scenarios have at
-/// most 7).
-const QUEUE: usize = 8;
+/// most 10: five workers, two timer tasks, the reporter, the main task).
+const QUEUE: usize = 12;
 
 struct Timers {
     /// Pending timers: when, and whom to wake.
