@@ -110,7 +110,8 @@ impl Detail {
 /// Field use by phase:
 /// * `started`: none while queued the first time; set from the first start on;
 /// * `expiry`: running — the earlier of the deadline and the lease's end; paused — the
-///   deadline; otherwise none;
+///   deadline; queued in a retry backoff — the backoff's end or the deadline; terminal — the
+///   lease in ms (0 = none), kept for `options()`; otherwise none;
 /// * `word`: terminal — the outcome code (`i32` bits); live — the lease in ms (0 = none);
 /// * `cause`: bits 0–3, terminal with `DependencyFailed` — position+1 of the failed
 ///   dependency in the job's own edge list, 0 otherwise; bits 4–5, the priority level.
@@ -318,6 +319,9 @@ impl Slot {
     pub(crate) fn lease(&self) -> u32 {
         if self.phase.is_live() {
             self.word
+        } else if self.phase.is_terminal() {
+            // Ended: the word holds the code, and the lease moved to `expiry`.
+            u32::try_from(self.expiry.ms()).unwrap_or(0)
         } else {
             0
         }

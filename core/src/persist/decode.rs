@@ -184,6 +184,24 @@ impl<
             core.place(job)?;
         }
         core.link_all()?;
+        // Dependents lists, each in its stored order (release and cascade order).
+        let mut last: Option<(u16, u16)> = None;
+        for _ in 0..meta.dependents {
+            let (target, owner): (u16, u16) = take(&mut rest)?;
+            let tail = match last {
+                Some((t, e)) if t == target => e,
+                _ => {
+                    if core.slot(target).is_some_and(|s| s.dependents != 0) {
+                        // A target's dependents come together, once.
+                        return Err(bad(Inconsistency::Dependency));
+                    }
+                    0
+                }
+            };
+            let e = core.relink(target, owner, tail)?;
+            last = Some((target, e));
+        }
+        core.check_links()?;
         for (list, n) in [
             (Listed::Runnable, meta.runnable),
             (Listed::Active, meta.active),
@@ -302,10 +320,14 @@ impl<S> Core<'_, S> {
             && (job.flags & flag::RUNNABLE == 0 || phase == Phase::Queued)
             && (!backoff || (phase == Phase::Queued && job.expiry_ms.is_some()))
             && (job.started_ms.is_some() || !(active || backoff))
-            && (job.expiry_ms.is_none() || active || backoff)
+            && (job.expiry_ms.is_none() || active || backoff || phase.is_terminal())
             && job.description.len() <= self.t
             && job.message.len() <= self.t
-            && job.modified_ms >= job.created_ms
+            && job.created_ms <= job.modified_ms
+            && job.modified_ms <= self.h.now_ms
+            && job
+                .started_ms
+                .is_none_or(|t| job.created_ms <= t && t <= job.modified_ms)
             && job.depends_on.iter().enumerate().all(|(k, d)| {
                 let itself = d.index() == i && d.generation() == job.generation;
                 let twice = job.depends_on.iter().take(k).any(|e| e == d);
@@ -382,8 +404,8 @@ impl<S> Core<'_, S> {
                 let target = self.ro().locate(edge.target).ok();
                 let target_phase = target.and_then(|t| self.slot(t)).map(|s| s.phase);
                 match (slot.phase, target_phase) {
+                    // Linked below, in the stored order of the target's dependents.
                     (Phase::Queued, Some(p)) if p.is_live() => {
-                        self.link_edge(e, target.unwrap_or(0));
                         unmet = unmet.saturating_add(1);
                     }
                     // A live job never waits on a failed one; a started one on a live one.
@@ -408,6 +430,61 @@ impl<S> Core<'_, S> {
             if let Some(s) = self.slot_mut(i) {
                 s.unmet = unmet;
             }
+        }
+        Ok(())
+    }
+
+    /// Append the edge of `owner` that points at `target` to the end of `target`'s dependents
+    /// list (`tail`: the list's last edge so far, 0 for an empty list). Answers the edge.
+    fn relink(&mut self, target: u16, owner: u16, tail: u16) -> Result<u16, DecodeError> {
+        let live = |s: &Slot| s.phase.is_live();
+        if !self.slot(target).is_some_and(live)
+            || self.slot(owner).map(|s| s.phase) != Some(Phase::Queued)
+        {
+            return Err(bad(Inconsistency::Dependency));
+        }
+        let mut e = self.slot(owner).map_or(0, |s| s.deps);
+        while let Some(edge) = self.edge(e).copied() {
+            let unlinked = edge.prev_dep == crate::record::Edge::UNLINKED;
+            if unlinked
+                && edge.target.index() == target
+                && self.ro().locate(edge.target) == Ok(target)
+            {
+                match self.edge_mut(tail) {
+                    Some(t) => t.next_dep = e,
+                    None => {
+                        if let Some(s) = self.slot_mut(target) {
+                            s.dependents = e;
+                        }
+                    }
+                }
+                if let Some(x) = self.edge_mut(e) {
+                    x.prev_dep = tail;
+                    x.next_dep = 0;
+                }
+                return Ok(e);
+            }
+            e = edge.next_own;
+        }
+        Err(bad(Inconsistency::Dependency))
+    }
+
+    /// Every unmet dependency is on its target's dependents list; then refuse cycles.
+    fn check_links(&mut self) -> Result<(), DecodeError> {
+        let mut linked: usize = 0;
+        let mut unmet: usize = 0;
+        for s in self.slots.iter().take(usize::from(self.h.fresh)) {
+            if s.phase == Phase::Queued {
+                unmet = unmet.saturating_add(usize::from(s.unmet));
+            }
+        }
+        for e in self.edges.iter() {
+            if e.owner != 0 && e.prev_dep != crate::record::Edge::UNLINKED {
+                linked = linked.saturating_add(1);
+            }
+        }
+        if linked != unmet {
+            return Err(bad(Inconsistency::Dependency));
         }
         self.refuse_cycles()
     }

@@ -224,6 +224,8 @@ pub(super) struct Meta {
     pub(super) free: u16,
     /// Idempotency keys that name a job in the table.
     pub(super) keys: u16,
+    /// Entries of the dependents lists (target, dependent), list by list, in list order.
+    pub(super) dependents: u32,
 }
 
 /// One tombstone in the image.
@@ -420,6 +422,24 @@ impl<
         const I: usize,
     > JobTable<S, N, T, J, L, E, K, I>
 {
+    /// Every dependents list entry as (target slot, dependent slot), list by list, in order.
+    fn dependents(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        let edges = &self.edges[..];
+        self.slots
+            .iter()
+            .enumerate()
+            .take(usize::from(self.head.fresh))
+            .flat_map(move |(t, s)| {
+                let mut e = s.dependents;
+                core::iter::from_fn(move || {
+                    let edge = edges.get(usize::from(e.checked_sub(1)?))?;
+                    e = edge.next_dep;
+                    Some((u16::try_from(t).ok()?, edge.owner.checked_sub(1)?))
+                })
+                .take(edges.len())
+            })
+    }
+
     /// The key entries that name a job still in the table.
     fn live_keys(&self) -> impl Iterator<Item = &crate::table::KeyRecord> + '_ {
         self.keys.iter().filter(|k| {
@@ -467,6 +487,7 @@ impl<
             .saturating_add(N.saturating_mul(per_slot))
             .saturating_add(K.saturating_mul(TOMBSTONE))
             .saturating_add(I.saturating_mul(U64 + U64 + U16))
+            .saturating_add(E.saturating_mul(U16 + U16))
     }
 }
 
@@ -506,6 +527,7 @@ impl<
             retained: count(slots, h.retained.head),
             free: count(slots, h.free),
             keys: u16::try_from(self.live_keys().count()).unwrap_or(u16::MAX),
+            dependents: u32::try_from(self.dependents().count()).unwrap_or(u32::MAX),
         };
         out.put(&meta)?;
         for slot in slots.iter().take(usize::from(h.fresh)) {
@@ -550,6 +572,9 @@ impl<
                 retry: retry_image(s),
             })?;
         }
+        for pair in self.dependents() {
+            out.put(&pair)?;
+        }
         let [r0, r1, r2, r3] = h.runnable;
         for head in [
             r0.head,
@@ -567,6 +592,7 @@ impl<
         for k in self.live_keys() {
             out.put(&(k.hash(), k.fingerprint(), k.slot.saturating_sub(1)))?;
         }
+
         let end = out.pos;
         let buf = out.buf;
         let len = u32::try_from(end.saturating_sub(HEADER_LEN))

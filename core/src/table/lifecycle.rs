@@ -480,9 +480,10 @@ impl<S> Core<'_, S> {
         let to = outcome.state();
         s.phase = Phase::of(to);
         s.outcome = outcome_byte::encode(outcome, detail);
+        // The lease moves to `expiry` (free once ended) so that `options()` still reads it.
+        s.expiry = Ms::from_ms(u64::from(s.word));
         s.word = u32::from_ne_bytes(outcome.code().to_ne_bytes());
         s.set_failed_dep(0);
-        s.expiry = Ms::NONE;
         for f in [
             flag::PAUSE_REQUESTED,
             flag::CANCEL_REQUESTED,

@@ -64,11 +64,11 @@ impl<S> Core<'_, S> {
             Ok(f) => f,
             Err(error) => return Err(Refused { job, error }),
         };
-        let before = self.h.now;
+        let before = (self.h.now, self.h.now_ms);
         self.clock(now);
         let Some(i) = self.allocate() else {
             // Refused: not even the clock moves.
-            self.h.now = before;
+            (self.h.now, self.h.now_ms) = before;
             return Err(Refused {
                 job,
                 error: SubmitError::TableFull,
@@ -87,7 +87,7 @@ impl<S> Core<'_, S> {
         if let Err((_, spec)) = self.specs.push((i, spec)) {
             // Cannot happen (one spec per job, at most N jobs); hand it back all the same.
             self.push_free(i);
-            self.h.now = before;
+            (self.h.now, self.h.now_ms) = before;
             return Err(Refused {
                 job: NewJob {
                     spec,
@@ -162,6 +162,9 @@ impl<S> Core<'_, S> {
 
     /// A free slot: a released one, a never-used one, or the oldest expired terminal job's.
     fn allocate(&mut self) -> Option<u16> {
+        if !self.can_allocate() {
+            return None;
+        }
         loop {
             if let Some(i) = index(self.h.free) {
                 self.h.free = self.slot(i).map_or(NIL, |s| s.next);
@@ -182,6 +185,28 @@ impl<S> Core<'_, S> {
             // Removing puts the slot on the free list, unless it retires.
             self.remove(head);
         }
+    }
+
+    /// Whether [`Core::allocate`] will find a slot — checked first, so that a refused submit
+    /// changes nothing: evicting expired terminal jobs whose slots would retire, and then
+    /// finding no slot after all, would remove jobs for a submit that is refused. Walks the
+    /// evictable jobs whose slots retire (rare: one per slot per 2^32 uses).
+    fn can_allocate(&self) -> bool {
+        if self.h.free != NIL || usize::from(self.h.fresh) < self.slots.len() {
+            return true;
+        }
+        let mut l = self.h.retained.head;
+        while let Some(i) = index(l) {
+            if !self.evictable(i) {
+                return false;
+            }
+            match self.slot(i) {
+                Some(s) if s.generation != u32::MAX => return true,
+                Some(s) => l = s.next,
+                None => return false,
+            }
+        }
+        false
     }
 
     /// Remove the terminal job in slot `i`, leaving a tombstone; the slot goes to the free
