@@ -133,29 +133,38 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Its lifecycle.
+    /// Its lifecycle: `deleting` once its removal is asked for (even while its addition is
+    /// still pending), else `creating` while it is being added.
     pub fn lifecycle(&self) -> Lifecycle {
         match (self.add, self.remove) {
-            (Some(_), _) => Lifecycle::Creating,
-            (None, Some(_)) => Lifecycle::Deleting,
+            (_, Some(_)) => Lifecycle::Deleting,
+            (Some(_), None) => Lifecycle::Creating,
             (None, None) => Lifecycle::Active,
         }
     }
 
-    /// The live job that changes it, if any.
+    /// The live job that changes it last, if any: its removal, else its addition.
     pub fn job(&self) -> Option<JobId> {
-        self.add.or(self.remove)
+        self.remove.or(self.add)
     }
 }
 
-/// A set's deletion: the job, and the barrier it waits behind (with the jobs the barrier
-/// waits for).
+/// A set's deletion: the job, and the barrier it waits behind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deletion {
     /// The deletion job.
     pub job: JobId,
-    /// The barrier, while live, and the jobs it waits for.
-    pub barrier: Option<(JobId, Vec<JobId>)>,
+    /// The barrier it depends on, if it had pending jobs to wait for.
+    pub barrier: Option<JobId>,
+}
+
+/// A live barrier: the appliance succeeds it once every job it waits for ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Barrier {
+    /// The barrier job.
+    pub job: JobId,
+    /// The jobs it waits for.
+    pub waits: Vec<JobId>,
 }
 
 /// A backend set.
@@ -174,18 +183,19 @@ pub struct BackendSet {
 }
 
 impl BackendSet {
-    /// Its lifecycle.
+    /// Its lifecycle: `deleting` once its deletion is asked for (even while its creation is
+    /// still pending), else `creating` while it is being created.
     pub fn lifecycle(&self) -> Lifecycle {
         match (&self.create, &self.delete) {
-            (Some(_), _) => Lifecycle::Creating,
-            (None, Some(_)) => Lifecycle::Deleting,
+            (_, Some(_)) => Lifecycle::Deleting,
+            (Some(_), None) => Lifecycle::Creating,
             (None, None) => Lifecycle::Active,
         }
     }
 
-    /// The live job that changes the set itself (its creation or deletion), if any.
+    /// The live job that changes the set itself last, if any: its deletion, else its creation.
     pub fn job(&self) -> Option<JobId> {
-        self.create.or(self.delete.as_ref().map(|d| d.job))
+        self.delete.as_ref().map(|d| d.job).or(self.create)
     }
 
     /// Every live job of the set: its creation, and its backends' additions and removals.
@@ -210,11 +220,14 @@ pub enum End {
     Failed,
 }
 
-/// The configuration: backend sets by name.
+/// The configuration: backend sets by name, and the live barriers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// The sets.
     pub sets: BTreeMap<String, BackendSet>,
+    /// Live barriers (kept apart from the sets: a barrier outlives a set whose creation
+    /// failed under it, until its jobs have ended).
+    pub barriers: Vec<Barrier>,
 }
 
 impl Config {
@@ -222,6 +235,15 @@ impl Config {
     /// barriers whose jobs have all ended, to be succeeded.
     pub fn reconcile(&mut self, end: impl Fn(JobId) -> End) -> Vec<JobId> {
         let mut released = Vec::new();
+        self.barriers.retain(|b| match end(b.job) {
+            End::Live => {
+                if b.waits.iter().all(|w| end(*w) != End::Live) {
+                    released.push(b.job);
+                }
+                true
+            }
+            End::Succeeded | End::Failed => false,
+        });
         self.sets.retain(|_, set| {
             if let Some(job) = set.create {
                 match end(job) {
@@ -247,17 +269,7 @@ impl Config {
                 }
                 true
             });
-            if let Some(d) = &mut set.delete {
-                if let Some((barrier, waits)) = &d.barrier {
-                    match end(*barrier) {
-                        End::Live => {
-                            if waits.iter().all(|w| end(*w) != End::Live) {
-                                released.push(*barrier);
-                            }
-                        }
-                        End::Succeeded | End::Failed => d.barrier = None,
-                    }
-                }
+            if let Some(d) = &set.delete {
                 match end(d.job) {
                     End::Live => {}
                     End::Succeeded => return false,
@@ -370,16 +382,13 @@ impl Lb {
     /// Act on client requests to live barriers: a cancel fails it (the core's checkpoint).
     fn barrier_requests(&self, config: &Config) -> bool {
         let mut changed = false;
-        for set in config.sets.values() {
-            let Some((barrier, _)) = set.delete.as_ref().and_then(|d| d.barrier.as_ref()) else {
-                continue;
-            };
+        for b in &config.barriers {
             let asked = self
                 .engine
-                .get(*barrier)
+                .get(b.job)
                 .is_ok_and(|s| s.state() == State::Running && s.cancel_requested());
             if asked {
-                let directive = self.engine.checkpoint(*barrier);
+                let directive = self.engine.checkpoint(b.job);
                 changed |= matches!(directive, Ok(Directive::Canceled));
             }
         }
@@ -414,11 +423,7 @@ impl Lb {
 
     /// Every live barrier (the service fails them as interrupted at shutdown).
     pub fn barriers(&self) -> Vec<JobId> {
-        self.settled()
-            .sets
-            .values()
-            .filter_map(|s| s.delete.as_ref()?.barrier.as_ref().map(|b| b.0))
-            .collect()
+        self.settled().barriers.iter().map(|b| b.job).collect()
     }
 
     /// Fail every live barrier as interrupted (shutdown): the deletions behind them fail, and
@@ -535,9 +540,9 @@ impl Lb {
                 let _ = t.progress(id, 0, &message, now);
                 Ok::<_, Refusal>(id)
             })?;
-            Some((id, waits))
+            Some(Barrier { job: id, waits })
         };
-        let deps: Vec<JobId> = barrier.iter().map(|b| b.0).collect();
+        let deps: Vec<JobId> = barrier.iter().map(|b| b.job).collect();
         let description = format!("delete backend set {name}");
         let op = Op::DeleteSet {
             name: name.to_owned(),
@@ -545,15 +550,19 @@ impl Lb {
         let id = match self.submit(NewJob::new(op).description(&description).depends_on(&deps)) {
             Ok(id) => id,
             Err(e) => {
-                if let Some((b, _)) = barrier {
+                if let Some(b) = barrier {
                     let _ = self
                         .engine
-                        .fail(b, 3, "the deletion it was for was refused");
+                        .fail(b.job, 3, "the deletion it was for was refused");
                 }
                 return Err(e);
             }
         };
-        set.delete = Some(Deletion { job: id, barrier });
+        set.delete = Some(Deletion {
+            job: id,
+            barrier: barrier.as_ref().map(|b| b.job),
+        });
+        config.barriers.extend(barrier);
         Ok(id)
     }
 
