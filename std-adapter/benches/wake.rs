@@ -1,14 +1,26 @@
-//! Wake latency: a change on one thread → the waiter of that job returns on another.
+//! Wake latency: a change on one thread → the waiter of that job returns on another; and the
+//! cost of many waiters on one job.
 //!
-//! Measured as a ping-pong (two wakes per round trip), each against its baseline in the same
-//! run:
-//! * blocking: `Engine::wait` + `Engine::progress` vs a raw `Mutex` + `Condvar` pair;
+//! Wake latency is measured as a ping-pong (two wakes per round trip), each against its
+//! baseline in the same run:
+//! * blocking: `Engine::wait` + `Engine::progress` vs a raw `Mutex` + `Condvar` pair (notified
+//!   under the lock, the textbook way) and the same pair notified after the unlock;
 //! * async: `Engine::wait_async` vs `tokio::sync::Notify`, two tasks on a 2-worker runtime,
 //!   and vs `Notify` plus a `Mutex<HashMap>` of jobs changed and read around each wake.
 //!
 //! Criterion reports the mean round trip; afterwards p50 / p99 of single round trips are printed
-//! (`wake = round trip / 2`). Run: `cargo bench -p jobstate-std --bench wake`.
+//! (`wake = round trip / 2`) from `ROUNDS` interleaved rounds (each round runs every variant,
+//! in a rotating order, so that machine noise falls on all of them): the median over rounds
+//! of each variant's p50 / p99, and the median of the per-round ratios.
+//!
+//! Then, many waiters on one job: registering and dropping 100,000 waiters (O(1) each), and
+//! the lateness of 100,000 async waits on one job timing out (deadline → the task has its
+//! answer).
+//!
+//! Run: `cargo bench -p jobstate-std --bench wake` (`-- --skip-criterion` for the printed
+//! figures only).
 
+use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,6 +111,54 @@ fn raw_blocking(rounds: usize) -> Vec<Duration> {
         let mut g = p.m.lock().unwrap();
         g.0 += 1;
         p.to_b.notify_one();
+        while g.1 == seen {
+            g = p.to_a.wait(g).unwrap();
+        }
+        seen = g.1;
+        drop(g);
+        out.push(t.elapsed());
+    }
+    b.join().unwrap();
+    out
+}
+
+/// The raw pair notified after the unlock (what the engine does).
+fn raw_blocking_after_unlock(rounds: usize) -> Vec<Duration> {
+    struct Pair {
+        m: Mutex<(u64, u64)>,
+        to_b: Condvar,
+        to_a: Condvar,
+    }
+    let p = Arc::new(Pair {
+        m: Mutex::new((0, 0)),
+        to_b: Condvar::new(),
+        to_a: Condvar::new(),
+    });
+    let b = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for _ in 0..rounds {
+                let mut g = p.m.lock().unwrap();
+                while g.0 == seen {
+                    g = p.to_b.wait(g).unwrap();
+                }
+                seen = g.0;
+                g.1 += 1;
+                drop(g);
+                p.to_a.notify_one();
+            }
+        })
+    };
+    let mut out = Vec::with_capacity(rounds);
+    let mut seen = 0;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let mut g = p.m.lock().unwrap();
+        g.0 += 1;
+        drop(g);
+        p.to_b.notify_one();
+        let mut g = p.m.lock().unwrap();
         while g.1 == seen {
             g = p.to_a.wait(g).unwrap();
         }
@@ -247,79 +307,239 @@ fn total(v: Vec<Duration>) -> Duration {
     v.into_iter().sum()
 }
 
+/// p50 and p99 of a round-trip sample, as wake latency (half a round trip) in µs.
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
     v.sort();
     let at = |q: f64| v[((v.len() as f64 - 1.0) * q) as usize].as_nanos() as f64 / 2.0 / 1000.0;
     (at(0.50), at(0.99))
 }
 
-fn main() {
-    let mut c = Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .configure_from_args();
-    let rt = runtime();
-    {
-        let mut g = c.benchmark_group("wake_blocking_round_trip");
-        g.bench_function("engine_wait", |b| {
-            b.iter_custom(|n| total(engine_blocking(n as usize)))
-        });
-        g.bench_function("raw_mutex_condvar", |b| {
-            b.iter_custom(|n| total(raw_blocking(n as usize)))
-        });
-        g.finish();
-    }
-    {
-        let mut g = c.benchmark_group("wake_async_round_trip");
-        g.bench_function("engine_wait_async", |b| {
-            b.iter_custom(|n| total(engine_async(&rt, n as usize)))
-        });
-        g.bench_function("tokio_notify", |b| {
-            b.iter_custom(|n| total(notify_async(&rt, n as usize)))
-        });
-        g.bench_function("tokio_notify_with_job_map", |b| {
-            b.iter_custom(|n| total(notify_with_state(&rt, n as usize)))
-        });
-        g.finish();
-    }
-    c.final_summary();
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
 
-    // Percentiles of single wakes, same process, alternating to share conditions.
-    const ROUNDS: usize = 20_000;
-    let mut rows = Vec::new();
-    let (mut eb, mut rb, mut ea, mut na) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut ns = Vec::new();
-    for _ in 0..2 {
-        eb.extend(engine_blocking(ROUNDS / 2));
-        rb.extend(raw_blocking(ROUNDS / 2));
-        ea.extend(engine_async(&rt, ROUNDS / 2));
-        na.extend(notify_async(&rt, ROUNDS / 2));
-        ns.extend(notify_with_state(&rt, ROUNDS / 2));
+/// The quantile `q` of durations, in ms.
+fn ms_at(v: &mut [Duration], q: f64) -> f64 {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * q) as usize].as_secs_f64() * 1e3
+}
+
+/// Register `n` async waiters on one job, then drop them all in a scattered order. Answers
+/// (registration, removal) times.
+fn many_waiters(n: usize) -> (Duration, Duration) {
+    let e: E = Engine::new(EngineConfig {
+        timer_thread: false,
+        ..EngineConfig::default()
+    });
+    let id = e.submit(NewJob::new(0)).unwrap();
+    e.start(id).unwrap();
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let t = Instant::now();
+    let mut futs: Vec<Option<_>> = (0..n)
+        .map(|_| {
+            let mut f = e.wait_async(id, Condition::Terminal, LONG);
+            assert!(std::pin::Pin::new(&mut f).poll(&mut cx).is_pending());
+            Some(f)
+        })
+        .collect();
+    let register = t.elapsed();
+    assert_eq!(e.waiting(), n);
+    // A scattered order, fixed before the clock starts.
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..order.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        order.swap(i, (x % (i as u64 + 1)) as usize);
     }
-    for (name, v) in [
-        ("blocking  engine.wait", eb),
-        ("blocking  raw Mutex+Condvar", rb),
-        ("async     engine.wait_async", ea),
-        ("async     tokio Notify", na),
-        ("async     Notify + job map", ns),
-    ] {
-        let (p50, p99) = percentiles(v);
-        rows.push((name, p50, p99));
+    let t = Instant::now();
+    for k in order {
+        drop(futs[k].take());
     }
-    println!("\nwake latency (round trip / 2), {ROUNDS} round trips each:");
-    println!("{:<30} {:>10} {:>10}", "", "p50 µs", "p99 µs");
-    for (name, p50, p99) in &rows {
-        println!("{name:<30} {p50:>10.2} {p99:>10.2}");
+    let remove = t.elapsed();
+    assert_eq!(e.waiting(), 0);
+    (register, remove)
+}
+
+/// `n` async waits on one job (tokio, 2 workers), each timing out after `timeout`: how late
+/// each task has its answer after its deadline.
+fn timeout_lateness(rt: &tokio::runtime::Runtime, n: usize, timeout: Duration) -> Vec<Duration> {
+    let e: E = Engine::new(EngineConfig::default());
+    let id = e.submit(NewJob::new(0)).unwrap();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let e = e.clone();
+                tokio::spawn(async move {
+                    // Taken just before the engine takes its own: the lateness is, if
+                    // anything, overstated.
+                    let deadline = Instant::now() + timeout;
+                    let w = e
+                        .wait_async(id, Condition::Terminal, timeout)
+                        .await
+                        .unwrap();
+                    assert!(w.timed_out);
+                    Instant::now().saturating_duration_since(deadline)
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(n);
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let only_waiters = args.iter().any(|a| a == "--only-waiters");
+    let skip_criterion = only_waiters || args.iter().any(|a| a == "--skip-criterion");
+    let rt = runtime();
+    if !skip_criterion {
+        let mut c = Criterion::default()
+            .sample_size(20)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .configure_from_args();
+        {
+            let mut g = c.benchmark_group("wake_blocking_round_trip");
+            g.bench_function("engine_wait", |b| {
+                b.iter_custom(|n| total(engine_blocking(n as usize)))
+            });
+            g.bench_function("raw_mutex_condvar", |b| {
+                b.iter_custom(|n| total(raw_blocking(n as usize)))
+            });
+            g.bench_function("raw_mutex_condvar_notify_after_unlock", |b| {
+                b.iter_custom(|n| total(raw_blocking_after_unlock(n as usize)))
+            });
+            g.finish();
+        }
+        {
+            let mut g = c.benchmark_group("wake_async_round_trip");
+            g.bench_function("engine_wait_async", |b| {
+                b.iter_custom(|n| total(engine_async(&rt, n as usize)))
+            });
+            g.bench_function("tokio_notify", |b| {
+                b.iter_custom(|n| total(notify_async(&rt, n as usize)))
+            });
+            g.bench_function("tokio_notify_with_job_map", |b| {
+                b.iter_custom(|n| total(notify_with_state(&rt, n as usize)))
+            });
+            g.finish();
+        }
+        c.final_summary();
+    }
+
+    if !only_waiters {
+        wake_percentiles(&rt);
+    }
+    waiters(&rt);
+}
+
+/// Percentiles of single wakes: interleaved rounds, every variant in each round.
+fn wake_percentiles(rt: &tokio::runtime::Runtime) {
+    const ROUNDS: usize = 7;
+    const PER_ROUND: usize = 10_000;
+    type Variant<'a> = (&'static str, Box<dyn Fn() -> Vec<Duration> + 'a>);
+    let variants: Vec<Variant<'_>> = vec![
+        (
+            "blocking  engine.wait",
+            Box::new(|| engine_blocking(PER_ROUND)),
+        ),
+        (
+            "blocking  raw Mutex+Condvar",
+            Box::new(|| raw_blocking(PER_ROUND)),
+        ),
+        (
+            "blocking  raw, notify after unlock",
+            Box::new(|| raw_blocking_after_unlock(PER_ROUND)),
+        ),
+        (
+            "async     engine.wait_async",
+            Box::new(|| engine_async(rt, PER_ROUND)),
+        ),
+        (
+            "async     tokio Notify",
+            Box::new(|| notify_async(rt, PER_ROUND)),
+        ),
+        (
+            "async     Notify + job map",
+            Box::new(|| notify_with_state(rt, PER_ROUND)),
+        ),
+    ];
+    let mut p50s = vec![Vec::new(); variants.len()];
+    let mut p99s = vec![Vec::new(); variants.len()];
+    for round in 0..ROUNDS {
+        for k in 0..variants.len() {
+            let v = (k + round) % variants.len();
+            let (p50, p99) = percentiles((variants[v].1)());
+            p50s[v].push(p50);
+            p99s[v].push(p99);
+        }
     }
     println!(
-        "ratios: blocking p50 {:.2}x p99 {:.2}x; async vs Notify p50 {:.2}x p99 {:.2}x; \
+        "\nwake latency (round trip / 2), {ROUNDS} interleaved rounds of {PER_ROUND} round trips \
+         per variant; median over rounds:"
+    );
+    println!(
+        "{:<36} {:>9} {:>9} {:>9}",
+        "", "p50 µs", "p99 µs", "best p50"
+    );
+    for (k, (name, _)) in variants.iter().enumerate() {
+        let best = p50s[k].iter().cloned().fold(f64::MAX, f64::min);
+        println!(
+            "{name:<36} {:>9.2} {:>9.2} {:>9.2}",
+            median(p50s[k].clone()),
+            median(p99s[k].clone()),
+            best
+        );
+    }
+    let ratio = |a: usize, b: usize, of: &Vec<Vec<f64>>| {
+        median(of[a].iter().zip(&of[b]).map(|(x, y)| x / y).collect())
+    };
+    println!(
+        "ratios (median of per-round ratios): blocking vs raw p50 {:.2}x p99 {:.2}x; \
+         blocking vs raw-after-unlock p50 {:.2}x p99 {:.2}x; async vs Notify p50 {:.2}x p99 {:.2}x; \
          async vs Notify + job map p50 {:.2}x p99 {:.2}x",
-        rows[0].1 / rows[1].1,
-        rows[0].2 / rows[1].2,
-        rows[2].1 / rows[3].1,
-        rows[2].2 / rows[3].2,
-        rows[2].1 / rows[4].1,
-        rows[2].2 / rows[4].2
+        ratio(0, 1, &p50s),
+        ratio(0, 1, &p99s),
+        ratio(0, 2, &p50s),
+        ratio(0, 2, &p99s),
+        ratio(3, 4, &p50s),
+        ratio(3, 4, &p99s),
+        ratio(3, 5, &p50s),
+        ratio(3, 5, &p99s),
+    );
+}
+
+/// Many waiters on one job.
+fn waiters(rt: &tokio::runtime::Runtime) {
+    const WAITERS: usize = 100_000;
+    let mut reg = Vec::new();
+    let mut rem = Vec::new();
+    for _ in 0..5 {
+        let (r, d) = many_waiters(WAITERS);
+        reg.push(r);
+        rem.push(d);
+    }
+    println!(
+        "\n{WAITERS} waiters on one job, 5 rounds: register median {:.1} ms (best {:.1}), \
+         drop all in a scattered order median {:.1} ms (best {:.1})",
+        ms_at(&mut reg, 0.5),
+        ms_at(&mut reg, 0.0),
+        ms_at(&mut rem, 0.5),
+        ms_at(&mut rem, 0.0),
+    );
+    let mut late = timeout_lateness(rt, WAITERS, Duration::from_secs(2));
+    println!(
+        "{WAITERS} async waits on one job timing out (2 s): lateness p50 {:.2} ms, p99 {:.2} ms, \
+         max {:.2} ms",
+        ms_at(&mut late, 0.5),
+        ms_at(&mut late, 0.99),
+        ms_at(&mut late, 1.0),
     );
 }

@@ -62,6 +62,31 @@ impl Clock {
             .unwrap_or(self.base)
     }
 
+    /// Whole milliseconds from the clock's start to `at`, rounded up: the timer wheel's tick
+    /// of a deadline (so that a wait never ends before its deadline).
+    pub(crate) fn tick_ceil(&self, at: StdInstant) -> u64 {
+        let d = at.saturating_duration_since(self.base);
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if d.subsec_nanos().is_multiple_of(1_000_000) {
+            ms
+        } else {
+            ms.saturating_add(1)
+        }
+    }
+
+    /// Whole milliseconds from the clock's start to `at`, rounded down: the tick that has
+    /// fully passed at `at`.
+    pub(crate) fn tick_floor(&self, at: StdInstant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The monotonic instant of a tick.
+    pub(crate) fn at_tick(&self, tick: u64) -> StdInstant {
+        self.base
+            .checked_add(StdDuration::from_millis(tick))
+            .unwrap_or(self.base)
+    }
+
     /// The wall-clock time of a table instant.
     pub fn to_system_time(&self, at: Instant) -> SystemTime {
         let at = at.as_micros();

@@ -1,7 +1,5 @@
 //! The engine: the core table behind one lock, with waiters, timers and wall-clock time.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
@@ -72,9 +70,9 @@ impl Default for EngineConfig {
     }
 }
 
-/// How many async-wait deadlines the timer thread settles before it releases the lock and
-/// wakes them (tokio's `WakeList` batch is 32): the first ones woken need not wait for the
-/// last ones to be found.
+/// How many wait deadlines the timer thread settles before it releases the lock and wakes
+/// them (tokio's `WakeList` batch is 32): the first ones woken need not wait for the last ones
+/// to be found.
 const TIMER_BATCH: usize = 64;
 
 /// When the timer thread is due, and whether it must stop.
@@ -90,9 +88,6 @@ pub(crate) struct TimerState {
     stop: bool,
 }
 
-/// One deadline in the timer heap: (deadline, registry key, token).
-type Deadline = Reverse<(StdInstant, usize, u64)>;
-
 /// Everything under the lock.
 pub(crate) struct State<Tb: Table> {
     pub(crate) table: Box<Tb>,
@@ -102,11 +97,6 @@ pub(crate) struct State<Tb: Table> {
     timer: TimerState,
     /// Worker threads waiting for a runnable job.
     pub(crate) idle_workers: usize,
-    /// Deadlines of registered waits. Entries of waits that ended first stay until popped or
-    /// pruned.
-    deadlines: BinaryHeap<Deadline>,
-    /// How many entries of `deadlines` belong to waits that already ended.
-    stale: usize,
 }
 
 /// What engine handles share.
@@ -190,6 +180,7 @@ impl<Tb: Table> std::fmt::Debug for Engine<Tb> {
 /// record and two `T`-byte texts a slot), which can overflow a thread's stack for large `N` in
 /// an unoptimised build, so large tables are built on a helper thread with a stack big enough
 /// for them; if that thread cannot start, on this one.
+#[cfg_attr(not(feature = "persist"), allow(dead_code))]
 pub(crate) fn boxed_table<Tb: Table + Send>(config: Config) -> Box<Tb> {
     try_boxed_table(config).unwrap_or_else(|_| build_here(config))
 }
@@ -232,29 +223,38 @@ where
         .ok()
 }
 
-/// Settle and wake the waiters of a changed job (see [`Registry::notify_job`]).
-fn notify_job<Tb: Table>(
+/// A changed job: settle and wake its waiters (see [`Registry::notify_job`]), and answer the
+/// timer it arms now, if any (with `timers`).
+fn visit_job<Tb: Table>(
     table: &Tb,
     id: JobId,
     waiters: &mut Registry<Box<Tb::Job>>,
+    timers: bool,
     wl: &mut WakeList<'_>,
-) where
+) -> Option<Instant>
+where
     Tb::Spec: Clone,
 {
     let job = table.get(id);
-    let now = match &job {
-        Ok(j) => JobNow::Live {
-            terminal: j.is_terminal(),
-        },
-        Err(e) => JobNow::Gone(*e),
-    };
-    waiters.notify_job(
-        id,
-        &now,
-        |condition| job.as_ref().is_ok_and(|j| condition.holds(j)),
-        || job.as_ref().ok().and_then(copy_job::<Tb>),
-        wl,
-    );
+    if !waiters.is_empty() {
+        let now = match &job {
+            Ok(j) => JobNow::Live {
+                terminal: j.is_terminal(),
+            },
+            Err(e) => JobNow::Gone(*e),
+        };
+        waiters.notify_job(
+            id,
+            &now,
+            |condition| job.as_ref().is_ok_and(|j| condition.holds(j)),
+            || job.as_ref().ok().and_then(copy_job::<Tb>),
+            wl,
+        );
+    }
+    match (timers, &job) {
+        (true, Ok(j)) => timer_of(table, j),
+        _ => None,
+    }
 }
 
 impl<Tb: Table> Shared<Tb> {
@@ -281,32 +281,11 @@ impl<Tb: Table> Shared<Tb> {
 
     /// A wait registered with this deadline: the timer thread settles it then. Wakes the
     /// timer thread (after the lock) only if it planned to sleep past the deadline.
-    pub(crate) fn add_deadline<'a>(
-        &'a self,
-        st: &mut State<Tb>,
-        at: StdInstant,
-        key: usize,
-        token: u64,
-        wl: &mut WakeList<'a>,
-    ) {
-        st.deadlines.push(Reverse((at, key, token)));
+    pub(crate) fn arm<'a>(&'a self, st: &mut State<Tb>, at: StdInstant, wl: &mut WakeList<'a>) {
         if st.timer.wake_at.is_none_or(|w| at < w) {
             st.timer.wake_at = Some(at);
             st.timer.kicked = true;
             wl.notify(&self.timer_cv);
-        }
-    }
-
-    /// A wait whose deadline is in the heap ended before it: its heap entry is stale now.
-    /// When stale entries are the majority, drop them (amortised O(1) per wait).
-    pub(crate) fn forget_deadline(&self, st: &mut State<Tb>) {
-        st.stale = st.stale.saturating_add(1);
-        if st.stale > 64 && st.stale.saturating_mul(2) > st.deadlines.len() {
-            let State {
-                waiters, deadlines, ..
-            } = st;
-            deadlines.retain(|Reverse((_, key, token))| waiters.is_live(*key, *token));
-            st.stale = 0;
         }
     }
 }
@@ -334,17 +313,19 @@ impl<Tb: EngineTable> Shared<Tb> {
         let timers = self.config.timer_thread;
         let mut due: Option<Instant> = None;
         let mut visit = |id: JobId, waiters: &mut Registry<Box<Tb::Job>>, wl: &mut WakeList<'a>| {
-            if !waiters.is_empty() {
-                notify_job(table, id, waiters, wl);
-            }
-            if timers {
-                if let Some(t) = timer_of(table, id) {
-                    due = Some(due.map_or(t, |d| d.min(t)));
-                }
+            if let Some(t) = visit_job(table, id, waiters, timers, wl) {
+                due = Some(due.map_or(t, |d| d.min(t)));
             }
         };
-        match table.changed_since(*seen) {
-            Ok(changed) => {
+        // Nobody to tell which jobs changed: skip the journal.
+        let changed = if waiters.is_empty() && !timers {
+            Ok(None)
+        } else {
+            table.changed_since(*seen).map(Some)
+        };
+        match changed {
+            Ok(None) => {}
+            Ok(Some(changed)) => {
                 let mut last = None;
                 for id in changed {
                     // One operation often records several events of one job.
@@ -406,38 +387,20 @@ impl<Tb: EngineTable> Shared<Tb> {
             }
         }
         let now = self.std_now();
-        let State {
-            waiters,
-            deadlines,
-            stale,
-            timer,
-            ..
-        } = &mut *st;
-        let mut settled = 0usize;
-        while let Some(Reverse((at, key, token))) = deadlines.peek().copied() {
-            if at > now {
-                wake = earliest(wake, at);
-                break;
-            }
-            if settled >= TIMER_BATCH {
-                wake = Some(now);
-                break;
-            }
-            deadlines.pop();
-            if waiters.expire(key, token, wl) {
-                settled = settled.saturating_add(1);
-            } else {
-                *stale = stale.saturating_sub(1);
-            }
+        let tick = self.clock.tick_floor(now);
+        if st.waiters.expire_due(tick, TIMER_BATCH, wl) {
+            // More are due: wake these first, then go on at once.
+            wake = Some(now);
+        } else if let Some(next) = st.waiters.next_deadline() {
+            wake = earliest(wake, self.clock.at_tick(next));
         }
-        timer.wake_at = wake;
+        st.timer.wake_at = wake;
         Some(wake.map_or(TIMER_SAFETY_PERIOD, |w| w.saturating_duration_since(now)))
     }
 
     /// The timer thread: timer rounds, sleeping in between until the next thing is due or a
     /// change makes something due sooner. Nothing a user's code does stops it: wakers, a
     /// spec's `Drop` in `expire`, anything else that panics inside a round is contained.
-    #[cfg(not(loom))]
     fn run_timer(&self) {
         loop {
             let mut wl = WakeList::new();
@@ -475,8 +438,7 @@ impl<Tb: EngineTable> Shared<Tb> {
 /// the end of its backoff while queued for a retry, the end of its retention once terminal. A
 /// change only ever brings a timer forward through one of these, so the timer thread is woken
 /// when one falls before what it planned.
-fn timer_of<Tb: Table>(table: &Tb, id: JobId) -> Option<Instant> {
-    let job = table.get(id).ok()?;
+fn timer_of<Tb: Table>(table: &Tb, job: &JobRef<'_, Tb::Spec>) -> Option<Instant> {
     if job.is_terminal() {
         let retention = table.config().retention;
         return job.ended().and_then(|e| e.checked_add(retention));
@@ -549,8 +511,6 @@ impl<Tb: EngineTable> Engine<Tb> {
                 waiters: Registry::new(Tb::CAPACITY),
                 timer: TimerState::default(),
                 idle_workers: 0,
-                deadlines: BinaryHeap::new(),
-                stale: 0,
             }),
             timer_cv: Condvar::new(),
             work_cv: Condvar::new(),
@@ -572,11 +532,38 @@ impl<Tb: EngineTable> Engine<Tb> {
         sync::spawn("jobstate-timer".into(), move || shared.run_timer()).map(Some)
     }
 
-    /// Loom explores every interleaving; an endless timer thread would make that infinite,
-    /// so the model runs the timer's rounds itself ([`Engine::model_advance`]).
+    /// Under loom the model runs the timer's rounds itself ([`Engine::model_advance`]), or
+    /// starts the timer thread explicitly ([`Engine::model_with_timer_thread`]).
     #[cfg(loom)]
     fn spawn_timer(_shared: &Arc<Shared<Tb>>) -> std::io::Result<Option<JoinHandle<()>>> {
         Ok(None)
+    }
+
+    /// The loom model with the engine's real timer thread (a loom thread running the same
+    /// loop), which ends when the last engine handle is dropped.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn model_with_timer_thread(config: EngineConfig) -> Self {
+        let mut e = Self::new(config);
+        let shared = e.shared.clone();
+        let timer = sync::spawn("jobstate-timer".into(), move || shared.run_timer()).ok();
+        if let Some(owner) = Arc::get_mut(&mut e._owner) {
+            owner.timer = timer;
+        }
+        e
+    }
+
+    /// The loom model's clock without the timer's round: time moves on by `by`, and the
+    /// timer thread is told to look (as the operating system's timer would wake it).
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn model_tick(&self, by: StdDuration) {
+        let us = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
+        self.shared
+            .model_offset
+            .fetch_add(us, sync::Ordering::SeqCst);
+        self.lock().timer.kicked = true;
+        self.shared.timer_cv.notify_all();
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tb>> {

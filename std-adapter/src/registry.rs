@@ -205,26 +205,58 @@ pub(crate) enum Found<P> {
     TimedOut,
 }
 
-/// A deregistered waiter.
+/// How a changed job stands, for [`Registry::notify_job`].
+pub(crate) enum JobNow {
+    /// In the table; `terminal` when it has ended (and may be removed by a later change).
+    Live { terminal: bool },
+    /// No longer in the table.
+    Gone(LookupError),
+}
+
+/// A deregistered waiter: what it had found, and its wake (to be dropped after the lock).
 pub(crate) struct Removed<P> {
     pub(crate) found: Found<P>,
     pub(crate) wake: Option<Wake>,
-    pub(crate) timed: bool,
 }
 
 struct Entry<P> {
     watch: Watch,
     wake: Option<Wake>,
     status: Status<P>,
-    /// Unique for the registry's life (slab keys are reused): names this wait in the timer
-    /// heap.
-    token: u64,
+}
+
+/// An entry's places in the lists, kept apart from the entries (a dense array of small
+/// records): taking an entry out touches its neighbours' links only.
+#[derive(Clone, Copy)]
+struct Links {
+    /// The job / table list it is in (`NO_LIST`: none).
+    list: u32,
     prev: u32,
     next: u32,
-    linked: bool,
-    /// Its deadline is in the engine's timer heap.
-    timed: bool,
+    /// The timer wheel slot it is in (`NO_SLOT`: none).
+    slot: u32,
+    tprev: u32,
+    tnext: u32,
+    /// Its deadline, in wheel ticks (ms).
+    when: u64,
 }
+
+impl Links {
+    const FREE: Links = Links {
+        list: NO_LIST,
+        prev: NIL,
+        next: NIL,
+        slot: NO_SLOT,
+        tprev: NIL,
+        tnext: NIL,
+        when: 0,
+    };
+}
+
+/// Not in a job or table list.
+const NO_LIST: u32 = u32::MAX;
+/// The list id of the table watchers.
+const TABLE_LIST: u32 = u32::MAX - 1;
 
 /// A doubly linked list of entries (slab keys).
 #[derive(Clone, Copy)]
@@ -240,29 +272,89 @@ impl List {
     };
 }
 
-/// Which list a watch lives in.
-#[derive(Clone, Copy)]
-enum Which {
-    Slot(usize),
-    Table,
+// ----- the timer wheel ---------------------------------------------------------------------
+
+/// Wheel levels: 64 slots each, of 1 ms, 64 ms, 4.1 s and 262 s. Deadlines are at most
+/// `MAX_WAIT` (120 s) away; the top level is a ring for anything further.
+const LEVELS: usize = 4;
+const SLOTS: usize = 64;
+/// The list of waits already due (the slot after the last level's).
+const PENDING: u32 = (LEVELS * SLOTS) as u32;
+/// Not in the wheel.
+const NO_SLOT: u32 = u32::MAX;
+
+/// The level a deadline `when` goes to, seen from `elapsed` (tokio's hierarchical wheel).
+fn level_for(elapsed: u64, when: u64) -> usize {
+    const MAX: u64 = (1 << (6 * LEVELS)) - 1;
+    let mut masked = (elapsed ^ when) | (SLOTS as u64 - 1);
+    if masked >= MAX {
+        masked = MAX - 1;
+    }
+    let significant = 63usize.saturating_sub(masked.leading_zeros() as usize);
+    (significant / 6).min(LEVELS - 1)
 }
 
-/// How a changed job stands, for [`Registry::notify_job`].
-pub(crate) enum JobNow {
-    /// In the table; `terminal` when it has ended (and may be removed by a later change).
-    Live { terminal: bool },
-    /// No longer in the table.
-    Gone(LookupError),
+fn slot_range(level: usize) -> u64 {
+    1u64 << (6 * level)
+}
+
+/// Deadlines of registered waits: a hierarchical timing wheel (O(1) to add, O(1) to
+/// remove, amortised O(1) to expire), threaded through the entries' links.
+struct Wheel {
+    /// Every deadline up to here has been handed out.
+    elapsed: u64,
+    /// Heads of the slot lists, level by level, then the pending list.
+    heads: [u32; LEVELS * SLOTS + 1],
+    /// Which slots of each level hold something.
+    occupied: [u64; LEVELS],
+    /// Entries in the wheel (pending included).
+    len: usize,
+}
+
+impl Wheel {
+    fn new() -> Self {
+        Self {
+            elapsed: 0,
+            heads: [NIL; LEVELS * SLOTS + 1],
+            occupied: [0; LEVELS],
+            len: 0,
+        }
+    }
+
+    /// The earliest occupied slot: (level, slot, its deadline), seen from `elapsed`.
+    fn next_expiration(&self) -> Option<(usize, usize, u64)> {
+        let now = self.elapsed;
+        for level in 0..LEVELS {
+            let occupied = self.occupied.get(level).copied().unwrap_or(0);
+            if occupied == 0 {
+                continue;
+            }
+            let range = slot_range(level);
+            let level_range = range << 6;
+            let now_slot = now / range;
+            let rotated = occupied.rotate_right((now_slot % SLOTS as u64) as u32);
+            let slot = (u64::from(rotated.trailing_zeros()) + now_slot) % SLOTS as u64;
+            let level_start = now & !(level_range - 1);
+            let mut deadline = level_start.saturating_add(slot.saturating_mul(range));
+            if deadline <= now {
+                // Only the top level wraps: its slots are a ring.
+                deadline = deadline.saturating_add(level_range);
+            }
+            return Some((level, slot as usize, deadline));
+        }
+        None
+    }
 }
 
 /// All registered waiters. `P` is the job copy handed to a settled waiter.
 pub(crate) struct Registry<P> {
     entries: Slab<Entry<P>>,
+    links: Vec<Links>,
     /// Job waiters (not collected yet), by the job's table slot.
     slots: Vec<List>,
     /// Table watchers not settled yet.
     table: List,
-    next_token: u64,
+    wheel: Wheel,
 }
 
 fn key32(key: usize) -> u32 {
@@ -278,9 +370,10 @@ impl<P> Registry<P> {
     pub(crate) fn new(slots: usize) -> Self {
         Self {
             entries: Slab::new(),
+            links: Vec::new(),
             slots: vec![List::EMPTY; slots],
             table: List::EMPTY,
-            next_token: 0,
+            wheel: Wheel::new(),
         }
     }
 
@@ -294,41 +387,46 @@ impl<P> Registry<P> {
         self.entries.is_empty()
     }
 
-    fn which(watch: Watch) -> Which {
+    fn list_of(watch: Watch) -> u32 {
         match watch {
-            Watch::Job(id, _) => Which::Slot(usize::from(id.index())),
-            Watch::Table(_) => Which::Table,
+            Watch::Job(id, _) => u32::from(id.index()),
+            Watch::Table(_) => TABLE_LIST,
         }
     }
 
-    fn list_mut(&mut self, which: Which) -> Option<&mut List> {
-        match which {
-            Which::Slot(s) => {
+    fn list_mut(&mut self, list: u32) -> Option<&mut List> {
+        match list {
+            TABLE_LIST => Some(&mut self.table),
+            NO_LIST => None,
+            s => {
+                let s = s as usize;
                 if self.slots.len() <= s {
                     self.slots.resize(s.saturating_add(1), List::EMPTY);
                 }
                 self.slots.get_mut(s)
             }
-            Which::Table => Some(&mut self.table),
         }
     }
 
-    #[cfg(test)]
-    fn list(&self, which: Which) -> List {
-        match which {
-            Which::Slot(s) => self.slots.get(s).copied().unwrap_or(List::EMPTY),
-            Which::Table => self.table,
+    fn list(&self, list: u32) -> List {
+        match list {
+            TABLE_LIST => self.table,
+            s => self.slots.get(s as usize).copied().unwrap_or(List::EMPTY),
         }
     }
 
-    /// Append `key` to its list. O(1).
-    fn link(&mut self, key: usize) {
-        let Some(watch) = self.entries.get(key).map(|e| e.watch) else {
-            return;
-        };
-        let which = Self::which(watch);
+    fn links(&self, key: usize) -> Links {
+        self.links.get(key).copied().unwrap_or(Links::FREE)
+    }
+
+    fn links_mut(&mut self, key: usize) -> Option<&mut Links> {
+        self.links.get_mut(key)
+    }
+
+    /// Append `key` to `list`. O(1).
+    fn link(&mut self, key: usize, list_id: u32) {
         let k = key32(key);
-        let Some(list) = self.list_mut(which) else {
+        let Some(list) = self.list_mut(list_id) else {
             return;
         };
         let tail = list.tail;
@@ -336,68 +434,138 @@ impl<P> Registry<P> {
         if tail == NIL {
             list.head = k;
         }
-        if let Some(t) = key_of(tail).and_then(|t| self.entries.get_mut(t)) {
+        if let Some(t) = key_of(tail).and_then(|t| self.links_mut(t)) {
             t.next = k;
         }
-        if let Some(e) = self.entries.get_mut(key) {
-            e.prev = tail;
-            e.next = NIL;
-            e.linked = true;
+        if let Some(l) = self.links_mut(key) {
+            l.list = list_id;
+            l.prev = tail;
+            l.next = NIL;
         }
     }
 
-    /// Take `key` out of its list. O(1).
+    /// Take `key` out of its job or table list. O(1).
     fn unlink(&mut self, key: usize) {
-        let Some((watch, prev, next, linked)) = self
-            .entries
-            .get(key)
-            .map(|e| (e.watch, e.prev, e.next, e.linked))
-        else {
-            return;
-        };
-        if !linked {
+        let Links {
+            list, prev, next, ..
+        } = self.links(key);
+        if list == NO_LIST {
             return;
         }
-        match key_of(prev).and_then(|p| self.entries.get_mut(p)) {
+        match key_of(prev).and_then(|p| self.links_mut(p)) {
             Some(p) => p.next = next,
             None => {
-                if let Some(l) = self.list_mut(Self::which(watch)) {
+                if let Some(l) = self.list_mut(list) {
                     l.head = next;
                 }
             }
         }
-        match key_of(next).and_then(|n| self.entries.get_mut(n)) {
+        match key_of(next).and_then(|n| self.links_mut(n)) {
             Some(n) => n.prev = prev,
             None => {
-                if let Some(l) = self.list_mut(Self::which(watch)) {
+                if let Some(l) = self.list_mut(list) {
                     l.tail = prev;
                 }
             }
         }
-        if let Some(e) = self.entries.get_mut(key) {
-            e.prev = NIL;
-            e.next = NIL;
-            e.linked = false;
+        if let Some(l) = self.links_mut(key) {
+            l.list = NO_LIST;
+            l.prev = NIL;
+            l.next = NIL;
         }
     }
 
-    /// Add a waiter; answers its key (valid until [`Registry::deregister`]) and its token.
-    /// `timed`: its deadline goes into the engine's timer heap. O(1).
-    pub(crate) fn register(&mut self, watch: Watch, wake: Wake, timed: bool) -> (usize, u64) {
-        self.next_token = self.next_token.wrapping_add(1);
-        let token = self.next_token;
+    /// Put `key` in wheel slot `slot` (a level's slot, or `PENDING`). O(1).
+    fn wheel_link(&mut self, key: usize, slot: u32) {
+        let k = key32(key);
+        let Some(head) = self.wheel.heads.get_mut(slot as usize) else {
+            return;
+        };
+        let old = std::mem::replace(head, k);
+        if let Some(h) = key_of(old).and_then(|h| self.links_mut(h)) {
+            h.tprev = k;
+        }
+        if let Some(l) = self.links_mut(key) {
+            l.slot = slot;
+            l.tprev = NIL;
+            l.tnext = old;
+        }
+        if slot < PENDING {
+            let (level, s) = (slot as usize / SLOTS, slot as usize % SLOTS);
+            if let Some(o) = self.wheel.occupied.get_mut(level) {
+                *o |= 1 << s;
+            }
+        }
+    }
+
+    /// Take `key` out of the wheel. O(1).
+    fn wheel_unlink(&mut self, key: usize) {
+        let Links {
+            slot, tprev, tnext, ..
+        } = self.links(key);
+        if slot == NO_SLOT {
+            return;
+        }
+        match key_of(tprev).and_then(|p| self.links_mut(p)) {
+            Some(p) => p.tnext = tnext,
+            None => {
+                if let Some(h) = self.wheel.heads.get_mut(slot as usize) {
+                    *h = tnext;
+                }
+            }
+        }
+        if let Some(n) = key_of(tnext).and_then(|n| self.links_mut(n)) {
+            n.tprev = tprev;
+        }
+        if slot < PENDING && self.wheel.heads.get(slot as usize) == Some(&NIL) {
+            let (level, s) = (slot as usize / SLOTS, slot as usize % SLOTS);
+            if let Some(o) = self.wheel.occupied.get_mut(level) {
+                *o &= !(1 << s);
+            }
+        }
+        if let Some(l) = self.links_mut(key) {
+            l.slot = NO_SLOT;
+            l.tprev = NIL;
+            l.tnext = NIL;
+        }
+        self.wheel.len = self.wheel.len.saturating_sub(1);
+    }
+
+    /// Put `key`, due at `when`, where it belongs in the wheel.
+    fn wheel_insert(&mut self, key: usize, when: u64) {
+        if let Some(l) = self.links_mut(key) {
+            l.when = when;
+        }
+        self.wheel.len = self.wheel.len.saturating_add(1);
+        let elapsed = self.wheel.elapsed;
+        if when <= elapsed {
+            self.wheel_link(key, PENDING);
+            return;
+        }
+        let level = level_for(elapsed, when);
+        let slot = ((when >> (6 * level)) % SLOTS as u64) as usize;
+        self.wheel_link(key, (level * SLOTS + slot) as u32);
+    }
+
+    /// Add a waiter, due at `deadline` (ms ticks of the engine's clock) if it has one;
+    /// answers its key (valid until [`Registry::deregister`]). O(1).
+    pub(crate) fn register(&mut self, watch: Watch, wake: Wake, deadline: Option<u64>) -> usize {
         let key = self.entries.insert(Entry {
             watch,
             wake: Some(wake),
             status: Status::Waiting,
-            token,
-            prev: NIL,
-            next: NIL,
-            linked: false,
-            timed,
         });
-        self.link(key);
-        (key, token)
+        if self.links.len() <= key {
+            self.links.resize(key.saturating_add(1), Links::FREE);
+        }
+        if let Some(l) = self.links_mut(key) {
+            *l = Links::FREE;
+        }
+        self.link(key, Self::list_of(watch));
+        if let Some(when) = deadline {
+            self.wheel_insert(key, when);
+        }
+        key
     }
 
     /// Whether the waiter is settled (answered or timed out).
@@ -428,38 +596,10 @@ impl<P> Registry<P> {
         }
     }
 
-    /// Whether `key` still names the wait `token` named.
-    pub(crate) fn is_live(&self, key: usize, token: u64) -> bool {
-        self.entries.get(key).is_some_and(|e| e.token == token)
-    }
-
-    /// The wait's deadline passed (its heap entry was popped): if it is still waiting,
-    /// settle it as timed out and wake it. Returns whether the wait was still registered.
-    pub(crate) fn expire(&mut self, key: usize, token: u64, wl: &mut WakeList<'_>) -> bool {
-        let waiting = match self.entries.get_mut(key) {
-            Some(e) if e.token == token => {
-                e.timed = false;
-                matches!(e.status, Status::Waiting)
-            }
-            _ => return false,
-        };
-        if waiting {
-            self.unlink(key);
-            if let Some(e) = self.entries.get_mut(key) {
-                e.status = Status::TimedOut;
-                if let Some(w) = e.wake.take() {
-                    wl.push(w);
-                }
-            }
-        }
-        true
-    }
-
-    /// Remove a waiter: what it had found, its wake (to be dropped after the lock), and
-    /// whether its deadline is still in the timer heap (stale now). After this, no
-    /// notification reaches it. O(1).
+    /// Remove a waiter. After this, no notification reaches it. O(1).
     pub(crate) fn deregister(&mut self, key: usize) -> Removed<P> {
         self.unlink(key);
+        self.wheel_unlink(key);
         match self.entries.try_remove(key) {
             Some(e) => Removed {
                 found: match e.status {
@@ -468,13 +608,94 @@ impl<P> Registry<P> {
                     Status::TimedOut => Found::TimedOut,
                 },
                 wake: e.wake,
-                timed: e.timed,
             },
             None => Removed {
                 found: Found::Waiting,
                 wake: None,
-                timed: false,
             },
+        }
+    }
+
+    /// The earliest deadline in the wheel (ms ticks), if any.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        if self.wheel.heads.get(PENDING as usize) != Some(&NIL) {
+            return Some(self.wheel.elapsed);
+        }
+        self.wheel.next_expiration().map(|(_, _, d)| d)
+    }
+
+    /// Settle as timed out (and wake) up to `limit` waits whose deadline is at or before
+    /// `now` (ms ticks); answers whether more are due. Amortised O(1) a wait.
+    pub(crate) fn expire_due(&mut self, now: u64, limit: usize, wl: &mut WakeList<'_>) -> bool {
+        let mut done = 0usize;
+        loop {
+            while let Some(key) = self
+                .wheel
+                .heads
+                .get(PENDING as usize)
+                .copied()
+                .and_then(key_of)
+            {
+                if done >= limit {
+                    return true;
+                }
+                self.wheel_unlink(key);
+                self.time_out(key, wl);
+                done = done.saturating_add(1);
+            }
+            match self.wheel.next_expiration() {
+                Some((level, slot, deadline)) if deadline <= now => {
+                    self.wheel.elapsed = deadline;
+                    self.cascade(level, slot);
+                }
+                _ => {
+                    self.wheel.elapsed = self.wheel.elapsed.max(now);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Empty one slot whose time has come: its entries move to the pending list, or down to
+    /// the level where they now belong.
+    fn cascade(&mut self, level: usize, slot: usize) {
+        let index = level * SLOTS + slot;
+        let Some(head) = self.wheel.heads.get_mut(index) else {
+            return;
+        };
+        let mut at = std::mem::replace(head, NIL);
+        if let Some(o) = self.wheel.occupied.get_mut(level) {
+            *o &= !(1 << slot);
+        }
+        while let Some(key) = key_of(at) {
+            let l = self.links(key);
+            at = l.tnext;
+            if let Some(m) = self.links_mut(key) {
+                m.slot = NO_SLOT;
+                m.tprev = NIL;
+                m.tnext = NIL;
+            }
+            self.wheel.len = self.wheel.len.saturating_sub(1);
+            self.wheel_insert(key, l.when);
+        }
+    }
+
+    /// A wait's deadline passed: settle it as timed out and wake it, unless it is settled
+    /// already.
+    fn time_out(&mut self, key: usize, wl: &mut WakeList<'_>) {
+        let waiting = self
+            .entries
+            .get(key)
+            .is_some_and(|e| matches!(e.status, Status::Waiting));
+        if !waiting {
+            return;
+        }
+        self.unlink(key);
+        if let Some(e) = self.entries.get_mut(key) {
+            e.status = Status::TimedOut;
+            if let Some(w) = e.wake.take() {
+                wl.push(w);
+            }
         }
     }
 
@@ -493,16 +714,13 @@ impl<P> Registry<P> {
         mut copy: impl FnMut() -> Option<P>,
         wl: &mut WakeList<'_>,
     ) -> usize {
-        let Some(list) = self.slots.get(usize::from(job.index())).copied() else {
-            return 0;
-        };
         let mut woken = 0usize;
-        let mut at = list.head;
+        let mut at = self.list(u32::from(job.index())).head;
         while let Some(key) = key_of(at) {
+            at = self.links(key).next;
             let Some(e) = self.entries.get_mut(key) else {
                 break;
             };
-            at = e.next;
             let Watch::Job(id, condition) = e.watch else {
                 continue;
             };
@@ -539,6 +757,10 @@ impl<P> Registry<P> {
             if leave {
                 self.unlink(key);
             }
+            if waiting {
+                // Settled: its deadline no longer matters.
+                self.wheel_unlink(key);
+            }
         }
         woken
     }
@@ -549,10 +771,10 @@ impl<P> Registry<P> {
         let mut woken = 0usize;
         let mut at = self.table.head;
         while let Some(key) = key_of(at) {
+            at = self.links(key).next;
             let Some(e) = self.entries.get_mut(key) else {
                 break;
             };
-            at = e.next;
             match e.watch {
                 Watch::Table(after) if revision > after => {
                     e.status = Status::Settled(Ready::Table(revision));
@@ -561,6 +783,7 @@ impl<P> Registry<P> {
                         woken = woken.saturating_add(1);
                     }
                     self.unlink(key);
+                    self.wheel_unlink(key);
                 }
                 _ => {}
             }
@@ -574,11 +797,11 @@ impl<P> Registry<P> {
         let mut jobs: Vec<JobId> = Vec::new();
         for list in &self.slots {
             let mut at = list.head;
-            while let Some(e) = key_of(at).and_then(|k| self.entries.get(k)) {
-                if let Watch::Job(id, _) = e.watch {
+            while let Some(k) = key_of(at) {
+                if let Some(Watch::Job(id, _)) = self.entries.get(k).map(|e| e.watch) {
                     jobs.push(id);
                 }
-                at = e.next;
+                at = self.links(k).next;
             }
         }
         jobs.sort_unstable();
@@ -586,23 +809,21 @@ impl<P> Registry<P> {
         jobs
     }
 
-    /// The entries of one list, head to tail (tests).
+    /// The entries of one list, head to tail, checking the back links (tests).
     #[cfg(test)]
-    fn keys(&self, which: Which) -> Vec<usize> {
+    fn keys(&self, list: u32) -> Vec<usize> {
         let mut out = Vec::new();
-        let mut at = self.list(which).head;
+        let mut at = self.list(list).head;
         let mut prev = NIL;
         while let Some(k) = key_of(at) {
-            let Some(e) = self.entries.get(k) else {
-                break;
-            };
-            assert_eq!(e.prev, prev, "back link of {k}");
-            assert!(e.linked);
+            let l = self.links(k);
+            assert_eq!(l.prev, prev, "back link of {k}");
+            assert_eq!(l.list, list);
             out.push(k);
             prev = at;
-            at = e.next;
+            at = l.next;
         }
-        assert_eq!(self.list(which).tail, prev, "tail");
+        assert_eq!(self.list(list).tail, prev, "tail");
         out
     }
 }
@@ -617,20 +838,21 @@ mod tests {
         Wake::Thread(Arc::new(Condvar::new()))
     }
 
-    #[test]
-    fn lists_stay_consistent_under_removal_anywhere() {
+    fn job() -> JobId {
         let mut t: JobTable<u8, 4> = JobTable::new(jobstate::Config::DEFAULT);
         let now = jobstate::Instant::from_ticks(0);
-        let id = t.submit(NewJob::new(1), now).ok().unwrap();
+        t.submit(NewJob::new(1), now).ok().unwrap()
+    }
+
+    #[test]
+    fn lists_stay_consistent_under_removal_anywhere() {
+        let id = job();
         let mut r: Registry<u8> = Registry::new(4);
         let keys: Vec<usize> = (0..200)
-            .map(|_| {
-                r.register(Watch::Job(id, Condition::Terminal), wake(), false)
-                    .0
-            })
+            .map(|k| r.register(Watch::Job(id, Condition::Terminal), wake(), Some(k % 70)))
             .collect();
-        let slot = Which::Slot(usize::from(id.index()));
-        assert_eq!(r.keys(slot), keys);
+        let list = u32::from(id.index());
+        assert_eq!(r.keys(list), keys);
         // Remove head, tail and middles in a scattered order.
         let mut left = keys.clone();
         let mut x = 7usize;
@@ -638,46 +860,42 @@ mod tests {
             x = (x * 31 + 17) % left.len().max(1);
             let k = left.remove(x % left.len());
             let _ = r.deregister(k);
-            assert_eq!(r.keys(slot), left);
+            assert_eq!(r.keys(list), left);
+            assert_eq!(r.wheel.len, left.len());
         }
         assert!(r.is_empty());
-        assert_eq!(r.list(slot).head, NIL);
+        assert_eq!(r.list(list).head, NIL);
+        assert_eq!(r.wheel.occupied, [0; LEVELS]);
+        assert_eq!(r.next_deadline(), None);
     }
 
     #[test]
     fn notify_settles_only_holding_waiters_and_keeps_lazy_ones_until_the_end() {
-        let mut t: JobTable<u8, 4> = JobTable::new(jobstate::Config::DEFAULT);
-        let now = jobstate::Instant::from_ticks(0);
-        let id = t.submit(NewJob::new(1), now).ok().unwrap();
+        let id = job();
         let mut r: Registry<u8> = Registry::new(4);
-        let (changed, _) = r.register(
-            Watch::Job(id, Condition::ChangedSince(t.revision())),
+        let changed = r.register(
+            Watch::Job(id, Condition::ChangedSince(Revision::ZERO)),
             wake(),
-            false,
+            None,
         );
-        let (end, _) = r.register(Watch::Job(id, Condition::Terminal), wake(), false);
-        let slot = Which::Slot(usize::from(id.index()));
+        let end = r.register(Watch::Job(id, Condition::Terminal), wake(), None);
+        let list = u32::from(id.index());
         let mut wl = WakeList::new();
         let live = JobNow::Live { terminal: false };
-        let woken = r.notify_job(
-            id,
-            &live,
-            |c| matches!(c, Condition::ChangedSince(_)),
-            || Some(9),
-            &mut wl,
-        );
+        let holds = |c| matches!(c, Condition::ChangedSince(_));
+        let woken = r.notify_job(id, &live, holds, || Some(9), &mut wl);
         assert_eq!(woken, 1);
         assert_eq!(wl.len(), 1);
         assert!(r.is_settled(changed) && !r.is_settled(end));
         assert_eq!(
-            r.keys(slot),
+            r.keys(list),
             vec![changed, end],
             "the lazy answer stays listed"
         );
         let ended = JobNow::Live { terminal: true };
         let woken = r.notify_job(id, &ended, |_| true, || Some(9), &mut wl);
         assert_eq!(woken, 1, "only the terminal waiter is woken again");
-        assert!(r.keys(slot).is_empty());
+        assert!(r.keys(list).is_empty());
         assert!(matches!(
             r.deregister(changed).found,
             Found::Ready(Ready::Job(Ok(9)))
@@ -687,5 +905,61 @@ mod tests {
             Found::Ready(Ready::Job(Ok(9)))
         ));
         wl.wake_all();
+    }
+
+    #[test]
+    fn the_wheel_times_out_each_wait_at_its_deadline_never_before() {
+        let id = job();
+        let mut r: Registry<u8> = Registry::new(4);
+        // Deadlines across every level, some equal, some already due.
+        let mut x: u64 = 0x1234_5678;
+        let mut due: Vec<(u64, usize)> = (0..3_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let when = match x % 4 {
+                    0 => x % 64,
+                    1 => x % 5_000,
+                    2 => x % 300_000,
+                    _ => x % 130_000 + 7,
+                };
+                let key = r.register(Watch::Job(id, Condition::Terminal), wake(), Some(when));
+                (when, key)
+            })
+            .collect();
+        due.sort();
+        let mut now = 0u64;
+        let mut expired = 0usize;
+        let mut wl = WakeList::new();
+        while expired < due.len() {
+            // Time moves in uneven steps; at each, exactly the waits due by then are out.
+            now += 1 + (x % 997);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            while r.expire_due(now, 100, &mut wl) {}
+            let should = due.partition_point(|(w, _)| *w <= now);
+            for (w, k) in &due[..should] {
+                assert!(r.is_settled(*k), "a wait due at {w} was not out at {now}");
+            }
+            for (w, k) in &due[should..] {
+                assert!(
+                    !r.is_settled(*k),
+                    "a wait due at {w} was out early at {now}"
+                );
+            }
+            if let Some(next) = r.next_deadline() {
+                let first = due.get(should).map(|(w, _)| *w);
+                assert!(
+                    first.is_some_and(|f| next <= f),
+                    "next deadline {next} after {first:?}"
+                );
+            }
+            expired = should;
+            wl.wake_all();
+        }
+        assert_eq!(r.wheel.len, 0);
+        assert_eq!(r.next_deadline(), None);
     }
 }

@@ -118,7 +118,7 @@ impl WaitState {
         match self.key {
             Some(key) => {
                 if st.waiters.is_settled(key) || stop || passed(self) {
-                    return self.finish(shared, st, wl);
+                    return self.finish(st, wl);
                 }
                 if !st.waiters.wakes(key, wake) {
                     match spare.take().or_else(|| wake.cheap_owned()) {
@@ -138,10 +138,10 @@ impl WaitState {
                 let Some(w) = spare.take().or_else(|| wake.cheap_owned()) else {
                     return Step::NeedWake;
                 };
-                let (key, token) = st.waiters.register(self.watch, w, self.deadline.is_some());
-                self.key = Some(key);
-                if let Some(at) = self.deadline {
-                    shared.add_deadline(st, at, key, token, wl);
+                let tick = self.deadline.map(|at| shared.clock.tick_ceil(at));
+                self.key = Some(st.waiters.register(self.watch, w, tick));
+                if let Some(tick) = tick {
+                    shared.arm(st, shared.clock.at_tick(tick), wl);
                 }
                 Step::Pending
             }
@@ -149,11 +149,10 @@ impl WaitState {
     }
 
     /// Deregister and collect the answer (under the lock).
-    fn finish<'a, Tb: EngineTable>(
+    fn finish<Tb: EngineTable>(
         &mut self,
-        shared: &'a Shared<Tb>,
         st: &mut State<Tb>,
-        wl: &mut WakeList<'a>,
+        wl: &mut WakeList<'_>,
     ) -> Step<AnswerOf<Tb>> {
         let Some(key) = self.key.take() else {
             return Step::Ready(current(&*st.table, self.watch), true);
@@ -161,9 +160,6 @@ impl WaitState {
         let removed = st.waiters.deregister(key);
         if let Some(w) = removed.wake {
             wl.discard(w);
-        }
-        if removed.timed {
-            shared.forget_deadline(st);
         }
         match removed.found {
             Found::Ready(Ready::Job(answer)) => Step::Ready(Answer::Job(answer.map(|b| *b)), false),
@@ -176,19 +172,15 @@ impl WaitState {
     /// Deregister without collecting (a dropped future, an unwinding wait): the answer it
     /// had, if any, for the caller to drop once the lock is released (a job copy's `Drop`
     /// runs the spec's).
-    pub(crate) fn cancel<'a, Tb: EngineTable>(
+    pub(crate) fn cancel<Tb: EngineTable>(
         &mut self,
-        shared: &'a Shared<Tb>,
         st: &mut State<Tb>,
-        wl: &mut WakeList<'a>,
+        wl: &mut WakeList<'_>,
     ) -> Option<Box<Tb::Job>> {
         let key = self.key.take()?;
         let removed = st.waiters.deregister(key);
         if let Some(w) = removed.wake {
             wl.discard(w);
-        }
-        if removed.timed {
-            shared.forget_deadline(st);
         }
         match removed.found {
             Found::Ready(Ready::Job(Ok(job))) => Some(job),
@@ -205,7 +197,7 @@ fn cancel_locked<Tb: EngineTable>(shared: &Shared<Tb>, ws: &mut WaitState) {
     let mut wl = WakeList::new();
     let leftover = {
         let mut st = shared.lock();
-        ws.cancel(shared, &mut st, &mut wl)
+        ws.cancel(&mut st, &mut wl)
     };
     if let Some(job) = leftover {
         sync::contain(|| drop(job));

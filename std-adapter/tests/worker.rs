@@ -299,3 +299,134 @@ fn r_longpoll_shutdown_wakes_only_the_pools_own_jobs() {
     drop(fut);
     assert_eq!(e.waiting(), 0);
 }
+
+/// A handler that reports it started, then never checks in: it waits for `release` (the
+/// test's end), whatever happens to its job meanwhile, and then tries to report.
+fn stubborn(
+    started: mpsc::Sender<JobId>,
+    release: mpsc::Receiver<()>,
+    after: mpsc::Sender<(Result<(), jobstate::JobError>, Result<(), Canceled>)>,
+) -> impl Fn(&mut jobstate_std::JobContext<'_, Jobs>) -> Result<Success, Failure> + Send + Sync + 'static
+{
+    let started = Mutex::new(started);
+    let release = Mutex::new(release);
+    let after = Mutex::new(after);
+    move |ctx| {
+        let _ = started.lock().unwrap().send(ctx.id());
+        let _ = release.lock().unwrap().recv();
+        // Left behind by the shutdown: nothing of this reaches the job any more.
+        let progress = ctx.progress(99, "still here");
+        let checkpoint = ctx.checkpoint();
+        let _ = after.lock().unwrap().send((progress, checkpoint));
+        Ok(Success::normal("finished late"))
+    }
+}
+
+#[test]
+fn shutdown_within_interrupts_a_handler_that_never_checks_in_and_abandons_its_thread() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let (after_tx, after_rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 1, stubborn(tx, release_rx, after_tx)).unwrap();
+    let id = e.submit(NewJob::new(1)).unwrap();
+    assert_eq!(rx.recv().unwrap(), id);
+    let queued = e.submit(NewJob::new(2)).unwrap();
+    let report = pool.shutdown_within(Duration::from_millis(100));
+    assert_eq!(report.interrupted, vec![id]);
+    assert_eq!((report.joined, report.abandoned), (0, 1));
+    // What a crash would give it.
+    let j = e.get(id).unwrap();
+    assert_eq!(
+        j.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Interrupted,
+            code: FailReason::Interrupted.default_code()
+        })
+    );
+    assert_eq!(e.get(queued).unwrap().state(), State::Queued);
+    // The handler goes on when it likes; its calls and its answer change nothing.
+    let rev = e.revision();
+    release_tx.send(()).unwrap();
+    let (progress, checkpoint) = after_rx.recv().unwrap();
+    assert_eq!(progress, Err(jobstate::JobError::NotRunning));
+    assert_eq!(checkpoint, Err(Canceled::Shutdown));
+    // Its thread records nothing on its way out: once the thread has ended (the handler, and
+    // with it the channel's sender, dropped), the table is as it was.
+    assert!(after_rx.recv().is_err());
+    assert_eq!(e.revision(), rev, "an abandoned handler changed the table");
+    assert_eq!(e.get(id).unwrap().state(), State::Failed);
+    assert_eq!(e.get(queued).unwrap().state(), State::Queued);
+}
+
+#[test]
+fn shutdown_within_requeues_an_abandoned_restartable_job_for_the_next_pool() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel();
+    let (after_tx, after_rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 1, stubborn(tx, release_rx, after_tx)).unwrap();
+    let restartable = JobOptions {
+        restartable: true,
+        ..JobOptions::DEFAULT
+    };
+    let id = e.submit(NewJob::new(1).options(restartable)).unwrap();
+    assert_eq!(rx.recv().unwrap(), id);
+    let report = pool.shutdown_within(Duration::from_millis(50));
+    assert_eq!(report.interrupted, vec![id]);
+    // Back in the queue, as after a crash.
+    assert_eq!(e.get(id).unwrap().state(), State::Queued);
+    // The next pool runs it again; the first, abandoned handler cannot touch the new run.
+    let (tx2, rx2) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 1, looping(tx2)).unwrap();
+    assert_eq!(rx2.recv().unwrap(), id);
+    release_tx.send(()).unwrap();
+    let (progress, _) = after_rx.recv().unwrap();
+    assert_eq!(progress, Err(jobstate::JobError::NotRunning));
+    assert_eq!(
+        e.get(id).unwrap().progress(),
+        10,
+        "the new run's progress, untouched"
+    );
+    e.request_cancel(id).unwrap();
+    assert_eq!(
+        terminal(&e, id).outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Canceled,
+            code: 2
+        })
+    );
+    let report = pool.shutdown_within(Duration::from_secs(30));
+    assert_eq!((report.joined, report.abandoned), (1, 0));
+}
+
+#[test]
+fn shutdown_within_joins_handlers_that_check_in_before_the_deadline() {
+    let e = engine();
+    let (tx, rx) = mpsc::channel();
+    let pool = WorkerPool::start(e.clone(), 2, looping(tx)).unwrap();
+    let a = e.submit(NewJob::new(1)).unwrap();
+    let b = e.submit(NewJob::new(2)).unwrap();
+    let mut started = vec![rx.recv().unwrap(), rx.recv().unwrap()];
+    started.sort();
+    assert_eq!(started, {
+        let mut v = vec![a, b];
+        v.sort();
+        v
+    });
+    let report = pool.shutdown_within(Duration::from_secs(30));
+    assert_eq!(report.interrupted, Vec::<JobId>::new());
+    assert_eq!((report.joined, report.abandoned), (2, 0));
+    for id in [a, b] {
+        // The handlers' own answer (Canceled::Shutdown) was recorded.
+        let j = e.get(id).unwrap();
+        assert_eq!(j.message(), Canceled::Shutdown.to_string());
+        assert_eq!(
+            j.outcome(),
+            Some(Outcome::Failed {
+                reason: FailReason::Interrupted,
+                code: FailReason::Interrupted.default_code()
+            })
+        );
+    }
+}
