@@ -154,16 +154,22 @@ where
 /// (`type Jobs = JobTable<Op, 64>;`) and write `Engine<Jobs>`, `JobsApi<Jobs>`,
 /// `JobContext<'_, Jobs>` (the core's [`Table`] trait is how the adapter reads them).
 pub struct Engine<Tb: Table> {
-    pub(crate) shared: Arc<Shared<Tb>>,
-    _owner: Arc<Owner<Tb>>,
+    /// One reference count per handle (a wait future holds a handle too).
+    owner: Arc<Owner<Tb>>,
 }
 
 impl<Tb: Table> Clone for Engine<Tb> {
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
-            _owner: self._owner.clone(),
+            owner: self.owner.clone(),
         }
+    }
+}
+
+impl<Tb: Table> Engine<Tb> {
+    /// What the handles share (the timer thread holds it too).
+    pub(crate) fn shared(&self) -> &Shared<Tb> {
+        &self.owner.shared
     }
 }
 
@@ -171,7 +177,7 @@ impl<Tb: Table> std::fmt::Debug for Engine<Tb> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("capacity", &Tb::CAPACITY)
-            .field("config", &self.shared.config)
+            .field("config", &self.shared().config)
             .finish_non_exhaustive()
     }
 }
@@ -225,9 +231,10 @@ where
 
 /// A changed job: settle and wake its waiters (see [`Registry::notify_job`]), and answer the
 /// timer it arms now, if any (with `timers`).
-fn visit_job<Tb: Table>(
-    table: &Tb,
+fn visit_job<'t, Tb: Table>(
+    table: &'t Tb,
     id: JobId,
+    job: Result<JobRef<'t, Tb::Spec>, LookupError>,
     waiters: &mut Registry<Box<Tb::Job>>,
     timers: bool,
     wl: &mut WakeList<'_>,
@@ -235,7 +242,6 @@ fn visit_job<Tb: Table>(
 where
     Tb::Spec: Clone,
 {
-    let job = table.get(id);
     if !waiters.is_empty() {
         let now = match &job {
             Ok(j) => JobNow::Live {
@@ -297,6 +303,18 @@ impl<Tb: EngineTable> Shared<Tb> {
     /// Whom to wake goes into `wl`, woken by the caller once the lock is released. Runs no
     /// user code but a spec's `Clone` (contained).
     pub(crate) fn commit<'a>(&'a self, st: &mut State<Tb>, wl: &mut WakeList<'a>) {
+        self.commit_hinted(st, wl, None);
+    }
+
+    /// [`Shared::commit`] after an operation on job `hint`. When that operation made exactly
+    /// one change and it was to `hint` (the table moved on by one revision, and it is the
+    /// job's), the journal is not read: that one job is what changed.
+    pub(crate) fn commit_hinted<'a>(
+        &'a self,
+        st: &mut State<Tb>,
+        wl: &mut WakeList<'a>,
+        hint: Option<JobId>,
+    ) {
         let revision = st.table.revision();
         if revision == st.seen {
             return;
@@ -312,16 +330,25 @@ impl<Tb: EngineTable> Shared<Tb> {
         let table: &Tb = table;
         let timers = self.config.timer_thread;
         let mut due: Option<Instant> = None;
-        let mut visit = |id: JobId, waiters: &mut Registry<Box<Tb::Job>>, wl: &mut WakeList<'a>| {
-            if let Some(t) = visit_job(table, id, waiters, timers, wl) {
-                due = Some(due.map_or(t, |d| d.min(t)));
-            }
-        };
-        // Nobody to tell which jobs changed: skip the journal.
-        let changed = if waiters.is_empty() && !timers {
+        let only = hint.filter(|_| revision.get() == seen.get().saturating_add(1));
+        let only = only.and_then(|id| match table.get(id) {
+            Ok(job) if job.revision() == revision => Some((id, job)),
+            _ => None,
+        });
+        let known = only.is_some();
+        if let Some((id, job)) = only {
+            due = visit_job(table, id, Ok(job), waiters, timers, wl);
+        }
+        let changed = if (waiters.is_empty() && !timers) || known {
+            // Nobody to tell which jobs changed, or the one that did is known: no journal.
             Ok(None)
         } else {
             table.changed_since(*seen).map(Some)
+        };
+        let mut visit = |id: JobId, waiters: &mut Registry<Box<Tb::Job>>, wl: &mut WakeList<'a>| {
+            if let Some(t) = visit_job(table, id, table.get(id), waiters, timers, wl) {
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
         };
         match changed {
             Ok(None) => {}
@@ -521,8 +548,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         });
         let timer = Self::spawn_timer(&shared).map_err(|e| StartError::new("timer thread", e))?;
         Ok(Self {
-            shared: shared.clone(),
-            _owner: Arc::new(Owner { shared, timer }),
+            owner: Arc::new(Owner { shared, timer }),
         })
     }
 
@@ -545,9 +571,9 @@ impl<Tb: EngineTable> Engine<Tb> {
     #[doc(hidden)]
     pub fn model_with_timer_thread(config: EngineConfig) -> Self {
         let mut e = Self::new(config);
-        let shared = e.shared.clone();
+        let shared = e.owner.shared.clone();
         let timer = sync::spawn("jobstate-timer".into(), move || shared.run_timer()).ok();
-        if let Some(owner) = Arc::get_mut(&mut e._owner) {
+        if let Some(owner) = Arc::get_mut(&mut e.owner) {
             owner.timer = timer;
         }
         e
@@ -559,41 +585,41 @@ impl<Tb: EngineTable> Engine<Tb> {
     #[doc(hidden)]
     pub fn model_tick(&self, by: StdDuration) {
         let us = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
-        self.shared
+        self.shared()
             .model_offset
             .fetch_add(us, sync::Ordering::SeqCst);
         self.lock().timer.kicked = true;
-        self.shared.timer_cv.notify_all();
+        self.shared().timer_cv.notify_all();
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tb>> {
-        self.shared.lock()
+        self.shared().lock()
     }
 
     /// The settings in force (`table` as the table has it).
     pub fn config(&self) -> &EngineConfig {
-        &self.shared.config
+        &self.shared().config
     }
 
     /// The engine's clock: table instants ⇄ monotonic time ⇄ wall-clock time.
     pub fn clock(&self) -> &Clock {
-        &self.shared.clock
+        &self.shared().clock
     }
 
     /// The current table instant.
     pub fn now(&self) -> Instant {
-        self.shared.now()
+        self.shared().now()
     }
 
     /// The wall-clock time of a table instant (for RFC 3339 reporting).
     pub fn to_system_time(&self, at: Instant) -> std::time::SystemTime {
-        self.shared.clock.to_system_time(at)
+        self.shared().clock.to_system_time(at)
     }
 
     /// The table instant of a wall-clock time, for timestamp-based long-polls
     /// ([`jobstate::Condition::ModifiedAfter`]).
     pub fn to_instant(&self, at: std::time::SystemTime) -> Instant {
-        self.shared.clock.to_instant(at)
+        self.shared().clock.to_instant(at)
     }
 
     /// Read access to the table under the lock (keep it short: every other caller waits).
@@ -610,14 +636,23 @@ impl<Tb: EngineTable> Engine<Tb> {
     /// If `f` panics, whatever it changed before is still committed — its waiters are woken
     /// like any others — and then the panic goes on to the caller.
     pub fn update<R>(&self, f: impl FnOnce(&mut Tb, Instant) -> R) -> R {
-        let shared = &*self.shared;
+        self.update_hinted(None, f)
+    }
+
+    /// [`Engine::update`] for an operation on job `hint` (see [`Shared::commit_hinted`]).
+    pub(crate) fn update_hinted<R>(
+        &self,
+        hint: Option<JobId>,
+        f: impl FnOnce(&mut Tb, Instant) -> R,
+    ) -> R {
+        let shared = self.shared();
         let mut wl = WakeList::new();
         let r = {
             let mut st = shared.lock();
             let now = shared.now();
             let table = &mut st.table;
             let r = catch_unwind(AssertUnwindSafe(|| f(table, now)));
-            shared.commit(&mut st, &mut wl);
+            shared.commit_hinted(&mut st, &mut wl, hint);
             r
         };
         wl.wake_all();
@@ -643,18 +678,18 @@ impl<Tb: EngineTable> Engine<Tb> {
 
     /// Ask a running job to pause at its next checkpoint (R-CONTROL).
     pub fn request_pause(&self, id: JobId) -> Result<(), JobError> {
-        self.update(|t, now| t.request_pause(id, now))
+        self.update_hinted(Some(id), |t, now| t.request_pause(id, now))
     }
 
     /// Resume a paused job, or withdraw a pause request (R-CONTROL).
     pub fn request_resume(&self, id: JobId) -> Result<(), JobError> {
-        self.update(|t, now| t.request_resume(id, now))
+        self.update_hinted(Some(id), |t, now| t.request_resume(id, now))
     }
 
     /// Cancel a job: at once when queued, at its next checkpoint when running or paused (a
     /// paused worker is woken for it) (R-CONTROL).
     pub fn request_cancel(&self, id: JobId) -> Result<(), JobError> {
-        self.update(|t, now| t.request_cancel(id, now))
+        self.update_hinted(Some(id), |t, now| t.request_cancel(id, now))
     }
 
     // ----- workers (the worker pool uses these; own worker loops may too) -------------------
@@ -666,38 +701,38 @@ impl<Tb: EngineTable> Engine<Tb> {
 
     /// Start this queued job.
     pub fn start(&self, id: JobId) -> Result<(), JobError> {
-        self.update(|t, now| t.start(id, now))
+        self.update_hinted(Some(id), |t, now| t.start(id, now))
     }
 
     /// Report progress (0–100 %) and a message; renews the lease.
     pub fn progress(&self, id: JobId, percent: u8, message: &str) -> Result<(), JobError> {
-        self.update(|t, now| t.progress(id, percent, message, now))
+        self.update_hinted(Some(id), |t, now| t.progress(id, percent, message, now))
     }
 
     /// Append a log line to the journal.
     pub fn log(&self, id: JobId, line: &str) -> Result<(), JobError> {
-        self.update(|t, now| t.log(id, line, now))
+        self.update_hinted(Some(id), |t, now| t.log(id, line, now))
     }
 
     /// Renew the heartbeat lease (R-DEADLINE).
     pub fn heartbeat(&self, id: JobId) -> Result<(), JobError> {
-        self.update(|t, now| t.heartbeat(id, now))
+        self.update_hinted(Some(id), |t, now| t.heartbeat(id, now))
     }
 
     /// The worker's checkpoint: applies pending requests, answers what to do. Does not block
     /// (the worker pool's [`crate::JobContext::checkpoint`] blocks while paused).
     pub fn checkpoint(&self, id: JobId) -> Result<Directive, JobError> {
-        self.update(|t, now| t.checkpoint(id, now))
+        self.update_hinted(Some(id), |t, now| t.checkpoint(id, now))
     }
 
     /// The job finished well.
     pub fn succeed(&self, id: JobId, severity: Severity, message: &str) -> Result<(), JobError> {
-        self.update(|t, now| t.succeed(id, severity, message, now))
+        self.update_hinted(Some(id), |t, now| t.succeed(id, severity, message, now))
     }
 
     /// The job failed with the worker's code and message.
     pub fn fail(&self, id: JobId, code: i32, message: &str) -> Result<(), JobError> {
-        self.update(|t, now| t.fail(id, code, message, now))
+        self.update_hinted(Some(id), |t, now| t.fail(id, code, message, now))
     }
 
     /// The job failed for a reason of the adapter's own (see [`jobstate::JobTable::fail_with`]):
@@ -709,7 +744,9 @@ impl<Tb: EngineTable> Engine<Tb> {
         code: Option<i32>,
         message: &str,
     ) -> Result<(), JobError> {
-        self.update(|t, now| t.fail_with(id, reason, code, message, now))
+        self.update_hinted(Some(id), |t, now| {
+            t.fail_with(id, reason, code, message, now)
+        })
     }
 
     /// Run the timer sweep now ([`jobstate::JobTable::expire`]): what the timer thread does
@@ -729,11 +766,11 @@ impl<Tb: EngineTable> Engine<Tb> {
     #[doc(hidden)]
     pub fn model_advance(&self, by: StdDuration) {
         let us = u64::try_from(by.as_micros()).unwrap_or(u64::MAX);
-        self.shared
+        self.shared()
             .model_offset
             .fetch_add(us, sync::Ordering::SeqCst);
         let mut wl = WakeList::new();
-        let _ = self.shared.timer_round(&mut wl);
+        let _ = self.shared().timer_round(&mut wl);
         wl.wake_all();
     }
 }
@@ -744,7 +781,7 @@ where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     pub(crate) fn snapshot(&self, job: Job<S, T>) -> Snapshot<S, T> {
-        Snapshot::new(job, self.shared.clock)
+        Snapshot::new(job, self.shared().clock)
     }
 
     /// A snapshot of the job, or why there is none (R-ID).

@@ -84,39 +84,47 @@ impl WakeRef<'_> {
 /// contained (`catch_unwind`): a panicking waker costs nobody else their wake-up and never
 /// stops the thread that wakes (timer thread, worker, client).
 pub(crate) struct WakeList<'a> {
-    inline: [Option<Wake>; 4],
+    /// The first wake (most lists hold one at most).
+    first: Option<Wake>,
     more: Vec<Wake>,
     /// Replaced or deregistered wakers: only dropped.
     trash: Vec<Wake>,
     /// Condition variables of the engine to notify (idle workers, timer thread).
     condvars: [Option<&'a Condvar>; 2],
+    /// Anything at all to do.
+    any: bool,
 }
 
 impl<'a> WakeList<'a> {
     pub(crate) fn new() -> Self {
         Self {
-            inline: [None, None, None, None],
+            first: None,
             more: Vec::new(),
             trash: Vec::new(),
             condvars: [None, None],
+            any: false,
         }
     }
 
     /// Wake `w` later.
     pub(crate) fn push(&mut self, w: Wake) {
-        match self.inline.iter_mut().find(|s| s.is_none()) {
-            Some(slot) => *slot = Some(w),
-            None => self.more.push(w),
+        self.any = true;
+        if self.first.is_none() {
+            self.first = Some(w);
+        } else {
+            self.more.push(w);
         }
     }
 
     /// Drop `w` later (not under the lock: a waker's `drop` is user code).
     pub(crate) fn discard(&mut self, w: Wake) {
+        self.any = true;
         self.trash.push(w);
     }
 
     /// Notify this engine condition variable later (once).
     pub(crate) fn notify(&mut self, cv: &'a Condvar) {
+        self.any = true;
         if self
             .condvars
             .iter()
@@ -134,26 +142,29 @@ impl<'a> WakeList<'a> {
     /// How many wakers are waiting to be woken.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.inline
-            .iter()
-            .filter(|w| w.is_some())
-            .count()
-            .saturating_add(self.more.len())
+        usize::from(self.first.is_some()).saturating_add(self.more.len())
     }
 
     /// Wake everyone collected and drop what is to be dropped. Call with the lock released.
     pub(crate) fn wake_all(&mut self) {
+        if !std::mem::take(&mut self.any) {
+            return;
+        }
         for cv in self.condvars.iter_mut().filter_map(Option::take) {
             cv.notify_one();
         }
-        for w in self.inline.iter_mut().filter_map(Option::take) {
+        if let Some(w) = self.first.take() {
             sync::contain(|| w.wake());
         }
-        for w in self.more.drain(..) {
-            sync::contain(|| w.wake());
+        if !self.more.is_empty() {
+            for w in self.more.drain(..) {
+                sync::contain(|| w.wake());
+            }
         }
-        for w in self.trash.drain(..) {
-            sync::contain(|| drop(w));
+        if !self.trash.is_empty() {
+            for w in self.trash.drain(..) {
+                sync::contain(|| drop(w));
+            }
         }
     }
 }

@@ -228,7 +228,7 @@ pub struct TableWaited {
 
 impl<Tb: EngineTable> Engine<Tb> {
     fn clamp(&self, timeout: StdDuration) -> StdDuration {
-        crate::engine::clamp(timeout, self.shared.config.max_wait)
+        crate::engine::clamp(timeout, self.shared().config.max_wait)
     }
 
     /// The blocking wait, for a job or the table. `stop`, when set, ends the wait early like
@@ -264,7 +264,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         stop: Option<&AtomicBool>,
         park: Option<&Arc<Condvar>>,
     ) -> (AnswerOf<Tb>, bool) {
-        let shared = &*self.shared;
+        let shared = self.shared();
         let timeout = self.clamp(timeout);
         // Declared in this order so that on any way out the lock is released first, then the
         // wait deregisters (if it still is registered), then the wake list wakes.
@@ -355,7 +355,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         job: NewJob<'_, Tb::Spec>,
         return_timeout: StdDuration,
     ) -> SubmitWaitFuture<Tb> {
-        let clock = self.shared.clock;
+        let clock = self.shared().clock;
         let early = |r| SubmitWaitFuture {
             step: SubmitStep::Done(Some(r)),
             clock,
@@ -363,7 +363,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         if let Err(e) = Self::check_return_timeout(return_timeout) {
             return early(Err(e));
         }
-        let shared = &*self.shared;
+        let shared = self.shared();
         let timeout = self.clamp(return_timeout);
         let mut wl = WakeList::new();
         let mut st = shared.lock();
@@ -462,7 +462,7 @@ where
     ) -> Result<Submitted<Snapshot<S, T>>, SubmitWaitError> {
         Self::check_return_timeout(return_timeout)?;
         // Submit and register the waiter under one lock: the job cannot end unseen between.
-        let shared = &*self.shared;
+        let shared = self.shared();
         let mut wl = WakeList::new();
         let mut st = shared.lock();
         let submitted = st.table.submit(job, shared.now());
@@ -537,7 +537,7 @@ struct Waiting<Tb: EngineTable> {
 
 impl<Tb: EngineTable> Waiting<Tb> {
     fn new(engine: Engine<Tb>, watch: Watch, timeout: StdDuration) -> Self {
-        let now = engine.shared.std_now();
+        let now = engine.shared().std_now();
         Self {
             engine,
             ws: WaitState::new(watch, timeout, now),
@@ -547,7 +547,7 @@ impl<Tb: EngineTable> Waiting<Tb> {
     /// Poll the wait: step under the lock; the task's waker is cloned (when the wait needs
     /// one) and dropped outside it, and whom the step woke is woken after it.
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(AnswerOf<Tb>, bool)> {
-        let shared = &*self.engine.shared;
+        let shared = self.engine.shared();
         // A first poll registers (unless the answer is there): clone before locking.
         let mut spare = (!self.ws.is_registered()).then(|| Wake::Task(cx.waker().clone()));
         loop {
@@ -578,7 +578,7 @@ impl<Tb: EngineTable> Waiting<Tb> {
 
 impl<Tb: EngineTable> Drop for Waiting<Tb> {
     fn drop(&mut self) {
-        cancel_locked(&self.engine.shared, &mut self.ws);
+        cancel_locked(self.engine.shared(), &mut self.ws);
     }
 }
 

@@ -243,7 +243,7 @@ impl<Tb: EngineTable> JobContext<'_, Tb> {
         &self,
         f: impl FnOnce(&mut Tb, jobstate::Instant) -> Result<R, JobError>,
     ) -> Result<R, JobError> {
-        self.engine.update(|t, now| {
+        self.engine.update_hinted(Some(self.id), |t, now| {
             if self.pool.abandoned(self.me) {
                 Err(JobError::NotRunning)
             } else {
@@ -432,7 +432,7 @@ impl WorkerPool {
                 // Taken after `stop` was set: a worker about to sleep has either seen it or is
                 // waiting on its condition variable already.
                 let _st = engine.lock();
-                engine.shared.work_cv.notify_all();
+                engine.shared().work_cv.notify_all();
                 for w in &pool.workers {
                     w.park.notify_all();
                 }
@@ -629,7 +629,7 @@ fn record<Tb: EngineTable>(
     answer: &Result<Result<Success, Failure>, String>,
 ) {
     let text = Tb::TEXT;
-    engine.update(|t, now| {
+    engine.update_hinted(Some(id), |t, now| {
         if pool.abandoned(me) {
             return;
         }
@@ -668,7 +668,7 @@ fn next_job<Tb: EngineTable>(
     pool: &PoolShared,
     me: usize,
 ) -> Option<(JobId, u8, Tb::Spec)> {
-    let shared = &*engine.shared;
+    let shared = engine.shared();
     loop {
         let mut wl = WakeList::new();
         let mut st = shared.lock();
