@@ -4,6 +4,7 @@
 //! appliance [--listen ADDR] [--workers N] [--step-ms MS] [--retention SECS]
 //!           [--shutdown-grace SECS] [--header-timeout SECS] [--max-connections N]
 //!           [--max-body BYTES] [--tls-cert FILE --tls-key FILE] [--users FILE]
+//!           [--data-dir DIR | --ephemeral]
 //! ```
 //!
 //! Credentials come from `--users FILE` or, without it, from the environment variable
@@ -13,19 +14,22 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Where the job table lives.
-///
-/// Only in memory for now: a restart forgets every job and the configuration. Durable
-/// storage (`--data-dir DIR`: the job table through `jobstate_std::persist`, the
-/// configuration beside it) is to be added here, as another variant, parsed in
-/// [`Options::parse`] and opened in [`crate::Appliance::start`] before anything is served.
+/// Where the job table and the configuration live.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Storage {
-    /// Nothing survives the process.
+    /// Nothing survives the process (`--ephemeral`).
     #[default]
     Memory,
+    /// A directory (`--data-dir DIR`, by default `appliance-data` in the working directory,
+    /// created on first start): the job table (`jobs.bin`, every acknowledged change on disk
+    /// before the answer leaves), the configuration (`config.json`) and the UUID instance tag
+    /// (`instance`), so a restart keeps every job, every backend set and every UUID.
+    Dir(PathBuf),
 }
+
+/// The data directory when neither `--data-dir` nor `--ephemeral` is given.
+pub const DEFAULT_DATA_DIR: &str = "appliance-data";
 
 /// TLS: a PEM certificate chain and its PEM private key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,6 +125,9 @@ usage: appliance [options]
   --tls-key FILE           PEM private key
   --users FILE             basic-auth users, `user:role:password` lines (role admin or readonly);
                            without it, the variable APPLIANCE_USERS holds the same lines
+  --data-dir DIR           where jobs, configuration and UUID tag live (default ./appliance-data,
+                           created on first start); an answer leaves once its change is on disk
+  --ephemeral              keep nothing on disk: a restart forgets every job and backend set
 ";
 
 impl Options {
@@ -133,6 +140,7 @@ impl Options {
     ) -> Result<Options, String> {
         let mut o = Options::default();
         let (mut cert, mut key) = (None, None);
+        let mut storage = None;
         let mut args = args.into_iter();
         while let Some(a) = args.next() {
             let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -155,11 +163,13 @@ impl Options {
                 "--tls-cert" => cert = Some(PathBuf::from(value()?)),
                 "--tls-key" => key = Some(PathBuf::from(value()?)),
                 "--users" => o.users = Users::File(PathBuf::from(value()?)),
-                // Durable storage (`--data-dir`) will be parsed here; see [`Storage`].
+                "--data-dir" => storage = Some(Storage::Dir(PathBuf::from(value()?))),
+                "--ephemeral" => storage = Some(Storage::Memory),
                 "-h" | "--help" => return Err(USAGE.to_owned()),
                 other => return Err(format!("unknown argument {other}\n{USAGE}")),
             }
         }
+        o.storage = storage.unwrap_or_else(|| Storage::Dir(PathBuf::from(DEFAULT_DATA_DIR)));
         o.tls = match (cert, key) {
             (Some(cert), Some(key)) => Some(Tls { cert, key }),
             (None, None) => None,
@@ -202,7 +212,12 @@ mod tests {
     fn defaults_and_values() {
         let o = parse(&[]).unwrap();
         assert_eq!(o.shutdown_grace, Duration::from_secs(10));
-        assert_eq!(o.storage, Storage::Memory);
+        assert_eq!(o.storage, Storage::Dir(PathBuf::from(DEFAULT_DATA_DIR)));
+        assert_eq!(parse(&["--ephemeral"]).unwrap().storage, Storage::Memory);
+        assert_eq!(
+            parse(&["--data-dir", "/var/lib/lb"]).unwrap().storage,
+            Storage::Dir(PathBuf::from("/var/lib/lb"))
+        );
         let o = parse(&[
             "--listen",
             "0.0.0.0:9443",

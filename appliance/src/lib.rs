@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod model;
 pub mod routes;
 pub mod server;
+pub mod storage;
 pub mod worker;
 
 use std::io;
@@ -115,15 +116,30 @@ impl Appliance {
             },
             ..EngineConfig::default()
         };
-        let engine: Engine<Jobs> = match opts.storage {
-            Storage::Memory => Engine::try_new(engine_config)?,
+        let (engine, stored): (Engine<Jobs>, Option<storage::Opened>) = match &opts.storage {
+            Storage::Memory => (Engine::try_new(engine_config)?, None),
+            Storage::Dir(dir) => {
+                let opened = storage::open(dir, engine_config)?;
+                (opened.engine.clone(), Some(opened))
+            }
         };
         let metrics = Arc::new(Metrics::new());
-        let api = JobsApi::new(engine.clone())
+        let mut api = JobsApi::new(engine.clone())
             .with_config(ApiConfig::default())
             .with_observer(metrics.clone());
+        if let Some(s) = &stored {
+            api = api
+                .with_uuids(s.uuids)
+                .with_durability(s.durability.clone());
+        }
         let api = api.with_openapi(&routes::document(users.is_some()));
-        let lb = Lb::new(engine.clone(), api.uuids());
+        let mut lb = Lb::new(engine.clone(), api.uuids());
+        let durability = stored.as_ref().map(|s| s.durability.clone());
+        if let Some(s) = stored {
+            let file = s.config_file.clone();
+            lb = lb.with_config(s.config).on_change(move |c| file.save(c));
+            lb.reconcile();
+        }
 
         let gate = Gate::new();
         let pool = WorkerPool::start(
@@ -180,6 +196,7 @@ impl Appliance {
             stop: stop_tx,
             server,
             reconciler,
+            durability,
         };
         let task = tokio::spawn(async move {
             let why = match triggered.wait_for(Option::is_some).await {
@@ -259,6 +276,8 @@ struct Run {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<hyper_util::server::graceful::GracefulShutdown>,
     reconciler: tokio::task::JoinHandle<()>,
+    /// The table's group commit, with `--data-dir`.
+    durability: Option<Arc<jobstate_std::persist::Durability>>,
 }
 
 /// Jobs that workers run and that are still running (not a hold).
@@ -340,7 +359,12 @@ impl Run {
             let _ = self.engine.request_cancel(h);
         }
         self.lb.reconcile();
-        // Durable storage saves the table one last time here.
+        // Durable storage saves the table one last time.
+        if let Some(d) = &self.durability {
+            if let Err(e) = d.wait(self.engine.revision(), Duration::from_secs(5)) {
+                warn!(error = %e, "last save of the job table failed");
+            }
+        }
         let closed = tokio::time::timeout(Duration::from_secs(1), drained)
             .await
             .is_ok();

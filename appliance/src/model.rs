@@ -122,7 +122,7 @@ pub enum Lifecycle {
 }
 
 /// A backend of a set.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Backend {
     /// Its address.
     pub addr: SocketAddr,
@@ -150,7 +150,7 @@ impl Backend {
 }
 
 /// A set's deletion: the job, and the barrier it waits behind.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deletion {
     /// The deletion job.
     pub job: JobId,
@@ -159,7 +159,7 @@ pub struct Deletion {
 }
 
 /// A live barrier: the appliance succeeds it once every job it waits for ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Barrier {
     /// The barrier job.
     pub job: JobId,
@@ -168,7 +168,7 @@ pub struct Barrier {
 }
 
 /// A backend set.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackendSet {
     /// Its name.
     pub name: String,
@@ -221,7 +221,7 @@ pub enum End {
 }
 
 /// The configuration: backend sets by name, and the live barriers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     /// The sets.
     pub sets: BTreeMap<String, BackendSet>,
@@ -316,12 +316,17 @@ pub fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// What [`Lb::on_change`] calls.
+type OnChange = dyn Fn(&Config) + Send + Sync;
+
 /// The load balancer: its configuration over the engine that runs its jobs. Cheap to clone.
 #[derive(Clone)]
 pub struct Lb {
     engine: Engine<Jobs>,
     uuids: JobUuids,
     config: Arc<Mutex<Config>>,
+    /// Told the settled configuration after every reconcile (to keep it on disk).
+    on_change: Option<Arc<OnChange>>,
 }
 
 impl Lb {
@@ -331,7 +336,21 @@ impl Lb {
             engine,
             uuids,
             config: Arc::new(Mutex::new(Config::default())),
+            on_change: None,
         }
+    }
+
+    /// Start from a configuration kept from an earlier run (its jobs are in the restored
+    /// table; the first reconcile settles it with their outcomes).
+    pub fn with_config(self, config: Config) -> Self {
+        *self.lock() = config;
+        self
+    }
+
+    /// Call `f` with the settled configuration after every reconcile.
+    pub fn on_change(mut self, f: impl Fn(&Config) + Send + Sync + 'static) -> Self {
+        self.on_change = Some(Arc::new(f));
+        self
     }
 
     /// The engine.
@@ -413,7 +432,10 @@ impl Lb {
 
     /// Settle the configuration now (the service runs this after every change of the table).
     pub fn reconcile(&self) {
-        drop(self.settled());
+        let config = self.settled();
+        if let Some(f) = &self.on_change {
+            f(&config);
+        }
     }
 
     /// A copy of the configuration, settled.

@@ -145,6 +145,9 @@ pub struct JobsApi<Tb: Table> {
     polls: Arc<AtomicUsize>,
     closing: tokio::sync::watch::Sender<bool>,
     observer: Option<Arc<dyn ApiObserver>>,
+    /// With a store: answers leave only once their change is on disk (R-DURABLE).
+    #[cfg(feature = "persist")]
+    durability: Option<Arc<crate::persist::Durability>>,
 }
 
 impl<Tb: Table> Clone for JobsApi<Tb> {
@@ -157,6 +160,8 @@ impl<Tb: Table> Clone for JobsApi<Tb> {
             polls: self.polls.clone(),
             closing: self.closing.clone(),
             observer: self.observer.clone(),
+            #[cfg(feature = "persist")]
+            durability: self.durability.clone(),
         }
     }
 }
@@ -194,7 +199,37 @@ where
             polls: Arc::new(AtomicUsize::new(0)),
             closing: tokio::sync::watch::Sender::new(false),
             observer: None,
+            #[cfg(feature = "persist")]
+            durability: None,
         }
+    }
+
+    /// Acknowledge only what is on disk (R-DURABLE, feature `persist`): a submit's 202 or 200,
+    /// and the service's answers that go through [`JobsApi::acknowledge`], leave once the
+    /// change they report is durable; a change that cannot be saved answers 503 with the error
+    /// envelope instead — never an acknowledgement the service cannot keep.
+    #[cfg(feature = "persist")]
+    pub fn with_durability(mut self, durability: Arc<crate::persist::Durability>) -> Self {
+        self.durability = Some(durability);
+        self
+    }
+
+    /// Wait until every change up to `revision` is on disk (at once without a store); a save
+    /// that failed answers 503 (`Retry-After: 1`).
+    pub async fn acknowledge(&self, revision: jobstate::Revision) -> Result<(), ApiError> {
+        #[cfg(feature = "persist")]
+        if let Some(d) = &self.durability {
+            return d.wait_async(revision).await.map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    format!("the change could not be saved: {}", e.message),
+                )
+                .with_retry_after(1)
+            });
+        }
+        let _ = revision;
+        Ok(())
     }
 
     /// Use this UUID codec (fix the instance tag when the table outlives the process).
@@ -394,6 +429,12 @@ where
                 })
                 .map_err(|crate::WaitError::Lookup(e)| e),
         };
+        // The submit, and whatever the answer reports, is on disk before it leaves.
+        let reported = match &submitted {
+            Ok(Submitted::Accepted(s) | Submitted::Completed(s)) => s.revision(),
+            _ => self.engine.revision(),
+        };
+        self.acknowledge(reported).await?;
         match submitted {
             Ok(s) => Ok(self.submitted(&s)),
             Err(LookupError::Expired(Some(_))) => Ok(self.accepted(id)),
