@@ -228,6 +228,20 @@ async fn get_set(
     }
     let config = app.lb.snapshot();
     match config.sets.get(&name) {
+        // Being deleted: gone for reads at once (the collection still lists it, `deleting`),
+        // with the deletion job beside the error.
+        Some(BackendSet {
+            delete: Some(d), ..
+        }) => {
+            let job = app.api.uuid_of(d.job);
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                format!("backend set \"{name}\" is being deleted (job {job})"),
+            )
+            .with_target(name)
+            .with_job(JobLink::new(&job)))
+        }
         Some(set) => Ok(Json(view(&app, set)).into_response()),
         None => Err(refusal(&app, Refusal::NoSet(name))),
     }
@@ -473,7 +487,7 @@ pub fn document(auth: bool) -> Value {
                "responses": {"200": {"description": "The backend set.",
                                      "content": {"application/json": {"schema": set}}},
                              "400": err("A name that is not one, or a query parameter."),
-                             "404": err("No such backend set.")}}),
+                             "404": err("No such backend set, or one being deleted (the error names the deletion job, beside it as `job`).")}}),
     );
     openapi::add_operation(
         &mut doc,

@@ -273,7 +273,7 @@ async fn tls_and_basic_auth_with_two_roles() {
     assert!(doc["paths"]["/api/lb/backend-sets"]["get"]["responses"]["401"].is_object());
 
     // Plain HTTP to the TLS port is not served.
-    let plain = reqwest::Client::new()
+    let plain = support::client(None)
         .get(format!("http://127.0.0.1:{}/", s.app.addr().port()))
         .send()
         .await;
@@ -588,9 +588,19 @@ async fn cancels_and_failed_dependencies_leave_nothing_creating_or_deleting() {
         .await,
     );
     let del = job_of(&s.call("DELETE", "/api/lb/backend-sets/b").await);
-    let set = s.call("GET", "/api/lb/backend-sets/b").await.body;
-    assert_eq!(set["lifecycle"], "deleting");
-    assert_eq!(set["job"]["uuid"], del);
+    // Gone for reads at once (naming the deletion job); listed as deleting.
+    let r = s.call("GET", "/api/lb/backend-sets/b").await;
+    assert_envelope(&r, 404);
+    assert_eq!(r.body["job"]["uuid"], del);
+    let listed = s.call("GET", "/api/lb/backend-sets").await.body;
+    let b = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "b")
+        .unwrap();
+    assert_eq!(b["lifecycle"], "deleting");
+    assert_eq!(b["job"]["uuid"], del);
     // A second deletion is refused, naming the job that holds the set.
     let again = s.call("DELETE", "/api/lb/backend-sets/b").await;
     assert_envelope(&again, 409);

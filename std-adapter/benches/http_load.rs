@@ -363,6 +363,8 @@ fn long_polls(n: usize) {
 }
 
 fn main() {
+    // reqwest's rustls, when a workspace build turns it on, needs a crypto provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let value = |name: &str| {
         args.iter()

@@ -59,12 +59,6 @@ where
     let last_modified = args.time("last_modified")?;
     let revision = args.number("revision", 0..=u64::MAX)?;
     args.finish()?;
-    if last_modified.is_some() && revision.is_some() {
-        return Err(ApiError::invalid(
-            "revision",
-            "give \"last_modified\" or \"revision\", not both",
-        ));
-    }
     let id = api.job_id(&uuid)?;
     let engine = api.engine();
     let now = engine.get(id);
@@ -73,14 +67,12 @@ where
     };
     // What "changed" means for this poll, as a revision: exact for `revision`; for
     // `last_modified`, a job not modified after it has not changed since its current revision.
-    let changed_now = match (revision, last_modified) {
-        (Some(r), _) => snapshot.revision().get() > r,
+    // With both, the job has changed when either says so.
+    let changed_now = revision.is_some_and(|r| snapshot.revision().get() > r)
         // Compared as printed (whole microseconds; the table keeps milliseconds), so a client
         // that echoes the job's own `last_modified` back is never answered early by a remainder
         // the printed form dropped.
-        (None, Some(t)) => rfc3339::truncate(snapshot.modified_at()) > t,
-        (None, None) => false,
-    };
+        || last_modified.is_some_and(|t| rfc3339::truncate(snapshot.modified_at()) > t);
     if changed_now || snapshot.is_terminal() {
         return Ok(answer(&api, &uuid, id, now, fields));
     }

@@ -136,7 +136,7 @@ pub fn document() -> Value {
                 "get": {
                     "operationId": "job_get",
                     "summary": "One job; long-polls with `poll_timeout`.",
-                    "description": "Without `poll_timeout` the job is answered at once. With it, the answer waits until the job changes after `last_modified` (or after `revision`; or, with neither, after the request arrived) or for at most `poll_timeout` seconds, whichever comes first; a terminal job is answered at once. A job removed after its retention answers with the outcome its tombstone kept. Giving both `last_modified` and `revision` is a 400.",
+                    "description": "Without `poll_timeout` the job is answered at once. With it, the answer waits until the job changes after `last_modified` (or after `revision`; or, with neither, after the request arrived) or for at most `poll_timeout` seconds, whichever comes first; a terminal job is answered at once. A job removed after its retention answers with the outcome its tombstone kept. With both `last_modified` and `revision`, the answer comes as soon as either says the job changed.",
                     "parameters": [
                         uuid_param.clone(),
                         fields_param(),
@@ -151,7 +151,7 @@ pub fn document() -> Value {
                     "responses": {
                         "200": {"description": "The job record.",
                                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/job"}}}},
-                        "400": error_response("Malformed or unknown parameter, a UUID that is not one, or both `last_modified` and `revision`."),
+                        "400": error_response("Malformed or unknown parameter, or a UUID that is not one."),
                         "404": error_response("No such job.")
                     }
                 },

@@ -131,10 +131,17 @@ pub async fn serve(config: EngineConfig, workers: bool) -> Server {
         base,
         api,
         engine,
-        client: reqwest::Client::new(),
+        client: client(),
         gate,
         pool,
     }
+}
+
+/// A reqwest client. In a workspace build the appliance's tests turn on reqwest's rustls
+/// (features are unified), which then needs a process-wide crypto provider: install ring's.
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 /// A response, read whole.

@@ -1,0 +1,98 @@
+"""The netapp-ontap Python client (PyPI `netapp-ontap`) against the appliance over HTTPS with
+basic authentication: what an ONTAP automation script does, unchanged.
+
+    python3 client.py HOST:PORT CA_FILE ADMIN_PASSWORD VIEWER_PASSWORD
+"""
+
+import logging
+import sys
+
+from netapp_ontap import HostConnection, config, utils
+from netapp_ontap.error import NetAppRestError
+from netapp_ontap.resources import Job
+
+logging.basicConfig(level=logging.INFO, format="client: %(message)s")
+host, port = sys.argv[1].rsplit(":", 1)
+ca, admin_pw, viewer_pw = sys.argv[2], sys.argv[3], sys.argv[4]
+
+
+def connect(user, password, verify):
+    """Make this the library's connection, as ONTAP scripts do (config.CONNECTION)."""
+    config.CONNECTION = HostConnection(host, port=int(port), username=user, password=password,
+                                       verify=verify, poll_interval=1, poll_timeout=60)
+    return config.CONNECTION
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAIL: {what}")
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+# verify=False, as ONTAP scripts against self-signed appliances often do.
+if connect("admin", admin_pw, False):
+    # An asynchronous request on the appliance's own endpoint: 202 with a job link, which the
+    # library's poll() follows on /api/cluster/jobs/{uuid} until the job ends.
+    conn = config.CONNECTION
+    resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets", json={"name": "web"})
+    check(resp.status_code == 202, f"POST backend-sets -> 202 ({resp.status_code})")
+    uuid = resp.json()["job"]["uuid"]
+    utils.poll(resp)
+    job = Job(uuid=uuid)
+    job.get()
+    check(job.state == "success", f"poll() followed job {uuid} to {job.state}: {job.message}")
+    check(job.description == "create backend set web (round_robin)", f"description {job.description!r}")
+
+    # A failing job: the library's poll() raises with the job's message.
+    resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets/web/backends",
+                             json={"ip": "0.0.0.0", "port": 80})
+    check(resp.status_code == 202, "POST backends -> 202")
+    try:
+        utils.poll(resp)
+        check(False, "poll() raised for the failed job")
+    except NetAppRestError as e:
+        check("unreachable" in str(e), f"poll() raised: {e}")
+    job = Job(uuid=resp.json()["job"]["uuid"])
+    job.get(fields="state,message,code,error")
+    check(job.state == "failure" and job.code == 1001, f"failed job: {job.code} {job.message}")
+
+    # The collection, with ONTAP's query syntax.
+    jobs = list(Job.get_collection(fields="state,description", state="success"))
+    check(len(jobs) >= 1 and all(j.state == "success" for j in jobs), f"{len(jobs)} jobs listed by state")
+    check(Job.count_collection() >= 2, "count_collection")
+
+    # Cancel through the library (PATCH ?action=cancel) on a queued job.
+    resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets", json={"name": "slow"})
+    slow = Job(uuid=resp.json()["job"]["uuid"])
+    resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets/slow/backends",
+                             json={"ip": "10.0.0.9", "port": 80})
+    queued = Job(uuid=resp.json()["job"]["uuid"])
+    queued.patch(action="cancel", poll=False)
+    queued.get()
+    check(queued.state == "failure" and queued.message == "canceled", f"canceled: {queued.state} {queued.message}")
+    slow.get()
+
+# Verifying the certificate against its CA file.
+if connect("viewer", viewer_pw, ca):
+    jobs = list(Job.get_collection())
+    check(len(jobs) >= 3, f"read-only user over verified TLS lists {len(jobs)} jobs")
+    conn = config.CONNECTION
+    resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets", json={"name": "nope"})
+    check(resp.status_code == 403 and resp.json()["error"]["code"] == "460776",
+          f"read-only write -> {resp.status_code} {resp.json()}")
+    try:
+        Job(uuid=jobs[0].uuid).patch(action="cancel", poll=False)
+        check(False, "read-only PATCH refused")
+    except NetAppRestError as e:
+        check(e.http_err_response.http_response.status_code == 403, f"read-only PATCH -> 403 ({e})")
+
+if connect("admin", "wrong", ca):
+    try:
+        list(Job.get_collection())
+        check(False, "wrong password refused")
+    except NetAppRestError as e:
+        r = e.http_err_response.http_response
+        check(r.status_code == 401 and r.headers.get("WWW-Authenticate", "").startswith("Basic"),
+              f"wrong password -> 401 with WWW-Authenticate ({e})")
+print("netapp-ontap client: all checks passed")
