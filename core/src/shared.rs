@@ -611,6 +611,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
 
     /// Accept a job, or hand it back whole with the reason (R-FULL): retry it later, or answer
     /// the client.
+    #[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
     pub fn try_submit<'a>(
         &self,
         job: NewJob<'a, Tb::Spec>,

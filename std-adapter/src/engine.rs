@@ -667,6 +667,7 @@ impl<Tb: EngineTable> Engine<Tb> {
     /// Accept a job (see [`jobstate::JobTable::submit`]). The job is in the table when this
     /// returns. A refusal hands the job back with the reason ([`Refused`]; `?` turns it into a
     /// [`jobstate::SubmitError`]).
+    #[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
     pub fn submit<'a>(&self, job: NewJob<'a, Tb::Spec>) -> Result<JobId, Refused<'a, Tb::Spec>> {
         self.update(|t, now| t.submit(job, now))
     }
