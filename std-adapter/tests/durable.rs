@@ -153,3 +153,27 @@ fn r_durable_a_torn_newest_record_falls_back_to_the_previous_one() {
         assert!(newest_intact || table.get(torn).is_err());
     }
 }
+
+/// The HTTP binding never acknowledges what it cannot keep: a submit whose save fails answers
+/// 503 with the error envelope, and once saves work again the next submit answers 202.
+#[cfg(feature = "http")]
+#[test]
+fn r_durable_http_answers_503_when_a_change_cannot_be_saved() {
+    use jobstate_std::http::JobsApi;
+    let dir = TempDir::new("http503");
+    let sub = dir.0.join("missing");
+    let engine: Engine<Jobs> = Engine::new(config());
+    let durable = Arc::new(Durability::start(engine.clone(), FileStore::new(sub.join("jobs.bin"))).unwrap());
+    let api = JobsApi::new(engine.clone()).with_durability(durable);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let refused = rt
+        .block_on(api.submit(NewJob::new("a".into()), Duration::ZERO))
+        .unwrap_err();
+    assert_eq!(refused.status().as_u16(), 503, "{}", refused.message());
+    assert!(refused.retry_after().is_some());
+    std::fs::create_dir_all(&sub).unwrap();
+    let ok = rt
+        .block_on(api.submit(NewJob::new("b".into()), Duration::ZERO))
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 202);
+}

@@ -22,7 +22,9 @@ use crate::snapshot::Snapshot;
 type Api<Tb> = State<JobsApi<Tb>>;
 
 /// The answer for a job that exists or existed: its record, or its tombstone's.
-fn answer<S, const T: usize, Tb>(
+/// The answer with the job (or its tombstone). With a store, it leaves only once the change it
+/// reports is on disk (R-DURABLE): a client is never told about a state a crash could undo.
+async fn answer<S, const T: usize, Tb>(
     api: &JobsApi<Tb>,
     uuid: &str,
     id: JobId,
@@ -32,6 +34,11 @@ fn answer<S, const T: usize, Tb>(
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
+    if let Ok(snapshot) = &found {
+        if let Err(e) = api.acknowledge(snapshot.revision()).await {
+            return e.into_response();
+        }
+    }
     match found {
         Ok(snapshot) => Json(Record::from_snapshot(&snapshot, api.uuids(), fields)).into_response(),
         Err(LookupError::Expired(Some(tomb))) => {
@@ -63,7 +70,7 @@ where
     let engine = api.engine();
     let now = engine.get(id);
     let (Some(timeout), Ok(snapshot)) = (poll, &now) else {
-        return Ok(answer(&api, &uuid, id, now, fields));
+        return Ok(answer(&api, &uuid, id, now, fields).await);
     };
     // What "changed" means for this poll, as a revision: exact for `revision`; for
     // `last_modified`, a job not modified after it has not changed since its current revision.
@@ -74,14 +81,14 @@ where
         // the printed form dropped.
         || last_modified.is_some_and(|t| rfc3339::truncate(snapshot.modified_at()) > t);
     if changed_now || snapshot.is_terminal() {
-        return Ok(answer(&api, &uuid, id, now, fields));
+        return Ok(answer(&api, &uuid, id, now, fields).await);
     }
     let since = match revision {
         Some(r) => Revision::new(r),
         None => snapshot.revision(),
     };
     if api.is_closing() {
-        return Ok(answer(&api, &uuid, id, now, fields));
+        return Ok(answer(&api, &uuid, id, now, fields).await);
     }
     let _in_flight = api.poll_guard();
     let wait = engine.wait_async(id, Condition::ChangedSince(since), timeout);
@@ -102,7 +109,7 @@ where
         None => (engine.get(id), PollEnd::Closed),
     };
     api.observe(|o| o.long_poll_ended(end));
-    Ok(answer(&api, &uuid, id, waited, fields))
+    Ok(answer(&api, &uuid, id, waited, fields).await)
 }
 
 /// `PATCH /api/cluster/jobs/{uuid}?action=pause|resume|cancel`.
@@ -162,7 +169,7 @@ where
         }
         _ => engine.get(id),
     };
-    Ok(answer(&api, &uuid, id, now, fields))
+    Ok(answer(&api, &uuid, id, now, fields).await)
 }
 
 /// A client request, as the core's table takes it.
@@ -263,6 +270,9 @@ where
     args.finish()?;
 
     let mut jobs = api.engine().list();
+    // What the list reports is on disk before it leaves (R-DURABLE).
+    let newest = jobs.iter().map(|j| j.revision()).max().unwrap_or_default();
+    api.acknowledge(newest).await?;
     jobs.retain(|s| states.is_none_or(|f| f.admits(s.state())));
     let mut keyed: Vec<(Key, Snapshot<S, T>)> =
         jobs.into_iter().map(|s| (Key::of(&s), s)).collect();
