@@ -647,5 +647,13 @@ impl Lb {
     }
 }
 
-/// The address a simulated health check never reaches: adding it fails with code 1001.
-pub const UNREACHABLE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+/// Whether a simulated health check never reaches `ip`: the documentation range TEST-NET-1
+/// (192.0.2.0/24, RFC 5737) — adding such a backend fails with code 1001.
+pub fn unreachable(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(v4) if v4.octets()[..3] == [192, 0, 2])
+}
+
+/// Whether `ip` can be a backend at all: not the unspecified IPv4 address 0.0.0.0.
+pub fn backend_address(ip: IpAddr) -> bool {
+    ip != IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -36,7 +36,9 @@ use tracing::{info, warn};
 
 use crate::auth::{self, User, Users};
 use crate::metrics::{self, Metrics};
-use crate::model::{valid_name, BackendSet, Config, Lb, Lifecycle, Policy, Refusal};
+use crate::model::{
+    backend_address, valid_name, BackendSet, Config, Lb, Lifecycle, Policy, Refusal,
+};
 use crate::Api;
 
 /// The request limits the router enforces with the error envelope (hyper's own, larger,
@@ -146,6 +148,14 @@ async fn add_backend(
     ReturnTimeout(wait): ReturnTimeout,
     JsonBody(body): JsonBody<AddBackend>,
 ) -> Result<Response, ApiError> {
+    if !backend_address(body.ip) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidBody,
+            format!("{} is not a backend address", body.ip),
+        )
+        .with_target("ip"));
+    }
     let addr = SocketAddr::new(body.ip, body.port.get());
     let id = app
         .lb
@@ -322,13 +332,18 @@ async fn limits(State(limits): State<Limits>, req: Request, next: Next) -> Respo
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if length.is_some_and(|n| n > limits.max_body as u64) {
-        return ApiError::new(
+        // Answered before the body is read: the connection cannot carry another request, so
+        // say so (a client that kept it would find it closed under its next request).
+        let mut r = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
             format!("the body is larger than {} bytes", limits.max_body),
         )
         .with_target("body")
         .into_response();
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
     }
     next.run(req).await
 }
@@ -434,11 +449,12 @@ pub fn document(auth: bool) -> Value {
         "/api/lb/backend-sets/{name}/backends",
         "post",
         "backend_create",
-        "Add a backend to a set (asynchronous; waits for the set's creation). A backend at 0.0.0.0 fails its health check (code 1001).",
+        "Add a backend to a set (asynchronous; waits for the set's creation). 0.0.0.0 is not a backend address (422); a backend in 192.0.2.0/24 (TEST-NET-1) fails its health check (code 1001).",
         vec![name.clone()],
         Some(json!({"type": "object", "required": ["ip", "port"], "additionalProperties": false,
             "properties": {
-                "ip": {"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+                "ip": {"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+                       "not": {"enum": ["0.0.0.0"]}},
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535}}})),
     );
     asynchronous(

@@ -12,7 +12,7 @@ use jobstate_std::http::JobUuids;
 use jobstate_std::{Canceled, Failure, JobContext, Success};
 use tracing::{info, warn};
 
-use crate::model::{Jobs, Op, UNREACHABLE};
+use crate::model::{unreachable, Jobs, Op};
 
 type Ctx<'a> = JobContext<'a, Jobs>;
 
@@ -106,7 +106,7 @@ pub fn run(ctx: &mut Ctx<'_>, gate: &Gate, step: Duration) -> Result<Success, Fa
                 "adding to rotation",
             ];
             steps(ctx, gate, step, &plan)?;
-            if addr.ip() == UNREACHABLE {
+            if unreachable(addr.ip()) {
                 return Err(Failure::new(
                     1001,
                     format!("health check of {addr} failed: unreachable"),

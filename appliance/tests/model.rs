@@ -20,7 +20,7 @@ use jobstate_std::{Engine, EngineConfig};
 use proptest::prelude::*;
 
 const SETS: [&str; 3] = ["a", "b", "c"];
-const IPS: [&str; 3] = ["10.0.0.1", "10.0.0.2", "0.0.0.0"];
+const IPS: [&str; 3] = ["10.0.0.1", "10.0.0.2", "192.0.2.1"];
 
 #[derive(Clone, Debug)]
 enum Act {
@@ -298,7 +298,7 @@ impl World {
         }
         let spec = self.engine.get(id).unwrap().job.spec().clone();
         match spec {
-            Op::AddBackend { addr, .. } if addr.ip() == appliance::model::UNREACHABLE => {
+            Op::AddBackend { addr, .. } if appliance::model::unreachable(addr.ip()) => {
                 self.engine.fail(id, 1001, "unreachable").unwrap();
             }
             _ => self.engine.succeed(id, Severity::Normal, "done").unwrap(),

@@ -158,6 +158,7 @@ async fn every_refusal_has_the_envelope_and_every_route_refuses_unknown_paramete
         json!({"ip": "10.0.0.1", "port": 0}),
         json!({"ip": "10.0.0.300", "port": 80}),
         json!({"ip": "10.0.0.1"}),
+        json!({"ip": "0.0.0.0", "port": 80}),
     ] {
         let r = s.post("/api/lb/backend-sets/web/backends", body).await;
         assert_envelope(&r, 422);
@@ -457,7 +458,10 @@ async fn a_connection_over_the_cap_gets_one_503_with_the_envelope() {
             .await
             .unwrap();
         let mut status = [0u8; 12];
-        c.read_exact(&mut status).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(30), c.read_exact(&mut status))
+            .await
+            .expect("answered")
+            .unwrap();
         assert_eq!(&status, b"HTTP/1.1 200");
         held.push(c);
     }
@@ -489,7 +493,7 @@ async fn a_deletion_waits_for_every_pending_job_of_its_set() {
     for k in 0..12 {
         // One of them fails its health check.
         let ip = if k == 5 {
-            "0.0.0.0".to_owned()
+            "192.0.2.7".to_owned()
         } else {
             format!("10.0.0.{k}")
         };
@@ -662,7 +666,7 @@ async fn cancels_and_failed_dependencies_leave_nothing_creating_or_deleting() {
     let bad = job_of(
         &s.post(
             "/api/lb/backend-sets/b/backends",
-            json!({"ip": "0.0.0.0", "port": 81}),
+            json!({"ip": "192.0.2.8", "port": 81}),
         )
         .await,
     );

@@ -16,7 +16,7 @@ timeout 900 cargo build -p appliance
 log=$(mktemp)
 body=$(mktemp)
 pollout=$(mktemp)
-target/debug/appliance --listen 127.0.0.1:0 --workers 2 --step-ms 300 >"$log" 2>&1 &
+target/debug/appliance --ephemeral --listen 127.0.0.1:0 --workers 2 --step-ms 300 >"$log" 2>&1 &
 pid=$!
 cleanup() { kill "$pid" 2>/dev/null || true; rm -f "$log" "$body" "$pollout"; }
 trap cleanup EXIT

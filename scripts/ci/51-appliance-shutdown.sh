@@ -28,7 +28,7 @@ run_case() {
   local log="$work/log"
   : >"$log"
   # A job step of 2 s: a set's creation takes 8 s, longer than the grace (2 s).
-  target/debug/appliance --listen 127.0.0.1:0 --workers 2 --step-ms 2000 --shutdown-grace 2 \
+  target/debug/appliance --ephemeral --listen 127.0.0.1:0 --workers 2 --step-ms 2000 --shutdown-grace 2 \
     --header-timeout 30 >"$log" 2>&1 &
   local pid=$!
   pids+=("$pid")

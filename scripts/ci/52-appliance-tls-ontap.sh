@@ -37,7 +37,7 @@ viewer_pw="V1ew-$RANDOM$RANDOM"
 printf '# user:role:password\nadmin:admin:%s\nviewer:readonly:%s\n' "$admin_pw" "$viewer_pw" >"$work/users"
 chmod 600 "$work/users"
 
-RUST_LOG=debug target/debug/appliance --listen 127.0.0.1:0 --step-ms 200 \
+RUST_LOG=debug target/debug/appliance --ephemeral --listen 127.0.0.1:0 --step-ms 200 \
   --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --users "$work/users" >"$work/log" 2>&1 &
 pid=$!
 addr=""

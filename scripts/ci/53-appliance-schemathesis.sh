@@ -33,9 +33,10 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
 pw="Adm1n-$RANDOM$RANDOM"
 printf 'admin:admin:%s\nviewer:readonly:V-%s\n' "$pw" "$RANDOM" >"$work/users"
 
-# Fast jobs (5 ms steps) and a short retention (10 s), so the run's thousands of submits
-# never fill the job table.
-target/debug/appliance --listen 127.0.0.1:0 --workers 4 --step-ms 5 --retention 10 \
+# As deployed (a data directory: every answer leaves once its change is on disk), with fast
+# jobs (5 ms steps) and a short retention (10 s), so the run's thousands of submits never fill
+# the job table.
+target/debug/appliance --data-dir "$work/data" --listen 127.0.0.1:0 --workers 4 --step-ms 5 --retention 10 \
   --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" --users "$work/users" >"$work/log" 2>&1 &
 pid=$!
 addr=""

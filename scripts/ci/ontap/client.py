@@ -46,7 +46,7 @@ if connect("admin", admin_pw, False):
 
     # A failing job: the library's poll() raises with the job's message.
     resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets/web/backends",
-                             json={"ip": "0.0.0.0", "port": 80})
+                             json={"ip": "192.0.2.1", "port": 80})
     check(resp.status_code == 202, "POST backends -> 202")
     try:
         utils.poll(resp)
