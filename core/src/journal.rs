@@ -41,6 +41,9 @@ pub enum EventKind {
     /// The table was restored from an image (R-PERSIST): every restored job takes one, so a
     /// waiter holding a revision from before the restart sees a change.
     Restored,
+    /// A job queued again after a retryable failure waited out its backoff and may start now
+    /// (R-RETRY): a worker waiting for runnable jobs hears of it.
+    Ready,
 }
 
 /// One journal entry, borrowed from the table.
@@ -82,6 +85,7 @@ const REQUESTED: u8 = 3;
 const LOG: u8 = 4;
 const REMOVED: u8 = 5;
 const RESTORED: u8 = 6;
+const READY: u8 = 7;
 
 const fn state_code(s: State) -> u8 {
     match s {
@@ -123,6 +127,7 @@ impl Ev {
             EventKind::Log => (LOG, 0, log_pos),
             EventKind::Removed => (REMOVED, 0, 0),
             EventKind::Restored => (RESTORED, 0, 0),
+            EventKind::Ready => (READY, 0, 0),
         };
         Self {
             epoch: job.epoch(),
@@ -153,6 +158,7 @@ impl Ev {
             }),
             LOG => EventKind::Log,
             RESTORED => EventKind::Restored,
+            READY => EventKind::Ready,
             _ => EventKind::Removed,
         }
     }

@@ -643,6 +643,10 @@ fn record<Tb: EngineTable>(
         // Errors here mean the job ended just now (its deadline passed): nothing to record.
         let _ = match answer {
             Ok(Ok(success)) => t.succeed(id, success.severity, fit(&success.message, text), now),
+            // The handler's own failure retries through the job's policy (R-RETRY).
+            Ok(Err(failure)) if failure.reason == FailReason::Error => {
+                t.fail(id, failure.code, fit(&failure.message, text), now)
+            }
             Ok(Err(failure)) => t.fail_with(
                 id,
                 failure.reason,

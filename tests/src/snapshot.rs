@@ -146,6 +146,8 @@ pub enum KindView {
     Removed,
     /// [`EventKind::Restored`].
     Restored,
+    /// [`EventKind::Ready`].
+    Ready,
 }
 
 impl KindView {
@@ -159,6 +161,7 @@ impl KindView {
             EventKind::Log => KindView::Log(event.line().map(String::from)),
             EventKind::Removed => KindView::Removed,
             EventKind::Restored => KindView::Restored,
+            EventKind::Ready => KindView::Ready,
             other => panic!("an event kind the tests do not know: {other:?}"),
         }
     }

@@ -8,6 +8,7 @@
 
 use super::lists::{index, List};
 use super::{Core, Expired, Ro};
+use crate::journal::EventKind;
 use crate::record::{flag, Detail, Phase, Slot};
 use crate::state::FailReason;
 use crate::time::{self, Instant, Ms};
@@ -61,6 +62,8 @@ impl<S> Core<'_, S> {
         s.expiry = Ms::NONE;
         let level = s.level();
         self.push_back(List::Runnable(level), i);
+        // Observable (`retry_at` clears), and a waiting worker must hear of it.
+        self.change(i, EventKind::Ready, false);
     }
 
     /// Whether `slot`'s deadline or lease has passed at `now_ms`, and which. A job in a retry

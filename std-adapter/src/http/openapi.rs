@@ -26,7 +26,7 @@ pub fn error_response(description: &str) -> Value {
 }
 
 /// One `fields=` entry, as a regular expression (no anchors).
-const FIELD: &str = r"(\*\*?|uuid|_links(\.self(\.href)?)?|description|state|message|code|start_time|end_time|error(\.code|\.message)?|create_time|last_modified|progress|revision)";
+const FIELD: &str = r"(\*\*?|uuid|_links(\.self(\.href)?)?|description|state|message|code|start_time|end_time|error(\.code|\.message)?|create_time|last_modified|progress|revision|priority|attempt)";
 
 /// One state name of a `state=` filter (no anchors).
 const STATE: &str = "(queued|running|paused|success|failure)";
@@ -56,13 +56,16 @@ pub fn return_timeout_param() -> Value {
 }
 
 /// The responses of an asynchronous operation (`202`, `200`, `400`, `503`); the `202`
-/// carries an OpenAPI link to the job (`job_get`), so stateful clients follow it.
+/// carries OpenAPI links to the job (`job_get`, `job_modify`), so stateful clients follow it.
 pub fn async_responses() -> Value {
     json!({
         "202": {
             "description": "Accepted: the job is in the table; poll its link.",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/job_link_response"}}},
-            "links": {"GetJob": {"operationId": "job_get", "parameters": {"uuid": "$response.body#/job/uuid"}}}
+            "links": {
+                "GetJob": {"operationId": "job_get", "parameters": {"uuid": "$response.body#/job/uuid"}},
+                "ModifyJob": {"operationId": "job_modify", "parameters": {"uuid": "$response.body#/job/uuid"}}
+            }
         },
         "200": {
             "description": "The job succeeded within `return_timeout`.",
@@ -212,6 +215,10 @@ pub fn document() -> Value {
                         "last_modified": {"type": "string", "format": "date-time"},
                         "progress": {"type": "integer", "minimum": 0, "maximum": 100},
                         "revision": {"type": "integer", "minimum": 0},
+                        "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"],
+                                     "description": "Extension: the job's priority level; runnable jobs start highest level first, oldest first within a level."},
+                        "attempt": {"type": "integer", "minimum": 1, "maximum": 255,
+                                    "description": "Extension: the attempt under way or last made (1 for the first; more when a retry policy re-queued the job)."},
                         "_links": {"$ref": "#/components/schemas/self_link"}
                     }
                 },

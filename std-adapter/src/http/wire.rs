@@ -89,11 +89,15 @@ pub enum Field {
     Progress = 1 << 9,
     /// `revision`
     Revision = 1 << 10,
+    /// `priority` (an extension of the dialect: `low`, `normal`, `high`, `urgent`; R-PRIORITY)
+    Priority = 1 << 11,
+    /// `attempt` (an extension of the dialect: 1 for the first attempt; R-RETRY)
+    Attempt = 1 << 12,
 }
 
 impl Field {
     /// Every field, in the order a record prints them.
-    pub const ALL: [Field; 11] = [
+    pub const ALL: [Field; 13] = [
         Field::Description,
         Field::State,
         Field::Message,
@@ -105,6 +109,8 @@ impl Field {
         Field::LastModified,
         Field::Progress,
         Field::Revision,
+        Field::Priority,
+        Field::Attempt,
     ];
 
     /// The JSON name.
@@ -121,6 +127,8 @@ impl Field {
             Field::LastModified => "last_modified",
             Field::Progress => "progress",
             Field::Revision => "revision",
+            Field::Priority => "priority",
+            Field::Attempt => "attempt",
         }
     }
 
@@ -184,6 +192,10 @@ pub struct Record<'a> {
     pub progress: Option<u8>,
     /// The table revision of its last change (absent for a tombstone).
     pub revision: Option<u64>,
+    /// Its priority level (absent for a tombstone).
+    pub priority: Option<&'static str>,
+    /// The attempt under way or last made (absent for a tombstone).
+    pub attempt: Option<u8>,
     /// Which fields to print.
     pub fields: Fields,
 }
@@ -241,6 +253,8 @@ impl<'a> Record<'a> {
             last_modified: Some(snapshot.modified_at()),
             progress: Some(job.progress()),
             revision: Some(job.revision().get()),
+            priority: Some(job.priority().as_str()),
+            attempt: Some(job.attempt()),
             fields,
         }
     }
@@ -272,6 +286,8 @@ impl<'a> Record<'a> {
             last_modified: Some(clock(t.ended)),
             progress: None,
             revision: None,
+            priority: None,
+            attempt: None,
             fields,
         }
     }
@@ -370,6 +386,12 @@ impl Serialize for Record<'_> {
         }
         if let (true, Some(r)) = (f.has(Field::Revision), self.revision) {
             m.serialize_entry("revision", &r)?;
+        }
+        if let (true, Some(p)) = (f.has(Field::Priority), self.priority) {
+            m.serialize_entry("priority", p)?;
+        }
+        if let (true, Some(a)) = (f.has(Field::Attempt), self.attempt) {
+            m.serialize_entry("attempt", &a)?;
         }
         m.serialize_entry("_links", &Links(&self.uuid))?;
         m.end()
