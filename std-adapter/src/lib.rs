@@ -40,7 +40,14 @@
 //!   [`JobContext`] for progress, log lines, heartbeats and a checkpoint that blocks while the
 //!   job is paused. Handler answers are recorded with the core's rules; a shutdown leaves a
 //!   running job to [`fail_with`](jobstate::JobTable::fail_with)`(Interrupted)` (restartable
-//!   jobs go back to the queue).
+//!   jobs go back to the queue); [`WorkerPool::shutdown_within`] does so at a deadline for
+//!   handlers that do not stop, and leaves their threads behind.
+//! * **Failures stay where they belong** — a thread that cannot start is an error
+//!   ([`Engine::try_new`], [`WorkerPool::start`]: [`StartError`]); a panic in user code (a
+//!   handler, a waker, a spec's `Clone` or `Drop`, an [`Engine::update`] closure) never stops
+//!   the timer thread or a worker and never costs another waiter its wake-up; wakers are
+//!   woken, and dropped, after the engine lock is released, so a waker may call back into the
+//!   engine.
 //!
 //! ## Example
 //!
@@ -77,9 +84,9 @@
 //! ## Async
 //!
 //! [`Engine::wait_async`] returns a future that works on any executor: its timeout is kept by
-//! the engine's own timer thread (a deadline heap under the engine lock, no runtime needed),
+//! the engine's own timer thread (a timing wheel under the engine lock, no runtime needed),
 //! so it runs under tokio and under `futures::executor::block_on` alike. Dropping it
-//! deregisters it.
+//! deregisters it. The blocking [`Engine::wait`] runs the very same wait state machine.
 //!
 //! ## Time
 //!

@@ -2,7 +2,7 @@
 //!
 //! One state machine, [`WaitState`], serves both kinds. Each step runs under the engine lock:
 //! check the condition with the core ([`jobstate::JobTable::check`]); if it does not hold,
-//! register in the waiter registry (with the deadline in the engine's timer heap) and sleep;
+//! register in the waiter registry (with the deadline in the engine's timer wheel) and sleep;
 //! the thread that changes the job evaluates the condition and, only if it now holds (or the
 //! job is gone), settles the waiter and wakes it once the lock is released. The waiter then
 //! collects: a copy made when the job ended, or the job as it is now (its condition still
@@ -239,7 +239,8 @@ impl<Tb: EngineTable> Engine<Tb> {
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
     ) -> (AnswerOf<Tb>, bool) {
-        self.block_locked(self.lock(), watch, timeout, stop, None)
+        let mut wl = WakeList::new();
+        self.block_locked(self.lock(), &mut wl, watch, timeout, stop, None)
     }
 
     /// [`Engine::block`] sleeping on the caller's condition variable (a worker's, which the
@@ -251,14 +252,16 @@ impl<Tb: EngineTable> Engine<Tb> {
         stop: Option<&AtomicBool>,
         park: Option<&Arc<Condvar>>,
     ) -> (AnswerOf<Tb>, bool) {
-        self.block_locked(self.lock(), watch, timeout, stop, park)
+        let mut wl = WakeList::new();
+        self.block_locked(self.lock(), &mut wl, watch, timeout, stop, park)
     }
 
     /// [`Engine::block`] with the lock already held (so a submit and its waiter's
     /// registration are one step).
-    fn block_locked(
-        &self,
-        guard: sync::MutexGuard<'_, State<Tb>>,
+    fn block_locked<'a>(
+        &'a self,
+        guard: sync::MutexGuard<'a, State<Tb>>,
+        wl: &mut WakeList<'a>,
         watch: Watch,
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
@@ -267,8 +270,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         let shared = self.shared();
         let timeout = self.clamp(timeout);
         // Declared in this order so that on any way out the lock is released first, then the
-        // wait deregisters (if it still is registered), then the wake list wakes.
-        let mut wl = WakeList::new();
+        // wait deregisters (if it still is registered); the caller's wake list wakes last.
         let mut wait = Blocking {
             shared,
             ws: WaitState::new(watch, timeout, shared.std_now()),
@@ -283,7 +285,7 @@ impl<Tb: EngineTable> Engine<Tb> {
                 WakeRef::Thread(&cv),
                 &mut None,
                 stopped,
-                &mut wl,
+                wl,
             );
             match step {
                 Step::Ready(answer, timed_out) => {
@@ -293,9 +295,14 @@ impl<Tb: EngineTable> Engine<Tb> {
                 // A thread's wake is made without user code: never asked for.
                 Step::Pending | Step::NeedWake => {}
             }
-            // Only the engine's own condition variables and dropped condition variables are
-            // in the list of a blocking wait: nothing of a user's runs here.
-            wl.wake_all();
+            if wl.has_work() {
+                // Whom this wait (or the caller's change before it, a submit) is to wake is
+                // woken before it sleeps — with the lock released — then it steps again.
+                drop(st);
+                wl.wake_all();
+                st = shared.lock();
+                continue;
+            }
             let left = wait
                 .ws
                 .deadline
@@ -480,10 +487,10 @@ where
             drop(st);
             return Ok(snapshots(accepted, shared.clock));
         }
-        // Whoever the submit woke is woken when the wait first sleeps (or returns).
+        // Whoever the submit woke (an idle worker, table watchers) is woken as soon as the
+        // wait is registered, before it sleeps.
         let watch = Watch::Job(id, Condition::Terminal);
-        let (answer, timed_out) = self.block_locked(st, watch, return_timeout, None, None);
-        drop(wl);
+        let (answer, timed_out) = self.block_locked(st, &mut wl, watch, return_timeout, None, None);
         Ok(submitted_of(id, self.to_waited(answer, timed_out)))
     }
 }

@@ -69,7 +69,7 @@ fn memory_per_waiting_future() {
     assert_eq!(e.waiting(), FUTURES);
     println!(
         "memory per waiting future: {inline} B inline (the future) + {heap:.0} B heap \
-         (registry entry, per-job list, timer-heap entry) = {:.0} B",
+         (registry entry and its list and timer-wheel links) = {:.0} B",
         inline as f64 + heap
     );
     drop(futures);

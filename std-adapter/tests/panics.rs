@@ -12,11 +12,16 @@ use std::task::Poll;
 use std::time::Duration;
 
 use common::{poll_with, test_waker, within, Ctl};
-use jobstate::{Condition, FailReason, JobId, JobOptions, NewJob, Outcome, Severity, State};
-use jobstate_std::{Engine, EngineConfig, EngineTable, Success, WorkerPool};
+use jobstate::{
+    Condition, FailReason, JobId, JobOptions, LookupError, NewJob, Outcome, Severity, State,
+};
+use jobstate_std::{Engine, EngineConfig, EngineTable, Success, WaitError, WorkerPool};
 
 const LONG: Duration = Duration::from_secs(60);
 const DEADLOCK: Duration = Duration::from_secs(30);
+/// A timeout the timer thread is to serve: long enough that the wait is polled (and
+/// registered) well before it, even interpreted by Miri.
+const SHORT: Duration = Duration::from_millis(300);
 
 type Jobs = jobstate::JobTable<u32, 8>;
 
@@ -42,7 +47,8 @@ where
         futures::executor::block_on(e.wait_async(
             id,
             Condition::Terminal,
-            Duration::from_millis(10),
+            // Later than any `SHORT` wait made before: served after it.
+            2 * SHORT,
         ))
         .map(|w| w.timed_out)
     });
@@ -116,7 +122,7 @@ fn waker_wake_panic_on_the_timer_thread_does_not_stop_it() {
     let id = e.submit(NewJob::new(1)).unwrap();
     let bad = Ctl::new();
     Ctl::set(&bad.panic_on_wake, true);
-    let mut fut = e.wait_async(id, Condition::Terminal, Duration::from_millis(5));
+    let mut fut = e.wait_async(id, Condition::Terminal, SHORT);
     assert!(poll_with(&mut fut, &test_waker(&bad)).is_pending());
     // A later timeout is still served (after the panicking wake, which comes first).
     timer_thread_alive(&e, id);
@@ -186,7 +192,7 @@ fn waker_drop_panic_is_contained_on_every_path() {
     assert_eq!(c2.drops(), 2);
     // 3. A waker woken by value by the timer thread (then dropped).
     let (c3, arm3) = armed();
-    let mut f3 = e.wait_async(id, Condition::Terminal, Duration::from_millis(5));
+    let mut f3 = e.wait_async(id, Condition::Terminal, SHORT);
     assert!(poll_with(&mut f3, &test_waker(&c3)).is_pending());
     arm3();
     timer_thread_alive(&e, id);
@@ -352,17 +358,24 @@ fn spec_drop_panic_in_the_timer_threads_expire_does_not_stop_it() {
     // step would lose its place), so nothing else is in the table meanwhile.
     let removal = e.wait_table(ended, LONG);
     assert!(!removal.timed_out, "the timer thread never removed the job");
-    // A job with a run timeout afterwards: only the timer thread fails it.
+    // A job with a run timeout afterwards: only the timer thread fails it (and, retention
+    // being 1 ms, soon removes it: then its tombstone tells how it ended).
     let options = JobOptions {
         run_timeout: Some(jobstate::Duration::from_millis(20)),
         ..JobOptions::DEFAULT
     };
     let timed = e.submit(spec(1, &fine).options(options)).unwrap();
     e.start(timed).unwrap();
-    let w = e.wait(timed, Condition::Terminal, LONG).unwrap();
-    assert!(!w.timed_out, "the timer thread stopped");
+    let outcome = match e.wait(timed, Condition::Terminal, LONG) {
+        Ok(w) => {
+            assert!(!w.timed_out, "the timer thread stopped");
+            w.job.outcome()
+        }
+        Err(WaitError::Lookup(LookupError::Expired(Some(t)))) => Some(t.outcome),
+        Err(other) => panic!("{other:?}"),
+    };
     assert_eq!(
-        w.job.outcome(),
+        outcome,
         Some(Outcome::Failed {
             reason: FailReason::TimedOut,
             code: FailReason::TimedOut.default_code()

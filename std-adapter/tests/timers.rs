@@ -61,8 +61,9 @@ fn r_deadline_lease_without_heartbeat_times_out() {
 #[test]
 fn r_deadline_paused_job_times_out_too() {
     let e: Engine<jobstate::JobTable<u32, 8>> = Engine::new(EngineConfig::default());
+    // Long enough to pause the job first, even interpreted by Miri.
     let opts = JobOptions {
-        run_timeout: Some(jobstate::Duration::from_millis(40)),
+        run_timeout: Some(jobstate::Duration::from_millis(300)),
         ..JobOptions::DEFAULT
     };
     let id = e.submit(NewJob::new(1).options(opts)).unwrap();
@@ -84,8 +85,11 @@ fn r_retain_terminal_job_removed_after_retention_tombstone_kept() {
     });
     let id = e.submit(NewJob::new(1)).unwrap();
     e.start_next().unwrap();
-    e.succeed(id, Severity::Normal, "ok").unwrap();
-    let rev = e.get(id).unwrap().revision();
+    // The end's revision, read with the end (the removal may come before a later read).
+    let rev = e.update(|t, now| {
+        t.succeed(id, Severity::Normal, "ok", now).unwrap();
+        t.get(id).unwrap().revision()
+    });
     // Nothing changes the job any more; only its removal ends this wait.
     match e.wait(id, Condition::ChangedSince(rev), WAIT) {
         Err(WaitError::Lookup(LookupError::Expired(Some(t)))) => {

@@ -68,7 +68,8 @@ fn a_waker_that_reads_the_engine_when_woken_by_the_timer_thread_does_not_deadloc
             reads.fetch_add(1, Ordering::SeqCst);
         }));
     }
-    let mut fut = e.wait_async(id, Condition::Terminal, Duration::from_millis(20));
+    // Long enough to be polled before it passes, even interpreted by Miri.
+    let mut fut = e.wait_async(id, Condition::Terminal, Duration::from_millis(300));
     assert!(poll_with(&mut fut, &test_waker(&ctl)).is_pending());
     // The timer thread times the wait out and wakes the waker; a second wait after it shows
     // the timer thread is still going.
@@ -77,7 +78,7 @@ fn a_waker_that_reads_the_engine_when_woken_by_the_timer_thread_does_not_deadloc
         futures::executor::block_on(e2.wait_async(
             id,
             Condition::Terminal,
-            Duration::from_millis(30),
+            Duration::from_millis(600),
         ))
     });
     let second = second.expect("the timer thread is stuck").unwrap();

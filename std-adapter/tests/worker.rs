@@ -383,6 +383,8 @@ fn shutdown_within_requeues_an_abandoned_restartable_job_for_the_next_pool() {
     release_tx.send(()).unwrap();
     let (progress, _) = after_rx.recv().unwrap();
     assert_eq!(progress, Err(jobstate::JobError::NotRunning));
+    // The abandoned thread ends (its handler, and the channel's sender, dropped).
+    assert!(after_rx.recv().is_err());
     assert_eq!(
         e.get(id).unwrap().progress(),
         10,
@@ -429,4 +431,22 @@ fn shutdown_within_joins_handlers_that_check_in_before_the_deadline() {
             })
         );
     }
+}
+
+#[test]
+fn r_return_submit_and_wait_wakes_the_idle_worker_it_waits_for() {
+    // The submit's wake-ups (here: the one idle worker) go out before the submitter's own wait
+    // sleeps, or the job would only run after the return timeout.
+    let e = engine();
+    let pool = WorkerPool::start(e.clone(), 1, |_| Ok(Success::normal("done"))).unwrap();
+    for _ in 0..10 {
+        match e
+            .submit_and_wait(NewJob::new(1), Duration::from_secs(60))
+            .unwrap()
+        {
+            jobstate::Submitted::Completed(s) => assert_eq!(s.state(), State::Succeeded),
+            other => panic!("expected the job to complete, got {other:?}"),
+        }
+    }
+    pool.shutdown();
 }
