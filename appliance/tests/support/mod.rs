@@ -100,7 +100,12 @@ pub struct Running {
     pub base: String,
     pub client: reqwest::Client,
     pub auth: Option<(&'static str, &'static str)>,
+    /// One service at a time in this process: they share its open-file limit, and one test
+    /// holds thousands of slow connections on purpose.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A response read whole.
 #[derive(Debug)]
@@ -112,6 +117,7 @@ pub struct Reply {
 }
 
 pub async fn start(o: Options, cert: Option<&[u8]>) -> Running {
+    let one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let tls = o.tls.is_some();
     let auth = matches!(o.users, Users::Env(_) | Users::File(_)).then_some(ADMIN);
     let app = Appliance::start(o).await.unwrap();
@@ -127,6 +133,7 @@ pub async fn start(o: Options, cert: Option<&[u8]>) -> Running {
         base,
         client: client(cert),
         auth,
+        _one_at_a_time: one_at_a_time,
     }
 }
 
