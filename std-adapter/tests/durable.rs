@@ -163,9 +163,13 @@ fn r_durable_http_answers_503_when_a_change_cannot_be_saved() {
     let dir = TempDir::new("http503");
     let sub = dir.0.join("missing");
     let engine: Engine<Jobs> = Engine::new(config());
-    let durable = Arc::new(Durability::start(engine.clone(), FileStore::new(sub.join("jobs.bin"))).unwrap());
+    let durable =
+        Arc::new(Durability::start(engine.clone(), FileStore::new(sub.join("jobs.bin"))).unwrap());
     let api = JobsApi::new(engine.clone()).with_durability(durable);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let refused = rt
         .block_on(api.submit(NewJob::new("a".into()), Duration::ZERO))
         .unwrap_err();

@@ -24,7 +24,11 @@ fn r_retry_the_pool_retries_a_failed_handler_until_it_succeeds() {
         }
     })
     .unwrap();
-    let policy = RetryPolicy::exponential(3, Duration::from_millis(5).into_core(), Duration::from_millis(20).into_core());
+    let policy = RetryPolicy::exponential(
+        3,
+        Duration::from_millis(5).into_core(),
+        Duration::from_millis(20).into_core(),
+    );
     let id = engine.submit(NewJob::new(1).retry(policy)).unwrap();
     let seen = engine
         .wait(id, Condition::Terminal, Duration::from_secs(30))
