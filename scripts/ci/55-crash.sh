@@ -50,6 +50,7 @@ for k in $(seq 1 "$kills"); do
     python3 scripts/ci/crash_client.py verify "$base" "$ledger" > "$work/verify" || {
         echo "FAIL after kill $k:"; cat "$work/verify"; exit 1
     }
+    echo "kill $k: $(tail -n 1 "$work/verify")"
 done
 tail -n 1 "$work/verify"
 echo "crash: ${kills} kills, every acknowledged job found"
