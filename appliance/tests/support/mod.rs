@@ -102,10 +102,10 @@ pub struct Running {
     pub auth: Option<(&'static str, &'static str)>,
     /// One service at a time in this process: they share its open-file limit, and one test
     /// holds thousands of slow connections on purpose.
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
 
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A response read whole.
 #[derive(Debug)]
@@ -117,7 +117,7 @@ pub struct Reply {
 }
 
 pub async fn start(o: Options, cert: Option<&[u8]>) -> Running {
-    let one_at_a_time = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let one_at_a_time = ONE_AT_A_TIME.lock().await;
     let tls = o.tls.is_some();
     let auth = matches!(o.users, Users::Env(_) | Users::File(_)).then_some(ADMIN);
     let app = Appliance::start(o).await.unwrap();
