@@ -534,12 +534,22 @@ fn waiters(rt: &tokio::runtime::Runtime) {
         ms_at(&mut rem, 0.5),
         ms_at(&mut rem, 0.0),
     );
-    let mut late = timeout_lateness(rt, WAITERS, Duration::from_secs(2));
+    // Three rounds: the figure depends on what else the machine runs at the time.
+    let mut p99s = Vec::new();
+    for round in 1..=3 {
+        let mut late = timeout_lateness(rt, WAITERS, Duration::from_secs(2));
+        let p99 = ms_at(&mut late, 0.99);
+        println!(
+            "{WAITERS} async waits on one job timing out (2 s), round {round}: lateness p50 \
+             {:.2} ms, p99 {p99:.2} ms, max {:.2} ms",
+            ms_at(&mut late, 0.5),
+            ms_at(&mut late, 1.0),
+        );
+        p99s.push(p99);
+    }
     println!(
-        "{WAITERS} async waits on one job timing out (2 s): lateness p50 {:.2} ms, p99 {:.2} ms, \
-         max {:.2} ms",
-        ms_at(&mut late, 0.5),
-        ms_at(&mut late, 0.99),
-        ms_at(&mut late, 1.0),
+        "timeout lateness p99: median {:.2} ms, best {:.2} ms over 3 rounds",
+        median(p99s.clone()),
+        p99s.iter().cloned().fold(f64::MAX, f64::min)
     );
 }
