@@ -234,9 +234,12 @@ impl<S> Core<'_, S> {
         self.record(id, EventKind::Removed, 0);
         self.unlink(i);
         self.free_edges(i);
+        // The spec is dropped last, when the table is whole again: a `Drop` that panics cannot
+        // leave it half-changed.
+        let mut removed = None;
         if let Some(pos) = usize::from(slot.spec).checked_sub(1) {
             if pos < self.specs.len() {
-                let _ = self.specs.swap_remove(pos);
+                removed = Some(self.specs.swap_remove(pos));
                 if let Some(&(moved, _)) = self.specs.get(pos) {
                     if let Some(m) = self.slot_mut(moved) {
                         m.spec = u16::try_from(pos.saturating_add(1)).unwrap_or(0);
@@ -258,5 +261,6 @@ impl<S> Core<'_, S> {
         } else {
             self.push_free(i);
         }
+        drop(removed);
     }
 }
