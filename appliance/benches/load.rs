@@ -167,7 +167,7 @@ fn tls_throughput(secs: f64) -> bool {
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let listener = server_rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .block_on(async { server::bind("127.0.0.1:0".parse().expect("addr")) })
         .expect("bind");
     let plain_port = listener.local_addr().expect("addr").port();
     let config = ServerConfig {

@@ -11,9 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use jobstate_std::http::{ApiError, ErrorCode};
@@ -42,7 +41,7 @@ impl Role {
     }
 }
 
-/// The authenticated user of a request (a request extension).
+/// The authenticated user of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     /// The name.
@@ -52,6 +51,7 @@ pub struct User {
 }
 
 struct Entry {
+    name: Arc<str>,
     role: Role,
     digest: [u8; 32],
 }
@@ -105,6 +105,7 @@ impl Users {
                 return Err(format!("users line {}: empty user or password", n + 1));
             }
             let entry = Entry {
+                name: Arc::from(name),
                 role,
                 digest: digest(password.as_bytes()),
             };
@@ -124,7 +125,7 @@ impl Users {
         // Hash a password for an unknown user too, so the answer takes as long.
         let entry = self.0.get(name)?;
         same(&entry.digest, &given).then(|| User {
-            name: Arc::from(name),
+            name: entry.name.clone(),
             role: entry.role,
         })
     }
@@ -160,37 +161,33 @@ pub fn unauthorized() -> Response {
     r
 }
 
-/// The middleware: authenticate, authorize by role, and put the [`User`] in the request's
-/// extensions. `None` users: everything is allowed.
-pub async fn middleware(
-    State(users): State<Option<Users>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let Some(users) = users else {
-        return next.run(req).await;
-    };
-    let user = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| users.authenticate(v));
-    let Some(user) = user else {
-        return unauthorized();
-    };
-    if !user.role.allows(req.method()) {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::Forbidden,
-            format!(
-                "user {} has the readonly role: {} is not allowed",
-                user.name,
-                req.method()
-            ),
-        )
-        .into_response();
+impl Users {
+    /// Authenticate and authorize a request: its [`User`], or the refusal to send (401 with
+    /// `WWW-Authenticate`, 403 for a role that does not allow the method).
+    pub fn authorize(&self, req: &Request) -> Result<User, Box<Response>> {
+        let user = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| self.authenticate(v));
+        let Some(user) = user else {
+            return Err(Box::new(unauthorized()));
+        };
+        if !user.role.allows(req.method()) {
+            return Err(Box::new(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    ErrorCode::Forbidden,
+                    format!(
+                        "user {} has the readonly role: {} is not allowed",
+                        user.name,
+                        req.method()
+                    ),
+                )
+                .into_response(),
+            ));
+        }
+        Ok(user)
     }
-    req.extensions_mut().insert(user);
-    next.run(req).await
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ impl Appliance {
         };
         let router = routes::router(app, metrics.clone(), users, limits);
 
-        let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+        let listener = server::bind(opts.listen)?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let server_config = ServerConfig {
@@ -186,6 +186,7 @@ impl Appliance {
 
         let (trigger, mut triggered) = watch::channel(None);
         let run = Run {
+            _release: Release(gate.clone()),
             api: api.clone(),
             lb: lb.clone(),
             engine,
@@ -199,11 +200,16 @@ impl Appliance {
             durability,
         };
         let task = tokio::spawn(async move {
-            let why = match triggered.wait_for(Option::is_some).await {
-                Ok(why) => why.unwrap_or("shutdown"),
-                Err(_) => "shutdown",
-            };
-            run.shutdown(why).await
+            let why = triggered
+                .wait_for(Option::is_some)
+                .await
+                .map(|why| why.unwrap_or("shutdown"));
+            match why {
+                Ok(why) => run.shutdown(why).await,
+                // The handle was dropped without a shutdown (a test, a failed start): stop
+                // without the graceful sequence; dropping `run` releases and joins the workers.
+                Err(_) => Ok(()),
+            }
         });
         Ok(Appliance {
             addr,
@@ -266,6 +272,9 @@ const POOL_STOP: Duration = Duration::from_secs(5);
 
 /// What the shutdown needs.
 struct Run {
+    /// First, so it is dropped before the pool: releases held workers and sleeping steps, so
+    /// the pool's drop (which joins its threads) never waits on them.
+    _release: Release,
     api: Api,
     lb: Lb,
     engine: Engine<Jobs>,
@@ -278,6 +287,15 @@ struct Run {
     reconciler: tokio::task::JoinHandle<()>,
     /// The table's group commit, with `--data-dir`.
     durability: Option<Arc<jobstate_std::persist::Durability>>,
+}
+
+/// Stops the workers' gate when dropped.
+struct Release(Arc<Gate>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 /// Jobs that workers run and that are still running (not a hold).

@@ -18,9 +18,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use jobstate::State as JobState;
 use jobstate_std::http::{ApiError, ApiObserver, PollEnd};
@@ -213,6 +212,27 @@ impl Metrics {
             .get()
     }
 
+    /// An answer to a request.
+    pub fn count_request(&self, method: &axum::http::Method, status: axum::http::StatusCode) {
+        use axum::http::Method;
+        let method = match *method {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        self.requests
+            .get_or_create(&RequestLabel {
+                method,
+                status: status.as_u16(),
+            })
+            .inc();
+    }
+
     /// Connections open now.
     pub fn connections_open(&self) -> i64 {
         self.connections.get()
@@ -281,33 +301,6 @@ impl ApiObserver for Metrics {
         };
         self.poll_ends.get_or_create(&EndLabel { end: name }).inc();
     }
-}
-
-/// Count every answer by method and status.
-pub async fn count_requests(
-    State(metrics): State<Arc<Metrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let method = match *req.method() {
-        axum::http::Method::GET => "GET",
-        axum::http::Method::HEAD => "HEAD",
-        axum::http::Method::POST => "POST",
-        axum::http::Method::PUT => "PUT",
-        axum::http::Method::PATCH => "PATCH",
-        axum::http::Method::DELETE => "DELETE",
-        axum::http::Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    };
-    let response = next.run(req).await;
-    metrics
-        .requests
-        .get_or_create(&RequestLabel {
-            method,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
 }
 
 /// `GET /metrics`.

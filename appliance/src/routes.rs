@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use crate::auth::{self, User, Users};
+use crate::auth::Users;
 use crate::metrics::{self, Metrics};
 use crate::model::{
     backend_address, valid_name, BackendSet, Config, Lb, Lifecycle, Policy, Refusal,
@@ -267,49 +267,59 @@ async fn index(_: NoQuery) -> Response {
     .into_response()
 }
 
-// ----- layers -------------------------------------------------------------------------------
+// ----- the front layer ----------------------------------------------------------------------
 
-/// Log every request: method, path, status, time, user — never a credential.
-async fn log_requests(req: Request, next: Next) -> Response {
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let started = Instant::now();
-    let response = next.run(req).await;
-    let status = response.status();
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    let user = response
-        .extensions()
-        .get::<User>()
-        .map(|u| u.name.to_string())
-        .unwrap_or_default();
-    if status.is_server_error() {
-        warn!(%method, %path, status = status.as_u16(), ms, user, "request");
-    } else {
-        info!(%method, %path, status = status.as_u16(), ms, user, "request");
-    }
-    response
+/// What every request passes before its route: the limits, authentication, then — on the way
+/// out — the metrics and the request log. One layer, so a request pays for one middleware.
+struct Front {
+    limits: Limits,
+    users: Option<Users>,
+    metrics: Arc<Metrics>,
 }
 
-/// Copy the authenticated user from the request to the response, for the log.
-async fn user_to_response(req: Request, next: Next) -> Response {
-    let user = req.extensions().get::<User>().cloned();
-    let mut response = next.run(req).await;
-    if let Some(u) = user {
-        response.extensions_mut().insert(u);
+async fn front(State(f): State<Arc<Front>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let mut user = None;
+    let response = match limits(&f.limits, &req) {
+        Err(refused) => *refused,
+        Ok(()) => match f.users.as_ref().map(|u| u.authorize(&req)) {
+            Some(Err(refused)) => *refused,
+            Some(Ok(u)) => {
+                user = Some(u);
+                next.run(req).await
+            }
+            None => next.run(req).await,
+        },
+    };
+    let status = response.status();
+    f.metrics.count_request(&method, status);
+    // The request log: method, path, status, time and user — never a credential. (Its
+    // fields are only computed when the level is enabled.)
+    let user = user.as_ref().map_or("", |u| &*u.name);
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if status.is_server_error() {
+        warn!(%method, path = uri.path(), status = status.as_u16(), ms, user, "request");
+    } else {
+        info!(%method, path = uri.path(), status = status.as_u16(), ms, user, "request");
     }
     response
 }
 
 /// The request limits, answered with the envelope: 414, 431, 413 (by `Content-Length`; a
 /// chunked body over the limit is refused by the body extractor, also 413).
-async fn limits(State(limits): State<Limits>, req: Request, next: Next) -> Response {
+fn limits(limits: &Limits, req: &Request) -> Result<(), Box<Response>> {
     let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     if target > limits.max_uri {
-        return ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            ErrorCode::UriTooLong,
-            format!("the request target is longer than {} bytes", limits.max_uri),
-        )
-        .into_response();
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::URI_TOO_LONG,
+                ErrorCode::UriTooLong,
+                format!("the request target is longer than {} bytes", limits.max_uri),
+            )
+            .into_response(),
+        ));
     }
     let headers = req.headers();
     let bytes: usize = headers
@@ -317,15 +327,17 @@ async fn limits(State(limits): State<Limits>, req: Request, next: Next) -> Respo
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     if headers.len() > limits.max_headers || bytes > limits.max_header_bytes {
-        return ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ErrorCode::HeadersTooLarge,
-            format!(
-                "at most {} header fields of {} bytes in all",
-                limits.max_headers, limits.max_header_bytes
-            ),
-        )
-        .into_response();
+        return Err(Box::new(
+            ApiError::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                ErrorCode::HeadersTooLarge,
+                format!(
+                    "at most {} header fields of {} bytes in all",
+                    limits.max_headers, limits.max_header_bytes
+                ),
+            )
+            .into_response(),
+        ));
     }
     let length = headers
         .get(header::CONTENT_LENGTH)
@@ -343,19 +355,26 @@ async fn limits(State(limits): State<Limits>, req: Request, next: Next) -> Respo
         .into_response();
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return r;
+        return Err(Box::new(r));
     }
-    next.run(req).await
+    Ok(())
 }
 
 /// The whole router: the appliance's endpoints, the binding, `/metrics` and `/`, behind the
-/// request log, the metrics, the limits and authentication.
+/// front layer (limits, authentication, metrics, request log).
 pub fn router(app: App, metrics: Arc<Metrics>, users: Option<Users>, limits_: Limits) -> Router {
     let m = || method_not_allowed;
+    // Only the routes that read a body carry its limit.
+    let body = || DefaultBodyLimit::max(limits_.max_body);
+    let front_ = Arc::new(Front {
+        limits: limits_,
+        users,
+        metrics: metrics.clone(),
+    });
     Router::new()
         .route(
             "/api/lb/backend-sets",
-            post(create_set).get(list_sets).fallback(m()),
+            post(create_set).layer(body()).get(list_sets).fallback(m()),
         )
         .route(
             "/api/lb/backend-sets/{name}",
@@ -363,7 +382,7 @@ pub fn router(app: App, metrics: Arc<Metrics>, users: Option<Users>, limits_: Li
         )
         .route(
             "/api/lb/backend-sets/{name}/backends",
-            post(add_backend).fallback(m()),
+            post(add_backend).layer(body()).fallback(m()),
         )
         .route(
             "/api/lb/backend-sets/{name}/backends/{backend}",
@@ -375,19 +394,11 @@ pub fn router(app: App, metrics: Arc<Metrics>, users: Option<Users>, limits_: Li
             "/metrics",
             get(metrics::scrape)
                 .fallback(m())
-                .with_state((metrics.clone(), app.api.clone())),
+                .with_state((metrics, app.api.clone())),
         )
         .route("/", get(index).fallback(m()))
         .fallback(fallback)
-        .layer(DefaultBodyLimit::max(limits_.max_body))
-        .layer(middleware::from_fn(user_to_response))
-        .layer(middleware::from_fn_with_state(users, auth::middleware))
-        .layer(middleware::from_fn_with_state(limits_, limits))
-        .layer(middleware::from_fn_with_state(
-            metrics,
-            metrics::count_requests,
-        ))
-        .layer(middleware::from_fn(log_requests))
+        .layer(middleware::from_fn_with_state(front_, front))
 }
 
 // ----- the OpenAPI document ----------------------------------------------------------------
@@ -399,17 +410,17 @@ pub fn document(auth: bool) -> Value {
     doc["info"]["title"] = json!("jobstate appliance: a simulated load balancer");
     let err = openapi::error_response;
     let name = json!({"name": "name", "in": "path", "required": true,
-        "description": "The backend set's name.",
+        "description": "The backend set's name.", "example": "web",
         "schema": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"}});
     let backend = json!({"name": "backend", "in": "path", "required": true,
         "description": "The backend, as `ip:port` (`[ipv6]:port`), as the set's `backends` keys it.",
-        "schema": {"type": "string"}});
+        "example": "10.0.0.5:8080", "schema": {"type": "string"}});
     let mut asynchronous = |path: &str,
                             method: &str,
                             id: &str,
                             summary: &str,
                             params: Vec<Value>,
-                            body: Option<Value>| {
+                            body: Option<(Value, Value)>| {
         let mut responses = openapi::async_responses();
         responses["404"] = err("No such backend set or backend.");
         responses["409"] = err("It exists already, or is being created, changed or deleted (the message names the job).");
@@ -417,9 +428,9 @@ pub fn document(auth: bool) -> Value {
         parameters.push(openapi::return_timeout_param());
         let mut op = json!({"operationId": id, "summary": summary, "parameters": parameters,
                             "responses": responses});
-        if let Some(schema) = body {
-            op["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": schema}}});
+        if let Some((schema, example)) = body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {
+                "schema": schema, "example": example}}});
             openapi::add_responses(&mut op, &openapi::body_responses());
         }
         openapi::add_operation(&mut doc, path, method, op);
@@ -430,12 +441,13 @@ pub fn document(auth: bool) -> Value {
         "backend_set_create",
         "Create a backend set (asynchronous).",
         vec![],
-        Some(
+        Some((
             json!({"type": "object", "required": ["name"], "additionalProperties": false,
             "properties": {
                 "name": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"},
                 "policy": {"type": "string", "enum": Policy::NAMES}}}),
-        ),
+            json!({"name": "web", "policy": "round_robin"}),
+        )),
     );
     asynchronous(
         "/api/lb/backend-sets/{name}",
@@ -451,11 +463,14 @@ pub fn document(auth: bool) -> Value {
         "backend_create",
         "Add a backend to a set (asynchronous; waits for the set's creation). 0.0.0.0 is not a backend address (422); a backend in 192.0.2.0/24 (TEST-NET-1) fails its health check (code 1001).",
         vec![name.clone()],
-        Some(json!({"type": "object", "required": ["ip", "port"], "additionalProperties": false,
+        Some((
+            json!({"type": "object", "required": ["ip", "port"], "additionalProperties": false,
             "properties": {
                 "ip": {"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}],
                        "not": {"enum": ["0.0.0.0"]}},
-                "port": {"type": "integer", "minimum": 1, "maximum": 65535}}})),
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535}}}),
+            json!({"ip": "10.0.0.5", "port": 8080}),
+        )),
     );
     asynchronous(
         "/api/lb/backend-sets/{name}/backends/{backend}",

@@ -112,6 +112,24 @@ pub fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// Connections the kernel completes and queues for the accept loop (capped by the kernel's
+/// `somaxconn`). std's and tokio's `bind` ask for 128, which a burst of clients overflows — the
+/// kernel then drops their SYNs, and each retries only after a second.
+pub const BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with a [`BACKLOG`]-deep accept queue (address reuse on, so a restart
+/// can bind while old connections linger in TIME_WAIT).
+pub fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Raise the soft open-file limit to the hard one; answers the limit in force.
 pub fn raise_fd_limit() -> u64 {
     let mut lim = libc::rlimit {
