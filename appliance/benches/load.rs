@@ -222,8 +222,9 @@ fn tls_throughput(secs: f64) -> bool {
     ratio >= 0.8
 }
 
-/// (b): answers whether the goals held.
-fn slow_connections(n: usize) -> bool {
+/// (b): answers (whether the latency goal held, whether every slow connection was closed by the
+/// server within its window — a correctness property, not a figure).
+fn slow_connections(n: usize) -> (bool, bool) {
     let limit = server::raise_fd_limit();
     let timeout = Duration::from_secs(5);
     let server_rt = runtime(2);
@@ -323,7 +324,7 @@ fn slow_connections(n: usize) -> bool {
         );
         app.shutdown("bench");
         app.wait().await.expect("shutdown");
-        p99 <= 10.0 && first >= t - 0.05 && last <= t + 2.0
+        (p99 <= 10.0, first >= t - 0.05 && last <= t + 2.0)
     });
     drop(server_rt);
     ok
@@ -340,14 +341,19 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let secs = value("--seconds").unwrap_or(if quick { 0.5 } else { 1.5 });
     let n = value("--slow").unwrap_or(if quick { 1000.0 } else { 5000.0 }) as usize;
+    // Figures are reported, not gated (the machines are noisy); `--strict` makes a missed
+    // goal fail too. A slow connection the server did not close in its window always fails.
+    let strict = args.iter().any(|a| a == "--strict");
     let a = tls_throughput(secs);
-    let b = slow_connections(n);
+    let (b, closed) = slow_connections(n);
+    let word = |met: bool| if met { "met" } else { "MISSED" };
     println!(
-        "goals: (a) {} (b) {}",
-        if a { "met" } else { "MISSED" },
-        if b { "met" } else { "MISSED" }
+        "goals: (a) {} (b) latency {}; slow connections closed in their window: {}",
+        word(a),
+        word(b),
+        if closed { "yes" } else { "NO" }
     );
-    if !(a && b) {
+    if !closed || (strict && !(a && b)) {
         std::process::exit(1);
     }
 }
