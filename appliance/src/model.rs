@@ -36,8 +36,16 @@ pub const CAPACITY: usize = 1024;
 /// Bytes of a job's description and message: room for a name, an IPv6 backend and a UUID.
 pub const TEXT: usize = 128;
 
+/// Journal events kept (the source of OCI's work-request logs and errors; 16 bytes each).
+pub const JOURNAL: usize = 4096;
+/// Bytes of logged lines kept with the journal.
+pub const LOG_BYTES: usize = 64 * 1024;
+/// Idempotency keys (`Idempotency-Key`, OCI's `opc-retry-token`; 24 bytes each, persisted).
+pub const KEYS: usize = 512;
+
 /// The job table.
-pub type Jobs = jobstate::JobTable<Op, CAPACITY, TEXT>;
+pub type Jobs =
+    jobstate::JobTable<Op, CAPACITY, TEXT, JOURNAL, LOG_BYTES, CAPACITY, CAPACITY, KEYS>;
 
 /// What a job does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,8 +311,19 @@ pub enum Refusal {
         /// Why, naming the job that holds it.
         message: String,
     },
-    /// The job table refused the job.
+    /// The job table refused the job (an idempotency key naming another request's job:
+    /// [`SubmitError::KeyConflict`]).
     Submit(SubmitError),
+}
+
+/// A request's idempotency key (R-IDEMPOTENT): the same key for the same change answers the
+/// job it started; for another change it is refused. The request's fingerprint is the job's
+/// [`Op`], so the same change asked in any dialect (ONTAP's `Idempotency-Key`, OCI's
+/// `opc-retry-token`) is the same request.
+pub type Key<'a> = Option<&'a [u8]>;
+
+fn fingerprint(op: &Op) -> u64 {
+    jobstate::key_hash(&serde_json::to_vec(op).unwrap_or_default())
 }
 
 /// Whether `name` is a backend set name: 1–32 characters of a-z, 0-9 and '-'.
@@ -462,10 +481,37 @@ impl Lb {
         self.reconcile();
     }
 
-    fn submit(&self, job: NewJob<'_, Op>) -> Result<JobId, Refusal> {
-        self.engine
-            .submit(job)
-            .map_err(|r| Refusal::Submit(r.error))
+    fn submit(&self, job: NewJob<'_, Op>, key: Key<'_>) -> Result<JobId, Refusal> {
+        match key {
+            None => self
+                .engine
+                .submit(job)
+                .map_err(|r| Refusal::Submit(r.error)),
+            Some(key) => {
+                let fp = fingerprint(job.spec());
+                self.engine.update(|t, now| {
+                    t.submit_idempotent(job, key, fp, now)
+                        .map(|i| i.id())
+                        .map_err(|r| Refusal::Submit(r.error))
+                })
+            }
+        }
+    }
+
+    /// A request whose key already names a job: that job if it is the same change, else the
+    /// refusal ([`SubmitError::KeyConflict`]); `None` when the key names no job (or there is
+    /// no key). Nothing changes either way.
+    fn replay(&self, key: Key<'_>, op: &Op) -> Option<Result<JobId, Refusal>> {
+        let key = key?;
+        self.engine.update(|t, now| {
+            t.key_job(key)?;
+            let job = NewJob::new(op.clone());
+            Some(
+                t.submit_idempotent(job, key, fingerprint(op), now)
+                    .map(|i| i.id())
+                    .map_err(|r| Refusal::Submit(r.error)),
+            )
+        })
     }
 
     fn conflict(&self, target: &str, what: &str, job: Option<JobId>) -> Refusal {
@@ -481,10 +527,27 @@ impl Lb {
 
     /// `POST /api/lb/backend-sets`: create a set.
     pub fn create_set(&self, name: &str, policy: Policy) -> Result<JobId, Refusal> {
+        self.create_set_keyed(name, policy, None)
+    }
+
+    /// [`Lb::create_set`] under an idempotency key.
+    pub fn create_set_keyed(
+        &self,
+        name: &str,
+        policy: Policy,
+        key: Key<'_>,
+    ) -> Result<JobId, Refusal> {
         if !valid_name(name) {
             return Err(Refusal::BadName(name.to_owned()));
         }
         let mut config = self.settled();
+        let op = Op::CreateSet {
+            name: name.to_owned(),
+            policy,
+        };
+        if let Some(r) = self.replay(key, &op) {
+            return r;
+        }
         if let Some(set) = config.sets.get(name) {
             let what = match set.lifecycle() {
                 Lifecycle::Creating => format!("backend set {name} is being created"),
@@ -494,11 +557,7 @@ impl Lb {
             return Err(self.conflict("name", &what, set.job()));
         }
         let description = format!("create backend set {name} ({})", policy.as_str());
-        let op = Op::CreateSet {
-            name: name.to_owned(),
-            policy,
-        };
-        let id = self.submit(NewJob::new(op).description(&description))?;
+        let id = self.submit(NewJob::new(op).description(&description), key)?;
         config.sets.insert(
             name.to_owned(),
             BackendSet {
@@ -534,7 +593,18 @@ impl Lb {
 
     /// `DELETE /api/lb/backend-sets/{name}`: delete a set once every pending job of it ended.
     pub fn delete_set(&self, name: &str) -> Result<JobId, Refusal> {
+        self.delete_set_keyed(name, None)
+    }
+
+    /// [`Lb::delete_set`] under an idempotency key.
+    pub fn delete_set_keyed(&self, name: &str, key: Key<'_>) -> Result<JobId, Refusal> {
         let mut config = self.settled();
+        let op = Op::DeleteSet {
+            name: name.to_owned(),
+        };
+        if let Some(r) = self.replay(key, &op) {
+            return r;
+        }
         let set = self.changeable(&mut config, name)?;
         let waits = set.pending();
         let barrier = if waits.is_empty() {
@@ -566,10 +636,8 @@ impl Lb {
         };
         let deps: Vec<JobId> = barrier.iter().map(|b| b.job).collect();
         let description = format!("delete backend set {name}");
-        let op = Op::DeleteSet {
-            name: name.to_owned(),
-        };
-        let id = match self.submit(NewJob::new(op).description(&description).depends_on(&deps)) {
+        let job = NewJob::new(op).description(&description).depends_on(&deps);
+        let id = match self.submit(job, key) {
             Ok(id) => id,
             Err(e) => {
                 if let Some(b) = barrier {
@@ -591,26 +659,40 @@ impl Lb {
     /// `POST /api/lb/backend-sets/{name}/backends`: add a backend; the job depends on the
     /// set's creation job while that is live.
     pub fn add_backend(&self, set_name: &str, addr: SocketAddr) -> Result<JobId, Refusal> {
+        self.add_backend_keyed(set_name, addr, None)
+    }
+
+    /// [`Lb::add_backend`] under an idempotency key.
+    pub fn add_backend_keyed(
+        &self,
+        set_name: &str,
+        addr: SocketAddr,
+        key: Key<'_>,
+    ) -> Result<JobId, Refusal> {
         let mut config = self.settled();
-        let set = self.changeable(&mut config, set_name)?;
-        let key = addr.to_string();
-        if let Some(b) = set.backends.get(&key) {
-            let what = match b.lifecycle() {
-                Lifecycle::Creating => format!("backend {key} is being added to {set_name}"),
-                Lifecycle::Deleting => format!("backend {key} is being removed from {set_name}"),
-                Lifecycle::Active => format!("backend {key} exists in {set_name}"),
-            };
-            return Err(self.conflict("ip", &what, b.job()));
-        }
-        let deps: Vec<JobId> = set.create.into_iter().collect();
-        let description = format!("add backend {key} to {set_name}");
         let op = Op::AddBackend {
             set: set_name.to_owned(),
             addr,
         };
-        let id = self.submit(NewJob::new(op).description(&description).depends_on(&deps))?;
+        if let Some(r) = self.replay(key, &op) {
+            return r;
+        }
+        let set = self.changeable(&mut config, set_name)?;
+        let name = addr.to_string();
+        if let Some(b) = set.backends.get(&name) {
+            let what = match b.lifecycle() {
+                Lifecycle::Creating => format!("backend {name} is being added to {set_name}"),
+                Lifecycle::Deleting => format!("backend {name} is being removed from {set_name}"),
+                Lifecycle::Active => format!("backend {name} exists in {set_name}"),
+            };
+            return Err(self.conflict("ip", &what, b.job()));
+        }
+        let deps: Vec<JobId> = set.create.into_iter().collect();
+        let description = format!("add backend {name} to {set_name}");
+        let job = NewJob::new(op).description(&description).depends_on(&deps);
+        let id = self.submit(job, key)?;
         set.backends.insert(
-            key,
+            name,
             Backend {
                 addr,
                 add: Some(id),
@@ -623,7 +705,24 @@ impl Lb {
     /// `DELETE /api/lb/backend-sets/{name}/backends/{backend}`: remove a backend; the job
     /// depends on the backend's addition while that is live.
     pub fn remove_backend(&self, set_name: &str, backend: &str) -> Result<JobId, Refusal> {
+        self.remove_backend_keyed(set_name, backend, None)
+    }
+
+    /// [`Lb::remove_backend`] under an idempotency key.
+    pub fn remove_backend_keyed(
+        &self,
+        set_name: &str,
+        backend: &str,
+        key: Key<'_>,
+    ) -> Result<JobId, Refusal> {
         let mut config = self.settled();
+        let op = Op::RemoveBackend {
+            set: set_name.to_owned(),
+            backend: backend.to_owned(),
+        };
+        if let Some(r) = self.replay(key, &op) {
+            return r;
+        }
         let set = self.changeable(&mut config, set_name)?;
         let Some(b) = set.backends.get_mut(backend) else {
             return Err(Refusal::NoBackend {
@@ -637,11 +736,8 @@ impl Lb {
         }
         let deps: Vec<JobId> = b.add.into_iter().collect();
         let description = format!("remove backend {backend} from {set_name}");
-        let op = Op::RemoveBackend {
-            set: set_name.to_owned(),
-            backend: backend.to_owned(),
-        };
-        let id = self.submit(NewJob::new(op).description(&description).depends_on(&deps))?;
+        let job = NewJob::new(op).description(&description).depends_on(&deps);
+        let id = self.submit(job, key)?;
         b.remove = Some(id);
         Ok(id)
     }

@@ -27,8 +27,8 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use jobstate::JobId;
 use jobstate_std::http::{
-    fallback, method_not_allowed, openapi, ApiError, ErrorCode, JobLink, JsonBody, NoQuery,
-    PathParams, ReturnTimeout,
+    fallback, method_not_allowed, openapi, ApiError, ErrorCode, IdempotencyKey, JobLink, JsonBody,
+    NoQuery, PathParams, ReturnTimeout,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -121,12 +121,13 @@ fn refusal(app: &App, r: Refusal) -> ApiError {
 async fn create_set(
     State(app): State<App>,
     ReturnTimeout(wait): ReturnTimeout,
+    IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<CreateSet>,
 ) -> Result<Response, ApiError> {
     let policy = body.policy.unwrap_or(Policy::RoundRobin);
     let id = app
         .lb
-        .create_set(&body.name, policy)
+        .create_set_keyed(&body.name, policy, key.as_deref())
         .map_err(|r| refusal(&app, r))?;
     info!(set = %body.name, job = %app.api.uuid_of(id), "backend set creation accepted");
     app.api.respond(id, wait).await
@@ -136,8 +137,12 @@ async fn delete_set(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
     ReturnTimeout(wait): ReturnTimeout,
+    IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let id = app.lb.delete_set(&name).map_err(|r| refusal(&app, r))?;
+    let id = app
+        .lb
+        .delete_set_keyed(&name, key.as_deref())
+        .map_err(|r| refusal(&app, r))?;
     info!(set = %name, job = %app.api.uuid_of(id), "backend set deletion accepted");
     app.api.respond(id, wait).await
 }
@@ -146,6 +151,7 @@ async fn add_backend(
     State(app): State<App>,
     PathParams(set): PathParams<String>,
     ReturnTimeout(wait): ReturnTimeout,
+    IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<AddBackend>,
 ) -> Result<Response, ApiError> {
     if !backend_address(body.ip) {
@@ -159,7 +165,7 @@ async fn add_backend(
     let addr = SocketAddr::new(body.ip, body.port.get());
     let id = app
         .lb
-        .add_backend(&set, addr)
+        .add_backend_keyed(&set, addr, key.as_deref())
         .map_err(|r| refusal(&app, r))?;
     info!(%set, backend = %addr, job = %app.api.uuid_of(id), "backend addition accepted");
     app.api.respond(id, wait).await
@@ -169,10 +175,11 @@ async fn remove_backend(
     State(app): State<App>,
     PathParams((set, backend)): PathParams<(String, String)>,
     ReturnTimeout(wait): ReturnTimeout,
+    IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
     let id = app
         .lb
-        .remove_backend(&set, &backend)
+        .remove_backend_keyed(&set, &backend, key.as_deref())
         .map_err(|r| refusal(&app, r))?;
     info!(%set, %backend, job = %app.api.uuid_of(id), "backend removal accepted");
     app.api.respond(id, wait).await
@@ -423,9 +430,11 @@ pub fn document(auth: bool) -> Value {
                             body: Option<(Value, Value)>| {
         let mut responses = openapi::async_responses();
         responses["404"] = err("No such backend set or backend.");
-        responses["409"] = err("It exists already, or is being created, changed or deleted (the message names the job).");
+        responses["409"] = err("It exists already, or is being created, changed or deleted (the message names the job); or the `Idempotency-Key` names a job of another request (code 460781, the job beside the error).");
+        responses["503"]["description"] = json!("The job table, or its room for idempotency keys, is full; retry after `Retry-After` seconds.");
         let mut parameters = params;
         parameters.push(openapi::return_timeout_param());
+        parameters.push(openapi::idempotency_key_param());
         let mut op = json!({"operationId": id, "summary": summary, "parameters": parameters,
                             "responses": responses});
         if let Some((schema, example)) = body {

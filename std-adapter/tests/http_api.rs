@@ -592,6 +592,74 @@ async fn list_paging_filters_and_fields() {
     assert!(r["records"][0]["create_time"].is_string());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_return_records_false_and_order_by() {
+    let s = serve(config(KEEP), false).await;
+    let ids: Vec<_> = (0..5)
+        .map(|_| s.engine.submit(NewJob::new(Spec::Hold)).unwrap())
+        .collect();
+    // Progress 0, 40, 20, 80, 60; job 4 ended.
+    for (k, p) in [(1, 40u8), (2, 20), (3, 80), (4, 60)] {
+        s.engine.start(ids[k]).unwrap();
+        s.engine.progress(ids[k], p, "step").unwrap();
+    }
+    s.engine.request_cancel(ids[0]).unwrap();
+    let uuid = |k: usize| s.api.uuid_of(ids[k]).to_string();
+
+    // return_records=false: the count, no records, the same links.
+    let r = s
+        .get("/api/cluster/jobs?return_records=false&state=running")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["num_records"], 4);
+    assert_eq!(r.body["records"], serde_json::json!([]));
+
+    // order_by a field, asc (default) and desc; paging follows the order.
+    for (q, want) in [
+        ("progress", [0, 2, 1, 4, 3]),
+        ("progress%20asc", [0, 2, 1, 4, 3]),
+        ("progress+desc", [3, 4, 1, 2, 0]),
+        ("create_time desc", [4, 3, 2, 1, 0]),
+        // Absent values first ascending: only job 0 ended.
+        ("end_time desc", [0, 4, 3, 2, 1]),
+    ] {
+        let mut got = Vec::new();
+        let mut next = Some(format!("/api/cluster/jobs?order_by={q}&max_records=2"));
+        while let Some(path) = next {
+            let r = s.get(&path).await;
+            assert_eq!(r.status, 200, "{q}: {:?}", r.body);
+            for rec in r.body["records"].as_array().unwrap() {
+                got.push(rec["uuid"].as_str().unwrap().to_owned());
+            }
+            next = r.body["_links"]["next"]["href"].as_str().map(str::to_owned);
+        }
+        let want: Vec<String> = want.iter().map(|k| uuid(*k)).collect();
+        assert_eq!(got, want, "order_by={q}");
+    }
+    let r = s
+        .get("/api/cluster/jobs?order_by=state%20desc&fields=state")
+        .await;
+    let states: Vec<&str> = r.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["running", "running", "running", "running", "failure"]
+    );
+
+    // Bad orders are 400s naming order_by, and change nothing.
+    let revision = s.engine.revision();
+    for q in ["bogus", "progress%20up", "progress%20asc%20desc", "", "%20"] {
+        let r = s.get(&format!("/api/cluster/jobs?order_by={q}")).await;
+        assert_envelope(&r, 400);
+        assert_eq!(r.body["error"]["target"], "order_by", "{q}");
+    }
+    assert_eq!(s.engine.revision(), revision);
+}
+
 // ----- R-CONTROL -------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -658,14 +726,15 @@ async fn r_control_each_refusal_has_its_code_and_changes_nothing() {
     s.engine.request_cancel(done).unwrap();
     let revision = s.engine.revision();
     for (id, action, status, code) in [
-        (queued, "pause", 409, "460769"),  // not running
-        (queued, "resume", 409, "460769"), // not paused
-        (running, "resume", 409, "460769"),
-        (fixed, "pause", 409, "460770"),  // not pausable
-        (fixed, "cancel", 409, "460770"), // not cancelable
-        (done, "pause", 409, "460769"),   // already ended
-        (done, "resume", 409, "460769"),
-        (done, "cancel", 409, "460769"),
+        // ONTAP's codes, mapped from the core's typed refusals in one place.
+        (queued, "pause", 409, "458776"),   // not running
+        (queued, "resume", 409, "458776"),  // not running (nothing to resume)
+        (running, "resume", 409, "458771"), // is running
+        (fixed, "pause", 409, "458783"),    // pause not supported
+        (fixed, "cancel", 409, "458784"),   // cancel not supported
+        (done, "pause", 409, "458762"),     // already terminal
+        (done, "resume", 409, "458762"),
+        (done, "cancel", 409, "458762"),
         (running, "stop", 400, "262185"),
         (running, "", 400, "262185"),
     ] {
@@ -842,7 +911,7 @@ async fn r_input_every_malformed_parameter_is_4xx_with_envelope() {
         ),
         (
             "GET",
-            "/api/cluster/jobs?order_by=state".into(),
+            "/api/cluster/jobs?order_by=state%20sideways".into(),
             400,
             Some("order_by"),
         ),

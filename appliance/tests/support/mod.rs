@@ -138,6 +138,17 @@ pub async fn start(o: Options, cert: Option<&[u8]>) -> Running {
 }
 
 impl Running {
+    /// Shut the appliance down gracefully and wait for it (then another may start).
+    pub async fn stop(self) {
+        let Running {
+            app,
+            _one_at_a_time,
+            ..
+        } = self;
+        app.shutdown("test");
+        app.wait().await.unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

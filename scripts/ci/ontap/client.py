@@ -61,6 +61,29 @@ if connect("admin", admin_pw, False):
     jobs = list(Job.get_collection(fields="state,description", state="success"))
     check(len(jobs) >= 1 and all(j.state == "success" for j in jobs), f"{len(jobs)} jobs listed by state")
     check(Job.count_collection() >= 2, "count_collection")
+    # count_collection sends return_records=false: the count alone, filters applied.
+    check(Job.count_collection(state="success") == len(jobs), "count_collection(state=success)")
+
+    # order_by, as the library passes it (a query parameter), both ways.
+    newest = [j.uuid for j in Job.get_collection(order_by="create_time desc", fields="create_time")]
+    oldest = [j.uuid for j in Job.get_collection(order_by="create_time", fields="create_time")]
+    check(newest == list(reversed(oldest)) and len(newest) >= 2, f"order_by create_time desc: {newest}")
+    by_code = list(Job.get_collection(order_by="code desc", state="success|failure", fields="code"))
+    check(by_code[0].code == 1001, f"order_by code desc puts the failed job first ({by_code[0].code})")
+
+    # An idempotency key on the appliance's own call: the same key and body answer the same
+    # job; another body with it is refused (409, the job beside the error).
+    key = {"Idempotency-Key": "client-py-1"}
+    first = conn.session.post(f"{conn.origin}/api/lb/backend-sets", json={"name": "keyed"}, headers=key)
+    again = conn.session.post(f"{conn.origin}/api/lb/backend-sets", json={"name": "keyed"}, headers=key)
+    check(first.status_code == 202 and again.status_code == 202
+          and first.json()["job"]["uuid"] == again.json()["job"]["uuid"],
+          "Idempotency-Key: the same request answers the same job")
+    other = conn.session.post(f"{conn.origin}/api/lb/backend-sets", json={"name": "other"}, headers=key)
+    check(other.status_code == 409 and other.json()["error"]["code"] == "460781"
+          and other.json()["job"]["uuid"] == first.json()["job"]["uuid"],
+          f"Idempotency-Key: another request -> {other.status_code} {other.json()}")
+    utils.poll(first)
 
     # Cancel through the library (PATCH ?action=cancel) on a queued job.
     resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets", json={"name": "slow"})
@@ -68,9 +91,34 @@ if connect("admin", admin_pw, False):
     resp = conn.session.post(f"{conn.origin}/api/lb/backend-sets/slow/backends",
                              json={"ip": "10.0.0.9", "port": 80})
     queued = Job(uuid=resp.json()["job"]["uuid"])
+    # A pause refused while it is queued: ONTAP's 458776 (not running).
+    try:
+        queued.patch(action="pause", poll=False)
+        check(False, "pause of a queued job refused")
+    except NetAppRestError as e:
+        r = e.http_err_response.http_response
+        check(r.status_code == 409 and r.json()["error"]["code"] == "458776", f"pause queued -> {r.json()}")
     queued.patch(action="cancel", poll=False)
     queued.get()
     check(queued.state == "failure" and queued.message == "canceled", f"canceled: {queued.state} {queued.message}")
+    # Every action on an ended job: ONTAP's 458762 (already terminal).
+    for action in ("pause", "resume", "cancel"):
+        try:
+            queued.patch(action=action, poll=False)
+            check(False, f"{action} of an ended job refused")
+        except NetAppRestError as e:
+            r = e.http_err_response.http_response
+            check(r.status_code == 409 and r.json()["error"]["code"] == "458762",
+                  f"{action} of an ended job -> {r.json()['error']}")
+    # Resume of a running job: 458771 (is running).
+    slow.get()
+    if slow.state == "running":
+        try:
+            slow.patch(action="resume", poll=False)
+            check(False, "resume of a running job refused")
+        except NetAppRestError as e:
+            r = e.http_err_response.http_response
+            check(r.json()["error"]["code"] == "458771", f"resume running -> {r.json()['error']}")
     slow.get()
 
 # Verifying the certificate against its CA file.

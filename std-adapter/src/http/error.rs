@@ -18,8 +18,13 @@ use super::wire::JobLink;
 /// | `262179` | 400 | unexpected query parameter |
 /// | `262185` | 400 | invalid value for a query parameter or a path segment |
 /// | `262186` | 400 | malformed request body |
-/// | `460769` | 409 | the job's state refuses the action (not running, not paused, already ended…) |
-/// | `460770` | 409 | the job declared it cannot be paused or canceled |
+/// | `458762` | 409 | a job action on a job that already ended (ONTAP's code) |
+/// | `458771` | 409 | resume of a job that is running (ONTAP's code) |
+/// | `458776` | 409 | pause or resume of a job that is not running (ONTAP's code) |
+/// | `458783` | 409 | pause of a job that cannot be paused (ONTAP's code) |
+/// | `458784` | 409 | cancel of a job that cannot be canceled (ONTAP's code) |
+/// | `460769` | 409 | the object's state refuses the request (a service's own conflicts) |
+/// | `460770` | 409 | the job declared it cannot be paused or canceled (no longer used by the job actions) |
 /// | `460771` | 400 | the submitted job was refused (text too long, bad dependencies…) |
 /// | `460772` | 503 | the job table is full (see `Retry-After`) |
 /// | `460773` | 405 | method not allowed on this path |
@@ -30,6 +35,8 @@ use super::wire::JobLink;
 /// | `460778` | 414 | the request target (path and query) is too long |
 /// | `460779` | 431 | the request's header fields are too large or too many |
 /// | `460780` | 503 | the service is at its connection cap or shutting down (see `Retry-After`) |
+/// | `460781` | 409 | an idempotency key already names a job of another request |
+/// | `460782` | 503 | no room for another idempotency key (see `Retry-After`) |
 /// | the job's own code | 400 | a job that ended within `return_timeout` failed |
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
@@ -66,6 +73,20 @@ pub enum ErrorCode {
     HeadersTooLarge,
     /// At the connection cap, or shutting down.
     Unavailable,
+    /// A job action on a job that already ended (ONTAP 458762).
+    AlreadyTerminal,
+    /// Resume of a running job (ONTAP 458771).
+    JobRunning,
+    /// Pause or resume of a job that is not running (ONTAP 458776).
+    JobNotRunning,
+    /// Pause of a job that cannot be paused (ONTAP 458783).
+    PauseNotSupported,
+    /// Cancel of a job that cannot be canceled (ONTAP 458784).
+    CancelNotSupported,
+    /// The idempotency key names a job of another request (R-IDEMPOTENT).
+    KeyConflict,
+    /// No room for another idempotency key.
+    KeysFull,
 }
 
 impl ErrorCode {
@@ -88,6 +109,13 @@ impl ErrorCode {
             ErrorCode::UriTooLong => "460778",
             ErrorCode::HeadersTooLarge => "460779",
             ErrorCode::Unavailable => "460780",
+            ErrorCode::AlreadyTerminal => "458762",
+            ErrorCode::JobRunning => "458771",
+            ErrorCode::JobNotRunning => "458776",
+            ErrorCode::PauseNotSupported => "458783",
+            ErrorCode::CancelNotSupported => "458784",
+            ErrorCode::KeyConflict => "460781",
+            ErrorCode::KeysFull => "460782",
         }
     }
 }

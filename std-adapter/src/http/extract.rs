@@ -190,3 +190,67 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
         }
     }
 }
+
+/// The longest idempotency key the binding takes (OCI's limit for `opc-retry-token`).
+pub const MAX_KEY_LEN: usize = 64;
+
+fn key_header(parts: &Parts, name: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    let mut values = parts.headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::invalid(
+            name,
+            format!("\"{name}\" is given more than once"),
+        ));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > MAX_KEY_LEN
+        || !bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+    {
+        return Err(ApiError::invalid(
+            name,
+            format!("\"{name}\" must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(bytes.to_vec()))
+}
+
+/// The `Idempotency-Key` header of a service's own asynchronous endpoint (R-IDEMPOTENT; the
+/// IETF draft's name): 1 to [`MAX_KEY_LEN`] visible ASCII characters, or absent. A malformed
+/// or repeated header answers 400 with the envelope (`target: "Idempotency-Key"`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdempotencyKey(pub Option<Vec<u8>>);
+
+impl IdempotencyKey {
+    /// The header's name.
+    pub const HEADER: &'static str = "Idempotency-Key";
+}
+
+impl<St: Send + Sync> FromRequestParts<St> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        key_header(parts, Self::HEADER).map(IdempotencyKey)
+    }
+}
+
+/// OCI's `opc-retry-token` header (R-IDEMPOTENT): 1 to [`MAX_KEY_LEN`] visible ASCII
+/// characters, or absent; refusals as [`IdempotencyKey`]'s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryToken(pub Option<Vec<u8>>);
+
+impl RetryToken {
+    /// The header's name.
+    pub const HEADER: &'static str = "opc-retry-token";
+}
+
+impl<St: Send + Sync> FromRequestParts<St> for RetryToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        key_header(parts, Self::HEADER).map(RetryToken)
+    }
+}

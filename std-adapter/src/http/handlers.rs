@@ -148,11 +148,12 @@ where
     };
     // The request and the state revision it was made at, under one lock: a worker that acts
     // on the request right after cannot make the wait below miss that state change.
-    let (result, at) = engine.update(|t, now| {
+    let (result, at, state) = engine.update(|t, now| {
+        let state = t.get(id).map(|j| j.state()).ok();
         let result = act(t, id, now);
-        (result, t.get(id).map(|j| j.state_revision()))
+        (result, t.get(id).map(|j| j.state_revision()), state)
     });
-    result.map_err(|e| refusal(&api, &uuid, e))?;
+    result.map_err(|e| control_refusal(&api, &uuid, e, state))?;
     let now = match (until, at, wait.is_zero()) {
         (Some(until), Ok(at), false) => {
             let condition = match until {
@@ -181,21 +182,54 @@ enum Until {
     Terminal,
 }
 
-/// The envelope of a refused request.
-fn refusal<S, const T: usize, Tb>(api: &JobsApi<Tb>, uuid: &str, e: JobError) -> ApiError
+/// The envelope of a refused job action (pause, resume, cancel), for every dialect: the
+/// core's typed [`JobError`], with the job's state when the refusal was made, mapped to a
+/// status and ONTAP's codes — in this one place.
+///
+/// | refusal | status | code |
+/// | --- | --- | --- |
+/// | `AlreadyTerminal`, or the job's record expired (its tombstone kept) | 409 | `458762` |
+/// | `NotPaused` while the job is running (resume of a running job) | 409 | `458771` |
+/// | `NotRunning` (pause of a job not running), `NotPaused` otherwise (resume of a queued job) | 409 | `458776` |
+/// | `NotPausable` | 409 | `458783` |
+/// | `NotCancelable` | 409 | `458784` |
+/// | any other state refusal | 409 | `460769` |
+/// | the id leads to nothing | 404 | `4` |
+pub(crate) fn control_refusal<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    uuid: &str,
+    e: JobError,
+    state: Option<jobstate::State>,
+) -> ApiError
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     let conflict = |code, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
     match e {
         JobError::Lookup(LookupError::Expired(Some(t))) => conflict(
-            ErrorCode::InvalidState,
+            ErrorCode::AlreadyTerminal,
             format!("the job already ended ({})", t.state()),
         ),
         JobError::Lookup(l) => api.lookup_error(uuid, l),
-        JobError::NotPausable | JobError::NotCancelable => {
-            conflict(ErrorCode::NotAllowed, e.to_string())
+        JobError::AlreadyTerminal => conflict(
+            ErrorCode::AlreadyTerminal,
+            format!(
+                "the job already ended ({})",
+                state.map_or("ended", |s| s.as_str())
+            ),
+        ),
+        JobError::NotPaused if state == Some(jobstate::State::Running) => {
+            conflict(ErrorCode::JobRunning, "the job is running".to_owned())
         }
+        JobError::NotPaused | JobError::NotRunning => conflict(
+            ErrorCode::JobNotRunning,
+            format!(
+                "the job is not running ({})",
+                state.map_or("not running", |s| s.as_str())
+            ),
+        ),
+        JobError::NotPausable => conflict(ErrorCode::PauseNotSupported, e.to_string()),
+        JobError::NotCancelable => conflict(ErrorCode::CancelNotSupported, e.to_string()),
         _ => conflict(ErrorCode::InvalidState, e.to_string()),
     }
     .with_target(uuid)
@@ -203,20 +237,20 @@ where
 
 /// Paging position: just after the job created at `created` with id `id`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-struct Key {
+pub(crate) struct Key {
     created: u64,
     id: [u8; JobId::BYTES],
 }
 
 impl Key {
-    fn of<S, const T: usize>(s: &Snapshot<S, T>) -> Self {
+    pub(crate) fn of<S, const T: usize>(s: &Snapshot<S, T>) -> Self {
         Key {
             created: s.created().as_ticks(),
             id: s.id().to_bytes(),
         }
     }
 
-    fn token(self) -> String {
+    pub(crate) fn token(self) -> String {
         let mut out = format!("{:016x}", self.created);
         for b in self.id {
             out.push_str(&format!("{b:02x}"));
@@ -224,7 +258,7 @@ impl Key {
         out
     }
 
-    fn parse(token: &str) -> Option<Key> {
+    pub(crate) fn parse(token: &str) -> Option<Key> {
         if token.len() != 16 + 2 * JobId::BYTES || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -235,6 +269,163 @@ impl Key {
             *b = u8::from_str_radix(token.get(at..at + 2)?, 16).ok()?;
         }
         Some(Key { created, id })
+    }
+}
+
+/// A field's value as the list sorts it (`order_by`): absent values first.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) enum SortValue {
+    Absent,
+    Num(i128),
+    Text(Vec<u8>),
+}
+
+impl SortValue {
+    fn token(&self) -> String {
+        match self {
+            SortValue::Absent => "z".to_owned(),
+            SortValue::Num(n) => format!("n{:x}", (*n as u128) ^ (1u128 << 127)),
+            SortValue::Text(t) => {
+                let mut out = String::from("t");
+                for b in t {
+                    out.push_str(&format!("{b:02x}"));
+                }
+                out
+            }
+        }
+    }
+
+    fn parse(token: &str) -> Option<SortValue> {
+        let (kind, rest) = (token.get(..1)?, token.get(1..)?);
+        match kind {
+            "z" if rest.is_empty() => Some(SortValue::Absent),
+            "n" if !rest.is_empty() && rest.len() <= 32 => {
+                let v = u128::from_str_radix(rest, 16).ok()?;
+                Some(SortValue::Num((v ^ (1u128 << 127)) as i128))
+            }
+            "t" if rest.len() % 2 == 0 => {
+                let bytes = (0..rest.len() / 2)
+                    .map(|k| u8::from_str_radix(rest.get(2 * k..2 * k + 2)?, 16).ok())
+                    .collect::<Option<Vec<u8>>>()?;
+                Some(SortValue::Text(bytes))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `order_by=<field> [asc|desc]` of the job list: one field, ties broken by submit order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct OrderBy {
+    field: &'static str,
+    desc: bool,
+}
+
+/// The fields the list sorts by.
+pub(crate) const ORDER_FIELDS: [&str; 12] = [
+    "uuid",
+    "description",
+    "state",
+    "message",
+    "code",
+    "start_time",
+    "end_time",
+    "create_time",
+    "last_modified",
+    "progress",
+    "priority",
+    "attempt",
+];
+
+impl OrderBy {
+    pub(crate) fn parse(text: &str) -> Result<OrderBy, ApiError> {
+        let mut words = text.split(' ').filter(|w| !w.is_empty());
+        let bad = || {
+            ApiError::invalid(
+                "order_by",
+                format!(
+                    "\"order_by\" must be one of {} followed by asc or desc; got \"{text}\"",
+                    ORDER_FIELDS.join(", ")
+                ),
+            )
+        };
+        let name = words.next().ok_or_else(bad)?;
+        let field = ORDER_FIELDS
+            .into_iter()
+            .find(|f| *f == name)
+            .ok_or_else(bad)?;
+        let desc = match words.next() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => return Err(bad()),
+        };
+        if words.next().is_some() {
+            return Err(bad());
+        }
+        Ok(OrderBy { field, desc })
+    }
+
+    fn value<S, const T: usize>(self, s: &Snapshot<S, T>, uuids: super::JobUuids) -> SortValue {
+        let micros = |t: std::time::SystemTime| {
+            SortValue::Num(
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i128::try_from(d.as_micros()).unwrap_or(i128::MAX)),
+            )
+        };
+        let opt = |t: Option<std::time::SystemTime>| t.map_or(SortValue::Absent, micros);
+        match self.field {
+            "uuid" => SortValue::Text(uuids.encode(s.id()).hyphenated().to_string().into_bytes()),
+            "description" => SortValue::Text(s.description().as_bytes().to_vec()),
+            "state" => SortValue::Text(s.state().as_str().as_bytes().to_vec()),
+            "message" => SortValue::Text(
+                Record::from_snapshot(s, uuids, Fields::KEYS)
+                    .message
+                    .into_owned()
+                    .into_bytes(),
+            ),
+            "code" => s
+                .outcome()
+                .map_or(SortValue::Absent, |o| SortValue::Num(o.code().into())),
+            "start_time" => opt(s.started_at()),
+            "end_time" => opt(s.ended_at()),
+            "create_time" => micros(s.created_at()),
+            "last_modified" => micros(s.modified_at()),
+            "progress" => SortValue::Num(s.progress().into()),
+            "priority" => SortValue::Num(s.priority() as i128),
+            _ => SortValue::Num(s.attempt().into()),
+        }
+    }
+}
+
+/// Where a page starts: after the record at this position (`start=`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub(crate) struct Position {
+    value: SortValue,
+    key: Key,
+}
+
+impl Position {
+    fn token(&self, ordered: bool) -> String {
+        if ordered {
+            format!("{}.{}", self.key.token(), self.value.token())
+        } else {
+            self.key.token()
+        }
+    }
+
+    /// A cursor: the key, then (for an ordered list) the sort value. A value on a cursor of
+    /// the default order is ignored, and a cursor without one on an ordered list starts
+    /// after the records without the field.
+    fn parse(token: &str, ordered: bool) -> Option<Position> {
+        let (key, value) = match token.split_once('.') {
+            Some((k, v)) => (k, SortValue::parse(v)?),
+            None => (token, SortValue::Absent),
+        };
+        let value = if ordered { value } else { SortValue::Absent };
+        Some(Position {
+            value,
+            key: Key::parse(key)?,
+        })
     }
 }
 
@@ -256,8 +447,10 @@ where
         .map(|t| parse_states("state", t))
         .transpose()?;
     let max = args.number("max_records", 1..=api.config().max_records)?;
+    let order_text = args.take("order_by")?;
+    let order = order_text.as_deref().map(OrderBy::parse).transpose()?;
     let start = match args.take("start")? {
-        Some(t) => Some(Key::parse(&t).ok_or_else(|| {
+        Some(t) => Some(Position::parse(&t, order.is_some()).ok_or_else(|| {
             ApiError::invalid(
                 "start",
                 "\"start\" is not a paging cursor; copy it from _links.next",
@@ -274,16 +467,27 @@ where
     let newest = jobs.iter().map(|j| j.revision()).max().unwrap_or_default();
     api.acknowledge(newest).await?;
     jobs.retain(|s| states.is_none_or(|f| f.admits(s.state())));
-    let mut keyed: Vec<(Key, Snapshot<S, T>)> =
-        jobs.into_iter().map(|s| (Key::of(&s), s)).collect();
-    keyed.sort_by_key(|k| k.0);
-    let from = start.map_or(0, |k| keyed.partition_point(|(key, _)| *key <= k));
+    let uuids = api.uuids();
+    let mut keyed: Vec<(Position, Snapshot<S, T>)> = jobs
+        .into_iter()
+        .map(|s| {
+            let value = order.map_or(SortValue::Absent, |o| o.value(&s, uuids));
+            let key = Key::of(&s);
+            (Position { value, key }, s)
+        })
+        .collect();
+    let desc = order.is_some_and(|o| o.desc);
+    let cmp = |a: &Position, b: &Position| if desc { b.cmp(a) } else { a.cmp(b) };
+    keyed.sort_by(|a, b| cmp(&a.0, &b.0));
+    let from = start.as_ref().map_or(0, |c| {
+        keyed.partition_point(|(p, _)| cmp(p, c) != std::cmp::Ordering::Greater)
+    });
     let rest = keyed.get(from..).unwrap_or_default();
     let take = max.map_or(rest.len(), |m| {
         usize::try_from(m).unwrap_or(usize::MAX).min(rest.len())
     });
     let page = rest.get(..take).unwrap_or_default();
-    let href = |start: Option<Key>| {
+    let href = |start: Option<&Position>| {
         let mut q = form_urlencoded::Serializer::new(String::new());
         if let Some(f) = &fields_text {
             q.append_pair("fields", f);
@@ -291,14 +495,17 @@ where
         if let Some(s) = &state_text {
             q.append_pair("state", s);
         }
+        if let Some(o) = &order_text {
+            q.append_pair("order_by", o);
+        }
         if let Some(m) = max {
             q.append_pair("max_records", &m.to_string());
         }
         if !return_records {
             q.append_pair("return_records", "false");
         }
-        if let Some(k) = start {
-            q.append_pair("start", &k.token());
+        if let Some(p) = start {
+            q.append_pair("start", &p.token(order.is_some()));
         }
         let q = q.finish();
         Href {
@@ -310,11 +517,11 @@ where
         }
     };
     let next = (take < rest.len())
-        .then(|| page.last().map(|(k, _)| href(Some(*k))))
+        .then(|| page.last().map(|(p, _)| href(Some(p))))
         .flatten();
     let records = if return_records {
         page.iter()
-            .map(|(_, s)| Record::from_snapshot(s, api.uuids(), fields))
+            .map(|(_, s)| Record::from_snapshot(s, uuids, fields))
             .collect()
     } else {
         Vec::new()
@@ -323,7 +530,7 @@ where
         records,
         num_records: page.len(),
         links: PageLinks {
-            self_: href(start),
+            self_: href(start.as_ref()),
             next,
         },
     };

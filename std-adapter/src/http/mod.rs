@@ -109,7 +109,10 @@ use crate::error::SubmitWaitError;
 use crate::snapshot::Snapshot;
 
 pub use error::{fallback, method_not_allowed, ApiError, ErrorCode};
-pub use extract::{JsonBody, NoQuery, PathParams, QueryArgs, ReturnTimeout};
+pub use extract::{
+    IdempotencyKey, JsonBody, NoQuery, PathParams, QueryArgs, RetryToken, ReturnTimeout,
+    MAX_KEY_LEN,
+};
 pub use ids::JobUuids;
 pub use observe::{ApiObserver, PollEnd};
 pub use params::MAX_TIMEOUT_SECS;
@@ -518,6 +521,21 @@ where
             | SubmitError::DuplicateDependency(_)
             | SubmitError::UnknownDependency { .. } => bad("depends_on"),
             SubmitError::DurationTooLong => bad("options"),
+            SubmitError::KeyConflict(id) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::KeyConflict,
+                format!(
+                    "the idempotency key names job {} of another request",
+                    self.uuid_of(id).hyphenated()
+                ),
+            )
+            .with_job(JobLink::new(&self.uuid_of(id))),
+            SubmitError::KeysFull => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::KeysFull,
+                "no room for another idempotency key; retry later",
+            )
+            .with_retry_after(self.retry_after_secs()),
             _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::SubmitRefused,

@@ -28,6 +28,9 @@ pub fn error_response(description: &str) -> Value {
 /// One `fields=` entry, as a regular expression (no anchors).
 const FIELD: &str = r"(\*\*?|uuid|_links(\.self(\.href)?)?|description|state|message|code|start_time|end_time|error(\.code|\.message)?|create_time|last_modified|progress|revision|priority|attempt)";
 
+/// One `order_by` field (no anchors).
+const ORDER: &str = "(uuid|description|state|message|code|start_time|end_time|create_time|last_modified|progress|priority|attempt)";
+
 /// One state name of a `state=` filter (no anchors).
 const STATE: &str = "(queued|running|paused|success|failure)";
 
@@ -53,6 +56,15 @@ pub fn return_timeout_param() -> Value {
         0,
         "Seconds to wait for the job to end before answering 202 (0, the default, answers at once). A job that ends in time answers 200 with its record, or the error envelope if it failed.",
     )
+}
+
+/// The `Idempotency-Key` header of an asynchronous operation ([`super::IdempotencyKey`]).
+pub fn idempotency_key_param() -> Value {
+    json!({
+        "name": "Idempotency-Key", "in": "header", "required": false,
+        "description": "Idempotency key (R-IDEMPOTENT): the same key for the same request, while its job is kept, answers that job again (nothing new starts); for another request it is refused with 409. Keys survive a restart.",
+        "schema": {"type": "string", "pattern": "^[!-~]{1,64}$"}
+    })
 }
 
 /// The responses of an asynchronous operation (`202`, `200`, `400`, `503`); the `202`
@@ -120,11 +132,14 @@ pub fn document() -> Value {
                         {"name": "max_records", "in": "query", "required": false,
                          "description": "Page size; `_links.next` leads to the next page.",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 10_000}},
+                        {"name": "order_by", "in": "query", "required": false,
+                         "description": "Sort by one field, `asc` (the default) or `desc`; ties in submit order. Absent values (`end_time` of a live job) sort first ascending.",
+                         "schema": {"type": "string", "pattern": format!("^ *{ORDER} *( (asc|desc) *)?$")}},
                         {"name": "start", "in": "query", "required": false,
-                         "description": "Paging cursor; copy it from `_links.next`.",
-                         "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{36}$"}},
+                         "description": "Paging cursor; copy it from `_links.next` (it belongs to the `order_by` it was made with).",
+                         "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{36}(\\.(z|n[0-9a-fA-F]{1,32}|t([0-9a-fA-F]{2})*))?$"}},
                         {"name": "return_records", "in": "query", "required": false,
-                         "description": "`false` returns only `num_records`.",
+                         "description": "`false` returns no records, only `num_records` (and the links).",
                          "schema": {"type": "boolean"}},
                         timeout_param("return_timeout", 0, "Accepted for ONTAP clients; the list is answered at once.")
                     ],
