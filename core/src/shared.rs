@@ -122,13 +122,15 @@ use core::task::{Context, Poll, Waker};
 use embassy_sync::blocking_mutex::raw::RawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_time::Timer;
+use heapless::vec::VecView;
 use heapless::Vec;
 
-use crate::error::{Compacted, JobError, LookupError, Refused, SubmitError};
+use crate::error::{JobError, LookupError, Refused, SubmitError};
 use crate::id::{JobId, Revision};
 use crate::job::NewJob;
+use crate::journal::JournalRef;
 use crate::state::{Directive, FailReason, Severity};
-use crate::table::{Config, Expired, JobTable, Table};
+use crate::table::{Config, Core, Expired, JobTable, Ro, Table};
 use crate::time::{Duration, Instant};
 use crate::view::JobRef;
 use crate::wait::{clamp_wait, Condition, Submitted, Waited, MAX_WAIT};
@@ -273,25 +275,41 @@ impl<S> fmt::Display for Rejected<'_, S> {
 impl<S: fmt::Debug> core::error::Error for Rejected<'_, S> {}
 
 // ----- waker registrations ----------------------------------------------------------------------
+//
+// Everything from here on is written once per spec type, over slices: the registrations are
+// `[Entry]`, the wakers to wake a slice on the caller's stack, the table the core's
+// capacity-erased parts. Per table type there are only the two functions that lock and erase
+// ([`SharedTable::enter`] and [`SharedTable::look`]), the thin typed calls and the futures'
+// small `poll`s: a second table type adds little code.
 
-/// One registered waiter: its own token, the slot it waits for (or [`ANY`]), its waker.
+/// One registration: its own token (or [`NO_TOKEN`]: the entry is free), the slot it waits for
+/// (or [`ANY`]), its waker.
 struct Entry {
-    waker: Waker,
+    waker: Option<Waker>,
     token: u32,
     key: u16,
 }
 
+impl Entry {
+    const FREE: Entry = Entry {
+        waker: None,
+        token: NO_TOKEN,
+        key: 0,
+    };
+}
+
 /// Wakers to wake, and a replaced one to drop, once the registry and the lock are released: no
-/// foreign code (an executor's wake or drop) runs while the registry is borrowed.
-struct Deferred<const W: usize> {
-    wake: Vec<Waker, W>,
+/// foreign code (an executor's wake or drop) runs while the registry is borrowed. The room is
+/// the caller's (`W` places on its stack).
+struct Deferred<'r> {
+    wake: &'r mut VecView<Waker>,
     dropped: Option<Waker>,
 }
 
-impl<const W: usize> Deferred<W> {
-    const fn new() -> Self {
+impl<'r> Deferred<'r> {
+    fn new(room: &'r mut VecView<Waker>) -> Self {
         Self {
-            wake: Vec::new(),
+            wake: room,
             dropped: None,
         }
     }
@@ -304,27 +322,27 @@ impl<const W: usize> Deferred<W> {
         }
     }
 
+    #[inline(never)]
     fn run(self) {
-        for waker in self.wake {
+        while let Some(waker) = self.wake.pop() {
             waker.wake();
         }
         drop(self.dropped);
     }
 }
 
-/// Bounded waker storage: `W` registrations, each under its own token.
-struct Registry<const W: usize> {
-    entries: Vec<Entry, W>,
+/// Bounded waker storage: `W` registrations (`E = [Entry; W]`, erased to `[Entry]`), each under
+/// its own token.
+struct Registry<E: ?Sized> {
     /// The last token handed out.
     last: u32,
+    entries: E,
 }
 
-impl<const W: usize> Registry<W> {
-    const fn new() -> Self {
-        Self {
-            entries: Vec::new(),
-            last: 0,
-        }
+impl Registry<[Entry]> {
+    /// Registrations held.
+    fn len(&self) -> usize {
+        self.entries.iter().filter(|e| e.token != NO_TOKEN).count()
     }
 
     /// A token no registration holds (never [`NO_TOKEN`]). Of `W + 1` successive candidates at
@@ -332,7 +350,7 @@ impl<const W: usize> Registry<W> {
     /// wake-up (its watch still holding it) comes round again only after 2^32 registrations.
     fn fresh_token(&mut self) -> u32 {
         let mut token = self.last;
-        for _ in 0..=W {
+        for _ in 0..=self.entries.len() {
             token = token.wrapping_add(1).max(1);
             if !self.entries.iter().any(|e| e.token == token) {
                 break;
@@ -345,30 +363,32 @@ impl<const W: usize> Registry<W> {
     /// Keep `waker` under `token`, or under a new token if `token`'s registration is gone (it
     /// was woken) or there was none. When full, every registered waiter is woken first and
     /// its registration dropped (never a lost wake-up). Answers the token now held.
-    fn register(&mut self, token: u32, key: u16, waker: &Waker, out: &mut Deferred<W>) -> u32 {
+    fn register(&mut self, token: u32, key: u16, waker: &Waker, out: &mut Deferred<'_>) -> u32 {
         if token != NO_TOKEN {
             if let Some(e) = self.entries.iter_mut().find(|e| e.token == token) {
-                if !e.waker.will_wake(waker) {
-                    out.dropped = Some(core::mem::replace(&mut e.waker, waker.clone()));
+                if !e.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    out.dropped = e.waker.replace(waker.clone());
                 }
                 return token;
             }
         }
-        if self.entries.is_full() {
+        if self.entries.iter().all(|e| e.token != NO_TOKEN) {
             self.take_all(out);
         }
         let token = self.fresh_token();
-        let entry = Entry {
-            waker: waker.clone(),
-            token,
-            key,
-        };
-        match self.entries.push(entry) {
-            Ok(()) => token,
+        match self.entries.iter_mut().find(|e| e.token == NO_TOKEN) {
+            Some(e) => {
+                *e = Entry {
+                    waker: Some(waker.clone()),
+                    token,
+                    key,
+                };
+                token
+            }
             // No room at all (cannot happen: W >= 1 is checked at compile time): have the
             // waiter polled again rather than sleep unregistered.
-            Err(entry) => {
-                out.wake(entry.waker);
+            None => {
+                out.wake(waker.clone());
                 NO_TOKEN
             }
         }
@@ -376,33 +396,26 @@ impl<const W: usize> Registry<W> {
 
     /// Take back the registration of `token`; its waker is dropped by the caller, later.
     fn unregister(&mut self, token: u32) -> Option<Waker> {
-        let mut taken = None;
-        self.entries.retain_mut(|e| {
-            if e.token != token {
-                return true;
-            }
-            taken = Some(core::mem::replace(&mut e.waker, Waker::noop().clone()));
-            false
-        });
-        taken
+        let e = self.entries.iter_mut().find(|e| e.token == token)?;
+        e.token = NO_TOKEN;
+        e.waker.take()
     }
 
-    /// Move the waiters registered under `key` out, to be woken.
-    fn take_key(&mut self, key: u16, out: &mut Deferred<W>) {
-        self.entries.retain_mut(|e| {
-            if e.key != key {
-                return true;
+    /// Move the waiters registered under `key` (every waiter: `None`) out, to be woken.
+    fn take(&mut self, key: Option<u16>, out: &mut Deferred<'_>) {
+        for e in self.entries.iter_mut() {
+            if e.token != NO_TOKEN && key.is_none_or(|k| k == e.key) {
+                e.token = NO_TOKEN;
+                if let Some(waker) = e.waker.take() {
+                    out.wake(waker);
+                }
             }
-            out.wake(core::mem::replace(&mut e.waker, Waker::noop().clone()));
-            false
-        });
+        }
     }
 
     /// Move every waiter out, to be woken.
-    fn take_all(&mut self, out: &mut Deferred<W>) {
-        while let Some(e) = self.entries.pop() {
-            out.wake(e.waker);
-        }
+    fn take_all(&mut self, out: &mut Deferred<'_>) {
+        self.take(None, out);
     }
 }
 
@@ -413,44 +426,72 @@ impl<const W: usize> Registry<W> {
 /// registration back.
 struct Cells<Tb, const W: usize> {
     table: RefCell<Tb>,
-    registry: RefCell<Registry<W>>,
     /// The table revision up to which waiters have been woken: the table's revision as of the
     /// last completed update.
     seen: Cell<Revision>,
+    registry: RefCell<Registry<[Entry; W]>>,
 }
 
-impl<Tb: Table, const W: usize> Cells<Tb, W> {
-    /// Move the waiters of every job changed since `seen` out, to be woken (R-LONGPOLL).
-    fn notify(&self, table: &Tb, out: &mut Deferred<W>) {
-        let current = table.revision();
-        let seen = self.seen.get();
-        if current == seen {
-            return;
-        }
-        // The registry is only ever borrowed by this module's own short sections; were it
-        // borrowed, `seen` stays behind and the next update wakes these waiters.
-        let Ok(mut registry) = self.registry.try_borrow_mut() else {
-            return;
-        };
-        if current < seen {
-            // A different table was put in place: everything may have changed.
-            registry.take_all(out);
-        } else if !registry.entries.is_empty() {
-            match table.changed_since(seen) {
-                Ok(changed) => {
-                    for id in changed {
-                        registry.take_key(id.index(), out);
-                        if registry.entries.is_empty() {
-                            break;
-                        }
-                    }
-                    registry.take_key(ANY, out);
-                }
-                Err(Compacted { .. }) => registry.take_all(out),
-            }
-        }
-        self.seen.set(current);
+/// The registrations and the wake-up state, with `W` erased: what a locked step sees beside
+/// the table.
+struct Side<'c, 'x, 'r> {
+    registry: &'c RefCell<Registry<[Entry]>>,
+    seen: &'c Cell<Revision>,
+    out: &'x mut Deferred<'r>,
+}
+
+/// Move the waiters of every job changed since `seen` out, to be woken (R-LONGPOLL).
+fn notify<S>(table: &Core<'_, S>, side: &mut Side<'_, '_, '_>) {
+    let current = Revision::new(table.h.revision);
+    let seen = side.seen.get();
+    if current == seen {
+        return;
     }
+    // The registry is only ever borrowed by this module's own short sections; were it
+    // borrowed, `seen` stays behind and the next update wakes these waiters.
+    let Ok(mut registry) = side.registry.try_borrow_mut() else {
+        return;
+    };
+    let out = &mut *side.out;
+    if current < seen {
+        // A different table was put in place: everything may have changed.
+        registry.take_all(out);
+    } else if registry.len() != 0 {
+        let journal = JournalRef {
+            events: table.events,
+            logs: table.logs,
+            pos: table.h.log,
+            dropped: table.h.dropped,
+        };
+        match slots_since(journal, seen) {
+            Some(changed) => {
+                for index in changed {
+                    registry.take(Some(index), out);
+                }
+                registry.take(Some(ANY), out);
+            }
+            None => registry.take_all(out),
+        }
+    }
+    side.seen.set(current);
+}
+
+/// The slot indexes of the journal's events after `after`, oldest first; `None` when some of
+/// them were dropped. What the wake-up walk needs, without decoding the events.
+fn slots_since(journal: JournalRef<'_>, after: Revision) -> Option<impl Iterator<Item = u16> + '_> {
+    let skip = after.get().checked_sub(journal.dropped)?;
+    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+    // Found by arithmetic on the ring's two halves, not by stepping through it.
+    let (front, back) = journal.events.as_slices();
+    let none: &[_] = &[];
+    let (front, back) = match front.get(skip..) {
+        Some(rest) => (rest, back),
+        None => (
+            none,
+            back.get(skip.saturating_sub(front.len())..).unwrap_or(none),
+        ),
+    };
+    Some(front.iter().chain(back).map(|ev| ev.job().index()))
 }
 
 /// Require room for one registration.
@@ -461,6 +502,231 @@ impl<const W: usize> Room<W> {
         W > 0,
         "jobstate: a SharedTable needs room for at least one waiter registration (W >= 1)"
     );
+}
+
+// ----- one call, erased -------------------------------------------------------------------------
+
+/// A typed call's arguments. With [`Call`], the same plain value for every call, so that a
+/// table type has one function that locks and erases ([`SharedTable::enter`]), and the bodies
+/// ([`steps`]) are written once per spec type.
+enum Args<'t, 'a, S> {
+    /// Only `now`: `start_next`, `expire`.
+    Now,
+    /// A submit; a refused job is put back here.
+    Submit(NewJob<'a, S>),
+    /// One job: `start`, `heartbeat`, the client requests, `checkpoint`.
+    Id(JobId),
+    Progress(JobId, u8, &'t str),
+    Log(JobId, &'t str),
+    Succeed(JobId, Severity, &'t str),
+    Fail(JobId, i32, &'t str),
+    FailWith(JobId, FailReason, Option<i32>, &'t str),
+    /// A watch's poll: its target, its token (the step writes the new one back), its waker.
+    Watch(Target, u32, &'t Waker),
+}
+
+/// What a call answers, besides its error.
+#[derive(Clone, Copy)]
+enum Out {
+    Done,
+    /// A watch not ready yet.
+    Pending,
+    Id(JobId),
+    Next(Option<JobId>),
+    Swept(Expired),
+    /// The checkpoint's directive with the job's revision and deadline.
+    Checked(Directive, Revision, Option<Instant>),
+    /// The table's revision and its next timer.
+    Timer(Revision, Option<Instant>),
+}
+
+/// One call: its instant and its arguments (a step may write back into them: a refused job, a
+/// watch's new token).
+struct Call<'t, 'a, S> {
+    now: Instant,
+    args: Args<'t, 'a, S>,
+}
+
+/// What a step answers.
+type Answer = Result<Out, SharedError>;
+
+/// A change's body: runs with the table borrowed mutably, its waiters woken after.
+type Step<S> = for<'c, 't, 'a> fn(&mut Core<'c, S>, &mut Call<'t, 'a, S>) -> Answer;
+/// A read's body: the table borrowed for reading (`Err(Busy)` when an update has it), the
+/// registrations beside it.
+type Look<S> = for<'c, 'g, 'x, 'r, 't, 'a> fn(
+    Result<&Ro<'c, S>, Busy>,
+    &mut Side<'g, 'x, 'r>,
+    &mut Call<'t, 'a, S>,
+) -> Answer;
+
+/// The typed calls' bodies, once per spec type.
+mod steps {
+    use super::{Answer, Args, Busy, Call, Condition, Core, Out, Ro, SharedError, Side, Target};
+    use super::{JobError, NO_TOKEN};
+
+    /// A step's answer when its arguments are not its own (not reached).
+    const MISMATCH: Answer = Err(SharedError::Busy);
+
+    #[inline(never)]
+    fn unit(r: Result<(), JobError>) -> Answer {
+        match r {
+            Ok(()) => Ok(Out::Done),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) fn submit<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Submit(job) = core::mem::replace(&mut c.args, Args::Now) else {
+            return MISMATCH;
+        };
+        match t.submit(job, c.now) {
+            Ok(id) => Ok(Out::Id(id)),
+            Err(refused) => {
+                c.args = Args::Submit(refused.job);
+                Err(SharedError::Submit(refused.error))
+            }
+        }
+    }
+
+    pub(super) fn start_next<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        Ok(Out::Next(t.start_next(c.now)))
+    }
+
+    pub(super) fn start<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Id(id) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.start(id, c.now))
+    }
+
+    pub(super) fn progress<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Progress(id, percent, message) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.progress(id, percent, message, c.now))
+    }
+
+    pub(super) fn log<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Log(id, line) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.log(id, line, c.now))
+    }
+
+    pub(super) fn heartbeat<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Id(id) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.heartbeat(id, c.now))
+    }
+
+    pub(super) fn succeed<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Succeed(id, severity, message) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.succeed(id, severity, message, c.now))
+    }
+
+    pub(super) fn fail<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Fail(id, code, message) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.fail_retrying(id, code, message, c.now))
+    }
+
+    pub(super) fn fail_with<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::FailWith(id, reason, code, message) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.fail_with(id, reason, code, message, c.now))
+    }
+
+    pub(super) fn request_pause<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Id(id) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.request_pause(id, c.now))
+    }
+
+    pub(super) fn request_resume<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Id(id) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.request_resume(id, c.now))
+    }
+
+    pub(super) fn request_cancel<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Id(id) = c.args else {
+            return MISMATCH;
+        };
+        unit(t.request_cancel(id, c.now))
+    }
+
+    pub(super) fn expire<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        Ok(Out::Swept(t.expire(c.now)))
+    }
+
+    /// The async checkpoint's step: the checkpoint, then the job's revision and deadline.
+    pub(super) fn checkpoint<S>(t: &mut Core<'_, S>, c: &mut Call<'_, '_, S>) -> Answer {
+        let Args::Id(id) = c.args else {
+            return MISMATCH;
+        };
+        let directive = t.checkpoint(id, c.now)?;
+        match t.ro().get(id) {
+            Ok(job) => Ok(Out::Checked(directive, job.revision(), job.deadline())),
+            Err(e) => Err(SharedError::Lookup(e)),
+        }
+    }
+
+    /// The timer task's plan: the table's revision and its next timer.
+    pub(super) fn timer<S>(
+        t: Result<&Ro<'_, S>, Busy>,
+        _: &mut Side<'_, '_, '_>,
+        _: &mut Call<'_, '_, S>,
+    ) -> Answer {
+        let t = t?;
+        Ok(Out::Timer(
+            super::Revision::new(t.h.revision),
+            t.next_timer(),
+        ))
+    }
+
+    /// A watch's poll: is the target reached? Registers the waker if not, gives the
+    /// registration back if so.
+    pub(super) fn watch<S>(
+        t: Result<&Ro<'_, S>, Busy>,
+        side: &mut Side<'_, '_, '_>,
+        c: &mut Call<'_, '_, S>,
+    ) -> Answer {
+        let Args::Watch(target, ref mut token, waker) = c.args else {
+            return MISMATCH;
+        };
+        let seen = match target {
+            Target::Job(id, condition) => match t {
+                Ok(table) => match table.get(id) {
+                    Ok(job) => Condition::holds(&condition, &job).then_some(Ok(Out::Done)),
+                    Err(e) => Some(Err(SharedError::Lookup(e))),
+                },
+                Err(Busy) => Some(Err(SharedError::Busy)),
+            },
+            Target::Revision(after) => (side.seen.get() > after).then_some(Ok(Out::Done)),
+        };
+        match side.registry.try_borrow_mut() {
+            Ok(mut registry) => {
+                if seen.is_none() {
+                    *token = registry.register(*token, target.key(), waker, side.out);
+                } else if *token != NO_TOKEN {
+                    side.out.dropped = registry.unregister(*token);
+                    *token = NO_TOKEN;
+                }
+            }
+            // Cannot happen (the registry is only borrowed by this module's short
+            // sections): be polled again rather than sleep unregistered.
+            Err(_) => side.out.wake(waker.clone()),
+        }
+        seen.unwrap_or(Ok(Out::Pending))
+    }
 }
 
 /// A [`JobTable`] shared between tasks, with async waits. See the [module docs](self).
@@ -507,8 +773,11 @@ impl<
         Self {
             cells: Mutex::new(Cells {
                 table: RefCell::new(JobTable::new(config)),
-                registry: RefCell::new(Registry::new()),
                 seen: Cell::new(Revision::ZERO),
+                registry: RefCell::new(Registry {
+                    last: 0,
+                    entries: [Entry::FREE; W],
+                }),
             }),
             max_wait: if max_wait.as_ticks() == MAX_WAIT.as_ticks() {
                 None
@@ -525,6 +794,77 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         self.max_wait.unwrap_or(MAX_WAIT)
     }
 
+    // ----- the two per-table-type functions ----------------------------------------------------
+
+    /// Run a change's `step` on the table's erased parts under the lock (or answer `Busy`),
+    /// then the wake-up walk; the wakers are woken after the lock is released. One copy per
+    /// table type, whatever the calls.
+    #[inline(never)]
+    fn enter(&self, call: &mut Call<'_, '_, Tb::Spec>, step: Step<Tb::Spec>) -> Answer {
+        let mut room: Vec<Waker, W> = Vec::new();
+        let mut out = Deferred::new(room.as_mut_view());
+        let answer = self.cells.lock(|cells| {
+            let mut s = Side {
+                registry: &cells.registry,
+                seen: &cells.seen,
+                out: &mut out,
+            };
+            match cells.table.try_borrow_mut() {
+                Ok(mut table) => {
+                    let mut core = table.erased_mut();
+                    let answer = step(&mut core, call);
+                    notify(&core, &mut s);
+                    answer
+                }
+                Err(_) => Err(SharedError::Busy),
+            }
+        });
+        out.run();
+        answer
+    }
+
+    /// Run a read's `step` on the table's erased parts (`Err(Busy)` if an update has the
+    /// table) and the registrations, under the lock; wakers are woken, and a given-back one
+    /// dropped, after the lock is released. One copy per table type.
+    #[inline(never)]
+    fn look(&self, call: &mut Call<'_, '_, Tb::Spec>, step: Look<Tb::Spec>) -> Answer {
+        let mut room: Vec<Waker, W> = Vec::new();
+        let mut out = Deferred::new(room.as_mut_view());
+        let answer = self.cells.lock(|cells| {
+            let mut s = Side {
+                registry: &cells.registry,
+                seen: &cells.seen,
+                out: &mut out,
+            };
+            match cells.table.try_borrow() {
+                Ok(table) => step(Ok(&table.erased()), &mut s, call),
+                Err(_) => step(Err(Busy), &mut s, call),
+            }
+        });
+        out.run();
+        answer
+    }
+
+    /// A typed change with only `now` or one id: its answer.
+    fn run(
+        &self,
+        now: Instant,
+        args: Args<'_, '_, Tb::Spec>,
+        step: Step<Tb::Spec>,
+    ) -> Result<Out, SharedError> {
+        self.enter(&mut Call { now, args }, step)
+    }
+
+    /// A typed change that answers nothing but its error.
+    fn unit(
+        &self,
+        now: Instant,
+        args: Args<'_, '_, Tb::Spec>,
+        step: Step<Tb::Spec>,
+    ) -> Result<(), SharedError> {
+        self.run(now, args, step).map(|_| ())
+    }
+
     // ----- closures ----------------------------------------------------------------------------
 
     /// Change the table, then wake the waiters of every job that changed.
@@ -533,20 +873,23 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
     /// The closure runs under the lock: keep it short. Calling this table from inside it answers
     /// [`Busy`] instead of deadlocking; dropping a wait inside it is fine.
     pub fn update<R>(&self, f: impl FnOnce(&mut Tb) -> R) -> Result<R, Busy> {
-        self.change(|table| table.map(f))
-    }
-
-    /// The table borrowed mutably (or `Busy`) for `f`, then the wake-up walk; the wakers are
-    /// woken after the lock is released.
-    fn change<R>(&self, f: impl FnOnce(Result<&mut Tb, Busy>) -> R) -> R {
-        let mut out = Deferred::new();
-        let result = self.cells.lock(|cells| match cells.table.try_borrow_mut() {
-            Ok(mut table) => {
-                let result = f(Ok(&mut table));
-                cells.notify(&table, &mut out);
-                result
-            }
-            Err(_) => f(Err(Busy)),
+        let mut room: Vec<Waker, W> = Vec::new();
+        let mut out = Deferred::new(room.as_mut_view());
+        let result = self.cells.lock(|cells| {
+            let mut s = Side {
+                registry: &cells.registry,
+                seen: &cells.seen,
+                out: &mut out,
+            };
+            let result = match cells.table.try_borrow_mut() {
+                Ok(mut table) => {
+                    let result = f(&mut table);
+                    notify(&table.erased_mut(), &mut s);
+                    Ok(result)
+                }
+                Err(_) => Err(Busy),
+            };
+            result
         });
         out.run();
         result
@@ -558,14 +901,6 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
             let table = cells.table.try_borrow().map_err(|_| Busy)?;
             Ok(f(&table))
         })
-    }
-
-    /// A change, typed: the closure's error becomes a [`SharedError`].
-    fn apply<R, Er: Into<SharedError>>(
-        &self,
-        f: impl FnOnce(&mut Tb) -> Result<R, Er>,
-    ) -> Result<R, SharedError> {
-        self.update(f)?.map_err(Into::into)
     }
 
     // ----- typed reads -------------------------------------------------------------------------
@@ -587,17 +922,27 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
 
     /// When [`SharedTable::expire`] next has something to do ([`JobTable::next_timer`]).
     pub fn next_timer(&self) -> Result<Option<Instant>, SharedError> {
-        Ok(self.read(|t| t.next_timer())?)
+        self.plan().map(|(_, next)| next)
+    }
+
+    /// The table's revision and its next timer, read together.
+    fn plan(&self) -> Result<(Revision, Option<Instant>), SharedError> {
+        let mut call = Call {
+            now: Instant::from_ticks(0),
+            args: Args::Now,
+        };
+        match self.look(&mut call, steps::timer)? {
+            Out::Timer(revision, next) => Ok((revision, next)),
+            _ => Err(SharedError::Busy),
+        }
     }
 
     /// Registrations held by waiters now (at most `W`): a diagnostic. Zero once every wait has
     /// ended or been dropped.
     pub fn registered_waiters(&self) -> usize {
         self.cells.lock(|cells| {
-            cells
-                .registry
-                .try_borrow()
-                .map_or(0, |registry| registry.entries.len())
+            let registry: &RefCell<Registry<[Entry]>> = &cells.registry;
+            registry.try_borrow().map_or(0, |registry| registry.len())
         })
     }
 
@@ -617,23 +962,29 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         job: NewJob<'a, Tb::Spec>,
         now: Instant,
     ) -> Result<JobId, Rejected<'a, Tb::Spec>> {
-        self.change(|table| match table {
-            Ok(table) => table.submit(job, now).map_err(Rejected::from),
-            Err(Busy) => Err(Rejected {
-                job,
-                error: SharedError::Busy,
-            }),
-        })
+        let mut call = Call {
+            now,
+            args: Args::Submit(job),
+        };
+        match (self.enter(&mut call, steps::submit), call.args) {
+            (Ok(Out::Id(id)), _) => Ok(id),
+            (Err(error), Args::Submit(job)) => Err(Rejected { job, error }),
+            // Not reached: a step that takes the job answers its id or puts the job back.
+            (_, _) => Ok(JobId::default()),
+        }
     }
 
     /// Start the oldest runnable job ([`JobTable::start_next`]); `None` if none is runnable.
     pub fn start_next(&self, now: Instant) -> Result<Option<JobId>, SharedError> {
-        Ok(self.update(|t| t.start_next(now))?)
+        match self.run(now, Args::Now, steps::start_next)? {
+            Out::Next(id) => Ok(id),
+            _ => Ok(None),
+        }
     }
 
     /// Start this queued job ([`JobTable::start`]).
     pub fn start(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
-        self.apply(|t| t.start(id, now))
+        self.unit(now, Args::Id(id), steps::start)
     }
 
     /// Report progress ([`JobTable::progress`]).
@@ -644,17 +995,17 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         message: &str,
         now: Instant,
     ) -> Result<(), SharedError> {
-        self.apply(|t| t.progress(id, percent, message, now))
+        self.unit(now, Args::Progress(id, percent, message), steps::progress)
     }
 
     /// Append a log line ([`JobTable::log`]).
     pub fn log(&self, id: JobId, line: &str, now: Instant) -> Result<(), SharedError> {
-        self.apply(|t| t.log(id, line, now))
+        self.unit(now, Args::Log(id, line), steps::log)
     }
 
     /// Renew the heartbeat lease ([`JobTable::heartbeat`]).
     pub fn heartbeat(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
-        self.apply(|t| t.heartbeat(id, now))
+        self.unit(now, Args::Id(id), steps::heartbeat)
     }
 
     /// The worker finished well ([`JobTable::succeed`]).
@@ -665,7 +1016,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         message: &str,
         now: Instant,
     ) -> Result<(), SharedError> {
-        self.apply(|t| t.succeed(id, severity, message, now))
+        self.unit(now, Args::Succeed(id, severity, message), steps::succeed)
     }
 
     /// The job failed with the worker's error `code`, reason [`FailReason::Error`]
@@ -677,7 +1028,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         message: &str,
         now: Instant,
     ) -> Result<(), SharedError> {
-        self.apply(|t| t.fail(id, code, message, now))
+        self.unit(now, Args::Fail(id, code, message), steps::fail)
     }
 
     /// Fail a live job with a given reason ([`JobTable::fail_with`]).
@@ -689,30 +1040,37 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         message: &str,
         now: Instant,
     ) -> Result<(), SharedError> {
-        self.apply(|t| t.fail_with(id, reason, code, message, now))
+        self.unit(
+            now,
+            Args::FailWith(id, reason, code, message),
+            steps::fail_with,
+        )
     }
 
     /// Ask a running job to pause at its next checkpoint ([`JobTable::request_pause`]).
     pub fn request_pause(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
-        self.apply(|t| t.request_pause(id, now))
+        self.unit(now, Args::Id(id), steps::request_pause)
     }
 
     /// Resume a paused job, or withdraw a pause request ([`JobTable::request_resume`]). A
     /// worker parked in [`SharedTable::checkpoint`] goes on.
     pub fn request_resume(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
-        self.apply(|t| t.request_resume(id, now))
+        self.unit(now, Args::Id(id), steps::request_resume)
     }
 
     /// Cancel a job ([`JobTable::request_cancel`]). A worker parked in
     /// [`SharedTable::checkpoint`] wakes and answers [`Directive::Canceled`].
     pub fn request_cancel(&self, id: JobId, now: Instant) -> Result<(), SharedError> {
-        self.apply(|t| t.request_cancel(id, now))
+        self.unit(now, Args::Id(id), steps::request_cancel)
     }
 
     /// The timer sweep ([`JobTable::expire`]), for a firmware that runs its own timer task
     /// instead of [`SharedTable::run_timers`].
     pub fn expire(&self, now: Instant) -> Result<Expired, SharedError> {
-        Ok(self.update(|t| t.expire(now))?)
+        match self.run(now, Args::Now, steps::expire)? {
+            Out::Swept(expired) => Ok(expired),
+            _ => Ok(Expired::default()),
+        }
     }
 
     // ----- async -------------------------------------------------------------------------------
@@ -724,12 +1082,11 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
 
     fn watch(&self, target: Target) -> Watch<'_, M, Tb, W> {
         Watch {
-            cells: &self.cells,
+            shared: self,
             target,
             token: NO_TOKEN,
         }
     }
-
     /// The worker's checkpoint, async (R-CONTROL): applies pending requests at
     /// `Instant::now()` ([`JobTable::checkpoint`]) and answers [`Directive::Continue`] or
     /// [`Directive::Canceled`] — never [`Directive::Pause`]: while the job is paused it parks,
@@ -914,15 +1271,10 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Checkpoint<'_, M, Tb, W>
                 // Its registration goes back here.
                 this.parked = None;
             }
-            let now = Instant::now();
-            let checked = shared.apply(|t| {
-                let directive = t.checkpoint(id, now)?;
-                let job = t.get(id)?;
-                Ok::<_, JobError>((directive, job.revision(), job.deadline()))
-            });
+            let checked = shared.run(Instant::now(), Args::Id(id), steps::checkpoint);
             match checked {
                 Err(e) => return Poll::Ready(Err(e)),
-                Ok((Directive::Pause, revision, deadline)) => {
+                Ok(Out::Checked(Directive::Pause, revision, deadline)) => {
                     // Parked: any change of the job (resume, cancel request, …) ends the watch,
                     // and the checkpoint is asked again; so does the deadline. A watch's own
                     // answer (a lookup error, Busy) is the next checkpoint's answer too. The
@@ -933,7 +1285,9 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Checkpoint<'_, M, Tb, W>
                         timer: deadline.map(Timer::at),
                     });
                 }
-                Ok((directive, _, _)) => return Poll::Ready(Ok(directive)),
+                Ok(Out::Checked(directive, _, _)) => return Poll::Ready(Ok(directive)),
+                // Not reached: the step answers `Checked` or an error.
+                Ok(_) => return Poll::Ready(Err(SharedError::Busy)),
             }
         }
     }
@@ -981,9 +1335,9 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for RunTimers<'_, M, Tb, W> 
                     return Poll::Pending;
                 }
                 this.sleep = None;
-                let _ = shared.update(|t| t.expire(Instant::now()));
+                let _ = shared.expire(Instant::now());
             }
-            let Ok((revision, next)) = shared.read(|t| (t.revision(), t.next_timer())) else {
+            let Ok((revision, next)) = shared.plan() else {
                 // Only when polled from inside an update or read of this table: yield once to
                 // the executor and try again.
                 cx.waker().wake_by_ref();
@@ -1130,7 +1484,7 @@ impl Target {
 /// One waiter: a job's condition or a table-wide change. Holds its own registration (by
 /// token) while pending, and gives it back when it is ready or dropped.
 struct Watch<'s, M: RawMutex, Tb, const W: usize> {
-    cells: &'s Mutex<M, Cells<Tb, W>>,
+    shared: &'s SharedTable<M, Tb, W>,
     target: Target,
     /// Its registration, or [`NO_TOKEN`].
     token: u32,
@@ -1143,41 +1497,18 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Watch<'_, M, Tb, W> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let target = this.target;
-        let mut token = this.token;
-        let mut out = Deferred::new();
-        let seen = this.cells.lock(|cells| {
-            let seen = match target {
-                Target::Job(id, condition) => match cells.table.try_borrow() {
-                    Ok(table) => match table.check(id, condition) {
-                        Ok(Some(_)) => Some(Ok(())),
-                        Ok(None) => None,
-                        Err(e) => Some(Err(SharedError::Lookup(e))),
-                    },
-                    Err(_) => Some(Err(SharedError::Busy)),
-                },
-                Target::Revision(after) => (cells.seen.get() > after).then_some(Ok(())),
-            };
-            match cells.registry.try_borrow_mut() {
-                Ok(mut registry) => {
-                    if seen.is_none() {
-                        token = registry.register(token, target.key(), cx.waker(), &mut out);
-                    } else if token != NO_TOKEN {
-                        out.dropped = registry.unregister(token);
-                        token = NO_TOKEN;
-                    }
-                }
-                // Cannot happen (the registry is only borrowed by this module's short
-                // sections): be polled again rather than sleep unregistered.
-                Err(_) => out.wake(cx.waker().clone()),
-            }
-            seen
-        });
-        this.token = token;
-        out.run();
-        match seen {
-            Some(result) => Poll::Ready(result),
-            None => Poll::Pending,
+        let mut call = Call {
+            now: Instant::from_ticks(0),
+            args: Args::Watch(this.target, this.token, cx.waker()),
+        };
+        let answer = this.shared.look(&mut call, steps::watch);
+        if let Args::Watch(_, token, _) = call.args {
+            this.token = token;
+        }
+        match answer {
+            Ok(Out::Pending) => Poll::Pending,
+            Ok(_) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(e)),
         }
     }
 }
@@ -1190,15 +1521,21 @@ impl<M: RawMutex, Tb, const W: usize> Watch<'_, M, Tb, W> {
             return;
         }
         let token = core::mem::replace(&mut self.token, NO_TOKEN);
-        let waker = self.cells.lock(|cells| {
-            cells
-                .registry
-                .try_borrow_mut()
-                .ok()
-                .and_then(|mut registry| registry.unregister(token))
+        let waker = self.shared.cells.lock(|cells| {
+            let registry: &RefCell<Registry<[Entry]>> = &cells.registry;
+            unregister(registry, token)
         });
         drop(waker);
     }
+}
+
+/// Take back the registration of `token`, if the registry is free; the waker is the caller's
+/// to drop once the lock is released.
+fn unregister(registry: &RefCell<Registry<[Entry]>>, token: u32) -> Option<Waker> {
+    registry
+        .try_borrow_mut()
+        .ok()
+        .and_then(|mut registry| registry.unregister(token))
 }
 
 impl<M: RawMutex, Tb, const W: usize> Drop for Watch<'_, M, Tb, W> {

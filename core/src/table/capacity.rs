@@ -150,6 +150,14 @@ pub trait Table {
     /// [`JobTable::expire`].
     fn expire(&mut self, now: Instant) -> Expired;
 
+    /// The table's parts with its capacities erased: how the shared table runs one copy of its
+    /// code for every table type. Not part of the API.
+    #[doc(hidden)]
+    fn erased_mut(&mut self) -> super::Core<'_, Self::Spec>;
+    /// The same, for reading. Not part of the API.
+    #[doc(hidden)]
+    fn erased(&self) -> super::Ro<'_, Self::Spec>;
+
     /// [`JobTable::image_size_bound`].
     #[cfg(feature = "persist")]
     fn image_size_bound(spec_max: usize) -> usize;
@@ -336,6 +344,13 @@ impl<
     }
     fn expire(&mut self, now: Instant) -> Expired {
         JobTable::expire(self, now)
+    }
+
+    fn erased_mut(&mut self) -> super::Core<'_, S> {
+        self.core()
+    }
+    fn erased(&self) -> super::Ro<'_, S> {
+        self.ro()
     }
 
     #[cfg(feature = "persist")]

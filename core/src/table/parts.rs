@@ -76,8 +76,10 @@ impl Header {
     }
 }
 
-/// The table's parts, borrowed mutably, capacities erased: where every change is made.
-pub(crate) struct Core<'a, S> {
+/// The table's parts, borrowed mutably, capacities erased: where every change is made. (`pub`
+/// in a private module: nameable by no other crate; [`crate::Table`]'s hidden methods hand it
+/// to the shared table.)
+pub struct Core<'a, S> {
     pub(crate) h: &'a mut Header,
     pub(crate) slots: &'a mut [Slot],
     pub(crate) specs: &'a mut VecView<(u16, S), u16>,
@@ -93,7 +95,7 @@ pub(crate) struct Core<'a, S> {
 }
 
 /// The table's parts, borrowed for reading.
-pub(crate) struct Ro<'a, S> {
+pub struct Ro<'a, S> {
     pub(crate) h: &'a Header,
     pub(crate) slots: &'a [Slot],
     pub(crate) specs: &'a VecView<(u16, S), u16>,
