@@ -29,17 +29,39 @@
 //!   and a lease that would end after the deadline reads as the deadline;
 //! * **texts the table ends a job with** are empty: the job's `detail` says why;
 //! * **log lines** live in a ring of `L` bytes (a line takes its length + 2 and never wraps
-//!   around the ring's end); a line reads back `None` once newer lines reached over it.
+//!   around the ring's end); a line reads back `None` once newer lines reached over it;
+//! * **retries** (R-RETRY) — a policy is checked after the durations (`InvalidRetryPolicy`: no
+//!   attempts, multiplier 0, jitter over 100 %, a backoff over `u32::MAX` ms); its backoffs are
+//!   kept as whole milliseconds (truncated). The backoff before retry `n` is
+//!   `min(cap, first × multiplierⁿ⁻¹)` with `cap = max(ceiling, first)`, less
+//!   `lowbias32(seed ^ n·0x9E3779B9) mod (span + 1)` where `span = backoff × jitter / 100`. The
+//!   worker's `fail` of a running or paused job with attempts left, and a lost lease with
+//!   attempts left, queue the job again (message: the failure's, or empty for a lease; progress
+//!   0; requests dropped); a backoff of 0 makes it runnable at once, else it waits, as a timer
+//!   (`next_timer`, `retry_at`) at the earlier of the backoff's end and the deadline. Any
+//!   operation that reaches the job once its backoff is over, and the sweep (in start order of
+//!   the timer list), make it runnable: a change of its own (`Ready`, not a state change). A
+//!   sweep's `timed_out` counts a lost lease that was retried too. A deadline passing during
+//!   the backoff fails the job `TimedOut`;
+//! * **idempotency keys** (R-IDEMPOTENT) — a key holds while its job is in the table; a keyed
+//!   submit asks, in this order: the key names a job (same fingerprint: that job, nothing
+//!   changes, not even the clock; another: `KeyConflict`), all `I` keys held (`KeysFull`), then
+//!   the submit's own checks;
+//! * **restore** (R-PERSIST) — epoch + 1, revision + `RESTORE_GAP`, the journal and the log
+//!   ring start empty, the clock keeps whole milliseconds; every job takes a `Restored` event in
+//!   slot order (its `modified` and state revision stay); then, in the timer list's order,
+//!   running and paused jobs end `Canceled` (a cancel pending), are queued again
+//!   (restartable) or end `Interrupted`; a job in a retry backoff keeps waiting.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use jobstate::{
-    Compacted, Condition, Detail, Directive, Duration, Expired, FailReason, Instant, JobError,
-    JobId, JobOptions, LookupError, Outcome, Priority, Request, Revision, Severity, State,
-    SubmitError, TextField, Tombstone, MAX_DEPENDENCIES,
+    Compacted, Condition, Detail, Directive, Duration, Expired, FailReason, Idempotent, Instant,
+    JobError, JobId, JobOptions, LookupError, Outcome, Priority, Request, RetryPolicy, Revision,
+    Severity, State, SubmitError, TextField, Tombstone, MAX_DEPENDENCIES,
 };
 
-use jobstate::persist::RESTORE_GAP;
+use jobstate::persist::{Restored, RESTORE_GAP};
 
 use crate::snapshot::{EventView, JobView, JournalRead, KindView, Snapshot};
 
@@ -67,6 +89,8 @@ pub struct Limits {
     pub edges: usize,
     /// Tombstones kept (`K`).
     pub tombstones: usize,
+    /// Idempotency keys (`I`).
+    pub keys: usize,
     /// Retention of terminal jobs.
     pub retention: Duration,
 }
@@ -95,6 +119,45 @@ fn duration_ms(d: Option<Duration>) -> Option<u64> {
 
 fn duration_of(ms: u64) -> Option<Duration> {
     (ms != 0).then(|| Duration::from_millis(ms))
+}
+
+/// A retry policy as the table keeps it (backoffs in whole milliseconds, truncated), or `None`
+/// when it is refused.
+fn stored_policy(p: &RetryPolicy) -> Option<RetryPolicy> {
+    let fits = |d: Duration| d.as_millis() <= u64::from(u32::MAX);
+    let ok = p.max_attempts >= 1
+        && p.multiplier >= 1
+        && p.jitter_percent <= 100
+        && fits(p.first_backoff)
+        && fits(p.ceiling);
+    ok.then(|| RetryPolicy {
+        first_backoff: Duration::from_millis(p.first_backoff.as_millis()),
+        ceiling: Duration::from_millis(p.ceiling.as_millis()),
+        ..*p
+    })
+}
+
+/// The 32-bit integer hash the jitter is drawn with (lowbias32).
+fn lowbias32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^ (x >> 16)
+}
+
+/// The backoff in ms before retry `n` (1 for the first retry) under a stored policy.
+fn backoff_ms(p: &RetryPolicy, n: u8) -> u64 {
+    let first = u128::from(p.first_backoff.as_millis());
+    let cap = u128::from(p.ceiling.as_millis()).max(first);
+    let mut b = first;
+    for _ in 1..n {
+        b = (b * u128::from(p.multiplier)).min(cap);
+    }
+    let b = u64::try_from(b.min(cap)).expect("model: backoff fits");
+    let span = b * u64::from(p.jitter_percent) / 100;
+    let draw = lowbias32(p.seed ^ u32::from(n).wrapping_mul(0x9E37_79B9));
+    b - u64::from(draw) % (span + 1)
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +189,12 @@ struct Entry<S> {
     seq: u64,
     /// Dependencies that were live at submit and have not succeeded yet.
     waiting: BTreeSet<JobId>,
+    /// The retry policy as kept (`None`: no retries).
+    retry: Option<RetryPolicy>,
+    /// Failures retried so far: the attempt under way (or the last made) is `retries + 1`.
+    retries: u8,
+    /// Queued again after a retryable failure: when its backoff ends (ms).
+    backoff_end: Option<u64>,
 }
 
 impl<S: Clone> Entry<S> {
@@ -166,8 +235,11 @@ impl<S: Clone> Entry<S> {
                 .then(|| self.expiry.map(instant))
                 .flatten(),
             priority: self.priority,
-            attempt: 1,
-            retry_at: None,
+            attempt: self.retries.saturating_add(1),
+            retry_at: (self.state == State::Queued && self.backoff_end.is_some())
+                .then(|| self.expiry.map(instant))
+                .flatten(),
+            retry_policy: Some(self.retry.unwrap_or(RetryPolicy::NONE)),
         }
     }
 }
@@ -219,6 +291,8 @@ pub struct Model<S> {
     tombstones: VecDeque<Tombstone>,
     issued: BTreeSet<JobId>,
     seq: u64,
+    /// Idempotency keys: key, fingerprint, job (held while the job is in the table).
+    keys: Vec<(Vec<u8>, u64, JobId)>,
 }
 
 impl<S: Clone> Model<S> {
@@ -251,6 +325,7 @@ impl<S: Clone> Model<S> {
             tombstones: VecDeque::new(),
             issued: BTreeSet::new(),
             seq: 0,
+            keys: Vec::new(),
         }
     }
 
@@ -508,6 +583,13 @@ impl<S: Clone> Model<S> {
     /// Whether the job's deadline or lease has passed at `at` (ms), and which.
     fn due(&self, id: JobId, at: u64) -> Option<Detail> {
         let job = self.at(id);
+        if job.state == State::Queued && job.backoff_end.is_some() {
+            // Waiting out a backoff: only the deadline runs.
+            return job
+                .deadline()
+                .filter(|d| *d <= at)
+                .map(|_| Detail::Deadline);
+        }
         if !matches!(job.state, State::Running | State::Paused) {
             return None;
         }
@@ -528,12 +610,96 @@ impl<S: Clone> Model<S> {
         if state.is_terminal() {
             return Err(JobError::AlreadyTerminal);
         }
-        if let Some(detail) = self.due(id, ms(now.max(self.now))) {
+        let at = ms(now.max(self.now));
+        if self.due(id, at).is_some() {
             self.clock(now);
-            self.finish(id, Self::failure(FailReason::TimedOut), Some(detail), "");
-            return Err(JobError::AlreadyTerminal);
+            self.settle(id, at);
+            // Timed out, or (a lost lease with attempts left) queued again: the worker that
+            // asked no longer has the job.
+            return Err(if self.at(id).state.is_terminal() {
+                JobError::AlreadyTerminal
+            } else {
+                JobError::NotRunning
+            });
+        }
+        if self.backoff_over(id, at) {
+            self.clock(now);
+            self.promote(id);
         }
         Ok(state)
+    }
+
+    /// Fail the job `TimedOut` if its deadline or lease has passed at `at`, or queue it again
+    /// when it lost its lease with attempts left; `true` if either happened.
+    fn settle(&mut self, id: JobId, at: u64) -> bool {
+        let Some(detail) = self.due(id, at) else {
+            return false;
+        };
+        if detail == Detail::Lease && self.retry_allowed(id) {
+            self.retry(id, "");
+        } else {
+            self.finish(id, Self::failure(FailReason::TimedOut), Some(detail), "");
+        }
+        true
+    }
+
+    /// A running or paused job whose policy allows another attempt.
+    fn retry_allowed(&self, id: JobId) -> bool {
+        let job = self.at(id);
+        matches!(job.state, State::Running | State::Paused)
+            && job
+                .retry
+                .is_some_and(|p| u16::from(job.retries) + 1 < u16::from(p.max_attempts))
+    }
+
+    /// Queue the job again for its next attempt (R-RETRY).
+    fn retry(&mut self, id: JobId, message: &str) {
+        let now = self.now_ms();
+        let job = self.at_mut(id);
+        let from = job.state;
+        job.retries += 1;
+        let backoff = backoff_ms(&job.retry.expect("model: a policy"), job.retries);
+        job.state = State::Queued;
+        job.pause_requested = false;
+        job.cancel_requested = false;
+        job.progress = 0;
+        job.message = message.into();
+        self.active.retain(|j| *j != id);
+        if backoff == 0 {
+            let job = self.at_mut(id);
+            job.expiry = None;
+            job.backoff_end = None;
+            self.make_runnable(id);
+        } else {
+            let job = self.at_mut(id);
+            let end = now + backoff;
+            job.backoff_end = Some(end);
+            job.expiry = Some(job.deadline().map_or(end, |d| d.min(end)));
+            self.active.push(id);
+        }
+        self.change(
+            id,
+            KindView::StateChanged {
+                from,
+                to: State::Queued,
+            },
+            true,
+        );
+    }
+
+    fn backoff_over(&self, id: JobId, at: u64) -> bool {
+        let job = self.at(id);
+        job.state == State::Queued && job.backoff_end.is_some_and(|end| end <= at)
+    }
+
+    /// The backoff is over: runnable, at the back of its level's queue.
+    fn promote(&mut self, id: JobId) {
+        let job = self.at_mut(id);
+        job.backoff_end = None;
+        job.expiry = None;
+        self.active.retain(|j| *j != id);
+        self.make_runnable(id);
+        self.change(id, KindView::Ready, false);
     }
 
     fn end(&mut self, id: JobId, outcome: Outcome, detail: Option<Detail>, message: &str) {
@@ -551,6 +717,7 @@ impl<S: Clone> Model<S> {
         entry.pause_requested = false;
         entry.cancel_requested = false;
         entry.expiry = None;
+        entry.backoff_end = None;
         if to == State::Succeeded {
             entry.progress = 100;
         }
@@ -664,6 +831,7 @@ impl<S: Clone> Model<S> {
         job.pause_requested = false;
         job.cancel_requested = false;
         job.expiry = None;
+        job.backoff_end = None;
         job.progress = 0;
         self.active.retain(|j| *j != id);
         self.make_runnable(id);
@@ -689,6 +857,59 @@ impl<S: Clone> Model<S> {
         priority: Priority,
         now: Instant,
     ) -> Result<JobId, SubmitError> {
+        self.submit_with(spec, description, depends_on, options, priority, None, now)
+    }
+
+    /// `JobTable::submit_idempotent` (R-IDEMPOTENT).
+    pub fn submit_idempotent(
+        &mut self,
+        job: (S, &str, &[JobId], JobOptions, Priority, Option<RetryPolicy>),
+        key: &[u8],
+        fingerprint: u64,
+        now: Instant,
+    ) -> Result<Idempotent, SubmitError> {
+        if let Some((_, fp, id)) = self.held_key(key) {
+            return if fp == fingerprint {
+                Ok(Idempotent::Existing(id))
+            } else {
+                Err(SubmitError::KeyConflict(id))
+            };
+        }
+        self.keys
+            .retain(|(_, _, id)| self.jobs.get(&id.index()).is_some_and(|e| e.id == *id));
+        if self.keys.len() >= self.limits.keys {
+            return Err(SubmitError::KeysFull);
+        }
+        let (spec, description, depends_on, options, priority, retry) = job;
+        let id = self.submit_with(spec, description, depends_on, options, priority, retry, now)?;
+        self.keys.push((key.to_vec(), fingerprint, id));
+        Ok(Idempotent::New(id))
+    }
+
+    fn held_key(&self, key: &[u8]) -> Option<(Vec<u8>, u64, JobId)> {
+        self.keys
+            .iter()
+            .find(|(k, _, id)| k == key && self.jobs.get(&id.index()).is_some_and(|e| e.id == *id))
+            .cloned()
+    }
+
+    /// `JobTable::key_job`: the job a key names, while it is in the table.
+    pub fn key_job(&self, key: &[u8]) -> Option<JobId> {
+        self.held_key(key).map(|(_, _, id)| id)
+    }
+
+    /// `JobTable::submit` of a job with a retry policy (R-RETRY).
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit_with(
+        &mut self,
+        spec: S,
+        description: &str,
+        depends_on: &[JobId],
+        options: JobOptions,
+        priority: Priority,
+        retry: Option<RetryPolicy>,
+        now: Instant,
+    ) -> Result<JobId, SubmitError> {
         if description.len() > self.limits.text {
             return Err(SubmitError::TextTooLong {
                 field: TextField::Description,
@@ -702,6 +923,11 @@ impl<S: Clone> Model<S> {
             (duration_ms(options.run_timeout), duration_ms(options.lease))
         else {
             return Err(SubmitError::DurationTooLong);
+        };
+        let retry = match retry.map(|p| stored_policy(&p)) {
+            Some(None) => return Err(SubmitError::InvalidRetryPolicy),
+            Some(p) => p,
+            None => None,
         };
         let mut waiting = BTreeSet::new();
         let mut failed_dep = None;
@@ -768,6 +994,9 @@ impl<S: Clone> Model<S> {
                 expiry: None,
                 seq: self.seq,
                 waiting,
+                retry,
+                retries: 0,
+                backoff_end: None,
             },
         );
         self.change(id, KindView::Submitted, true);
@@ -792,6 +1021,9 @@ impl<S: Clone> Model<S> {
                 from: state,
                 to: State::Running,
             });
+        }
+        if self.at(id).backoff_end.is_some() {
+            return Err(JobError::BackingOff);
         }
         if !self.at(id).waiting.is_empty() {
             return Err(JobError::DependenciesPending);
@@ -957,8 +1189,31 @@ impl<S: Clone> Model<S> {
         Ok(())
     }
 
-    /// `JobTable::fail`.
+    /// `JobTable::fail`: queued again while the retry policy allows another attempt.
     pub fn fail(
+        &mut self,
+        id: JobId,
+        code: i32,
+        message: &str,
+        now: Instant,
+    ) -> Result<(), JobError> {
+        self.message_fits(message)?;
+        self.enter(id, now)?;
+        self.clock(now);
+        if self.retry_allowed(id) {
+            self.retry(id, message);
+            return Ok(());
+        }
+        let outcome = Outcome::Failed {
+            reason: FailReason::Error,
+            code,
+        };
+        self.finish(id, outcome, None, message);
+        Ok(())
+    }
+
+    /// `JobTable::fail_final`: failed at once, whatever the policy.
+    pub fn fail_final(
         &mut self,
         id: JobId,
         code: i32,
@@ -1077,9 +1332,10 @@ impl<S: Clone> Model<S> {
         let now = ms(self.clock(now));
         let mut report = Expired::default();
         for id in self.active.clone() {
-            if let Some(detail) = self.due(id, now) {
-                self.finish(id, Self::failure(FailReason::TimedOut), Some(detail), "");
+            if self.settle(id, now) {
                 report.timed_out += 1;
+            } else if self.backoff_over(id, now) {
+                self.promote(id);
             }
         }
         while let Some(&oldest) = self.retained.front() {
@@ -1088,6 +1344,45 @@ impl<S: Clone> Model<S> {
             }
             self.remove(oldest);
             report.removed += 1;
+        }
+        report
+    }
+
+    /// `JobTable::restore_in_place` of this table's own image (R-PERSIST).
+    pub fn restore(&mut self, now: Instant) -> Restored {
+        self.epoch += 1;
+        self.revision += RESTORE_GAP;
+        self.dropped = self.revision;
+        self.journal.clear();
+        self.log_written = 0;
+        self.now = instant(ms(self.now));
+        let ids: Vec<JobId> = self.jobs.values().map(|e| e.id).collect();
+        for id in ids {
+            let revision = self.event(id, Kept::Kind(KindView::Restored));
+            self.at_mut(id).revision = revision;
+        }
+        self.clock(now);
+        let mut report = Restored {
+            jobs: self.jobs.len(),
+            ..Restored::default()
+        };
+        for id in self.active.clone() {
+            let job = self.at(id);
+            if job.state == State::Queued {
+                continue;
+            }
+            if job.cancel_requested {
+                let outcome = Self::failure(FailReason::Canceled);
+                self.finish(id, outcome, Some(Detail::Canceled), "");
+                report.canceled += 1;
+            } else if job.options.restartable {
+                self.requeue(id);
+                report.requeued += 1;
+            } else {
+                let outcome = Self::failure(FailReason::Interrupted);
+                self.finish(id, outcome, Some(Detail::Interrupted), "");
+                report.interrupted += 1;
+            }
         }
         report
     }

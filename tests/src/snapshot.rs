@@ -6,7 +6,7 @@
 
 use jobstate::{
     Compacted, Detail, EventKind, Instant, Job, JobId, JobOptions, JobRef, JobTable, Outcome,
-    Priority, Request, Revision, State, Tombstone,
+    Priority, Request, RetryPolicy, Revision, State, Tombstone,
 };
 
 /// One job, field by field, as its getters answer.
@@ -58,6 +58,9 @@ pub struct JobView<S> {
     pub attempt: u8,
     /// [`JobRef::retry_at`].
     pub retry_at: Option<Instant>,
+    /// [`JobRef::retry_policy`]; `None` when read from an owned [`Job`], which does not carry
+    /// it.
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 impl<S: Clone> JobView<S> {
@@ -87,6 +90,7 @@ impl<S: Clone> JobView<S> {
             priority: job.priority(),
             attempt: job.attempt(),
             retry_at: job.retry_at(),
+            retry_policy: Some(job.retry_policy()),
         }
     }
 
@@ -116,6 +120,7 @@ impl<S: Clone> JobView<S> {
             priority: job.priority(),
             attempt: job.attempt(),
             retry_at: job.retry_at(),
+            retry_policy: None,
         }
     }
 }

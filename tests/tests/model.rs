@@ -3,10 +3,19 @@
 //! operation, and an operation that answers an error must leave the table exactly as it was.
 //!
 //! Covers R-ID, R-TRANS, R-OUTCOME, R-CONTROL, R-VERSION, R-JOURNAL, R-DEPS, R-SCHED, R-FULL,
-//! R-RETAIN, R-DEADLINE and R-INPUT together. The clock runs in ticks (microseconds on the
-//! host), finer than the milliseconds a job keeps, so truncation is exercised all the time;
-//! operations come late to jobs whose deadline or lease has passed, which the table fails
-//! itself (R-DEADLINE) before answering `AlreadyTerminal`.
+//! R-RETAIN, R-DEADLINE, R-INPUT, R-PRIORITY, R-RETRY, R-IDEMPOTENT and R-PERSIST (restarts
+//! mid-sequence) together. The clock runs in ticks (microseconds on the host), finer than the
+//! milliseconds a job keeps, so truncation is exercised all the time; operations come late to
+//! jobs whose deadline or lease has passed, which the table fails itself (R-DEADLINE) before
+//! answering `AlreadyTerminal` — or, for a lost lease with attempts left, queues again
+//! (R-RETRY) before answering `NotRunning`.
+//!
+//! Retries: half of the jobs carry a retry policy (1–4 attempts, backoffs of 0–6 ms
+//! doubling or not, a ceiling, jitter from a seed; now and then an invalid one); the worker's
+//! `fail` and lost leases re-queue them, and operations reach them during and after their
+//! backoff. Keys: a third of the submits carry one of 6 idempotency keys with one of 2
+//! fingerprints, against a pool of 4 keys (2 in the tiny table). Restarts: now and then the
+//! table is encoded and restored in place (epoch + 1), the model likewise.
 //!
 //! `JOBSTATE_MODEL_CASES` (default 2000) and `JOBSTATE_MODEL_OPS` (default 200) set the number
 //! of cases and the operations per case. The long run (see docs/core.md):
@@ -19,8 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use jobstate::MAX_DEPENDENCIES;
 use jobstate::{
-    Condition, Config, Duration, FailReason, Instant, JobError, JobId, JobOptions, JobTable,
-    NewJob, Priority, Revision, Severity, State,
+    Condition, Config, Duration, FailReason, Idempotent, Instant, JobError, JobId, JobOptions,
+    JobTable, NewJob, Priority, RetryPolicy, Revision, Severity, State,
 };
 use jobstate_tests::{make_id, read_journal, JobView, Limits, Model, Snapshot};
 use proptest::prelude::*;
@@ -34,6 +43,8 @@ enum IdSel {
     Live(u8),
     /// Any job in the table.
     InTable(u8),
+    /// A job waiting out a retry backoff.
+    BackingOff(u8),
     /// One of the 8 most recently issued ids.
     Recent(u8),
     /// Any id issued so far.
@@ -63,6 +74,34 @@ struct Tick {
     back: bool,
 }
 
+/// A retry policy to submit with (durations in ticks; `u32::MAX`: 50 days, too long).
+#[derive(Clone, Debug)]
+struct Retry {
+    max_attempts: u8,
+    first: u32,
+    multiplier: u8,
+    ceiling: u32,
+    jitter: u8,
+    seed: u32,
+}
+
+impl Retry {
+    fn policy(&self) -> RetryPolicy {
+        let d = |t: u32| match t {
+            u32::MAX => Duration::from_secs(50 * 86_400),
+            t => Duration::from_ticks(u64::from(t)),
+        };
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            first_backoff: d(self.first),
+            multiplier: self.multiplier,
+            ceiling: d(self.ceiling),
+            jitter_percent: self.jitter,
+            seed: self.seed,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Submit {
@@ -77,6 +116,9 @@ enum Op {
         /// Ticks; `u32::MAX` stands for 50 days (longer than a table keeps).
         run_timeout: Option<u32>,
         lease: Option<u32>,
+        retry: Option<Retry>,
+        /// Idempotency key (one of 6) and fingerprint (one of 2).
+        key: Option<(u8, u8)>,
     },
     Start(IdSel),
     StartNext,
@@ -89,7 +131,12 @@ enum Op {
     Checkpoint(IdSel),
     Succeed(IdSel, u8, Txt),
     Fail(IdSel, i32, Txt),
+    FailFinal(IdSel, i32, Txt),
     FailWith(IdSel, u8, Option<i32>, Txt),
+    /// Encode the table and restore it in place (a restart).
+    Restore,
+    /// Which job an idempotency key names.
+    KeyJob(u8),
     Expire,
     Get(IdSel),
     Check(IdSel, u8, u16),
@@ -101,6 +148,7 @@ fn id_sel() -> impl Strategy<Value = IdSel> {
     prop_oneof![
         8 => any::<u8>().prop_map(IdSel::Active),
         6 => any::<u8>().prop_map(IdSel::Live),
+        3 => any::<u8>().prop_map(IdSel::BackingOff),
         3 => any::<u8>().prop_map(IdSel::InTable),
         4 => any::<u8>().prop_map(IdSel::Recent),
         2 => any::<u16>().prop_map(IdSel::Any),
@@ -145,6 +193,33 @@ fn duration(max: u32) -> impl Strategy<Value = Option<u32>> {
     prop::option::weighted(0.3, prop_oneof![40 => 0..max, 1 => Just(u32::MAX)])
 }
 
+/// A backoff in ticks: often none, now and then too long for a table.
+fn backoff() -> impl Strategy<Value = u32> {
+    prop_oneof![3 => Just(0u32), 12 => 1u32..1500, 4 => 1500u32..6000, 1 => Just(u32::MAX)]
+}
+
+fn retry() -> impl Strategy<Value = Option<Retry>> {
+    let policy = (
+        prop_oneof![1 => Just(0u8), 4 => Just(1u8), 30 => 2u8..=4],
+        backoff(),
+        prop_oneof![1 => Just(0u8), 12 => Just(1u8), 24 => Just(2u8), 6 => 3u8..=255],
+        prop_oneof![3 => 1u32..8000, 1 => backoff()],
+        prop_oneof![10 => Just(0u8), 10 => 1u8..=100, 1 => 101u8..=255],
+        any::<u32>(),
+    )
+        .prop_map(
+            |(max_attempts, first, multiplier, ceiling, jitter, seed)| Retry {
+                max_attempts,
+                first,
+                multiplier,
+                ceiling,
+                jitter,
+                seed,
+            },
+        );
+    prop::option::weighted(0.5, policy)
+}
+
 fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
     let submit = (
         any::<u32>(),
@@ -158,8 +233,9 @@ fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
             prop::bool::weighted(0.3),
             prop_oneof![3 => Just(1u8), 1 => 0u8..4],
         ),
-        duration(3000),
-        duration(1500),
+        (duration(3000), duration(1500)),
+        retry(),
+        prop::option::weighted(0.3, (0u8..6, 0u8..2)),
     )
         .prop_map(
             |(
@@ -167,8 +243,9 @@ fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
                 desc,
                 deps,
                 ([pausable, cancelable], restartable, priority),
-                run_timeout,
-                lease,
+                (run_timeout, lease),
+                retry,
+                key,
             )| {
                 Op::Submit {
                     spec,
@@ -180,12 +257,15 @@ fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
                     priority,
                     run_timeout,
                     lease,
+                    retry,
+                    key,
                 }
             },
         );
     prop_oneof![
         6 => submit,
         2 => id_sel().prop_map(Op::Start),
+        1 => any::<u8>().prop_map(|k| Op::Start(IdSel::BackingOff(k))),
         4 => Just(Op::StartNext),
         3 => (id_sel(), prop_oneof![9 => 0u8..=100, 1 => 101u8..=255], txt(text_cap))
             .prop_map(|(i, p, t)| Op::Progress(i, p, t)),
@@ -196,7 +276,8 @@ fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
         2 => id_sel().prop_map(Op::Cancel),
         3 => id_sel().prop_map(Op::Checkpoint),
         3 => (id_sel(), 0u8..3, txt(text_cap)).prop_map(|(i, s, t)| Op::Succeed(i, s, t)),
-        1 => (id_sel(), any::<i32>(), txt(text_cap)).prop_map(|(i, c, t)| Op::Fail(i, c, t)),
+        5 => (id_sel(), any::<i32>(), txt(text_cap)).prop_map(|(i, c, t)| Op::Fail(i, c, t)),
+        1 => (id_sel(), any::<i32>(), txt(text_cap)).prop_map(|(i, c, t)| Op::FailFinal(i, c, t)),
         1 => (id_sel(), 0u8..5, prop::option::of(any::<i32>()), txt(text_cap))
             .prop_map(|(i, r, c, t)| Op::FailWith(i, r, c, t)),
         2 => Just(Op::Expire),
@@ -204,6 +285,8 @@ fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
         1 => (id_sel(), 0u8..4, 0u16..40).prop_map(|(i, k, b)| Op::Check(i, k, b)),
         1 => (-3i16..40).prop_map(Op::Journal),
         1 => Just(Op::Peek),
+        1 => Just(Op::Restore),
+        1 => (0u8..6).prop_map(Op::KeyJob),
     ]
 }
 
@@ -251,6 +334,17 @@ impl Run {
             IdSel::Active(k) => among(*k, &|s| matches!(s, State::Running | State::Paused)),
             IdSel::Live(k) => among(*k, &|s| !s.is_terminal()),
             IdSel::InTable(k) => among(*k, &|_| true),
+            IdSel::BackingOff(k) => {
+                let ids: Vec<JobId> = table
+                    .jobs
+                    .iter()
+                    .filter(|j| j.retry_at.is_some())
+                    .map(|j| j.id)
+                    .collect();
+                ids.get(usize::from(*k) % ids.len().max(1))
+                    .copied()
+                    .or_else(|| among(*k, &|s| !s.is_terminal()))
+            }
             IdSel::Recent(k) => {
                 let window = self.ids.len().clamp(1, 8);
                 pick(self.ids.len().saturating_sub(1 + usize::from(*k) % window))
@@ -349,6 +443,35 @@ mod stats {
         if after.journal_from_zero.is_err() {
             bump("journal compacted".into());
         }
+        for b in before.jobs.iter().filter(|j| j.retry_at.is_some()) {
+            match after.jobs.iter().find(|j| j.id == b.id) {
+                Some(a) if a.retry_at.is_none() => {
+                    bump(format!("backoff left by {name}: {:?}", a.state));
+                }
+                None => bump(format!("backoff left by {name}: removed")),
+                _ => {}
+            }
+        }
+        if after.jobs.iter().any(|j| j.retry_at.is_some()) {
+            bump("a job backing off".into());
+        }
+        if after
+            .jobs
+            .iter()
+            .any(|j| j.attempt > 1 && j.state == jobstate::State::Running)
+        {
+            bump("a retried job running".into());
+        }
+        let ready = after.journal_kept.as_ref().map_or(0, |e| {
+            e.iter()
+                .filter(|e| {
+                    e.revision > before.revision && e.kind == jobstate_tests::KindView::Ready
+                })
+                .count()
+        });
+        if ready > 0 {
+            bump(format!("{name} made a job ready"));
+        }
     }
 }
 
@@ -377,8 +500,11 @@ fn ticks(d: Option<u32>) -> Option<Duration> {
     })
 }
 
-/// Run one sequence against a `JobTable<u32, N, T, J, L, E, K>` in `epoch` (1: restored once
-/// from an empty table's image) and the model.
+/// The idempotency keys the sequences use.
+const KEYS: [&[u8]; 6] = [b"k0", b"k1", b"key-2", b"k3", b"opc-retry-token-4", b"5"];
+
+/// Run one sequence against a `JobTable<u32, N, T, J, L, E, K, I>` in `epoch` (1: restored
+/// once from an empty table's image) and the model.
 fn run_case<
     const N: usize,
     const T: usize,
@@ -386,16 +512,17 @@ fn run_case<
     const L: usize,
     const E: usize,
     const K: usize,
+    const I: usize,
 >(
     ops: &[(Tick, Op)],
     retention: Duration,
     epoch: u32,
     counter: &AtomicU64,
 ) -> Result<(), TestCaseError> {
-    let mut table: Box<JobTable<u32, N, T, J, L, E, K>> =
+    let mut table: Box<JobTable<u32, N, T, J, L, E, K, I>> =
         Box::new(JobTable::new(Config { retention }));
+    let mut image = vec![0u8; JobTable::<u32, N, T, J, L, E, K, I>::image_size_bound(5)];
     for _ in 0..epoch {
-        let mut image = vec![0u8; JobTable::<u32, N, T, J, L, E, K>::image_size_bound(5)];
         let len = table.encode(&mut image).unwrap();
         table
             .restore_in_place(&image[..len], Instant::from_ticks(0))
@@ -409,6 +536,7 @@ fn run_case<
             log_ring: L,
             edges: E,
             tombstones: K,
+            keys: I,
             retention,
         },
         epoch,
@@ -424,8 +552,10 @@ fn run_case<
     for (step, (tick, op)) in ops.iter().enumerate() {
         let now = run.now(tick);
         // `true` when the real table answered an error that must leave it unchanged: every
-        // error but `AlreadyTerminal` for a job that was live (it timed out just now).
+        // error of an operation for which the model took no revision (one that times a job
+        // out, or makes a job whose backoff ended runnable, before it answers, changes it).
         let refused: bool;
+        let model_revision = model.revision();
         macro_rules! same {
             ($id:expr, $real:expr, $model:expr) => {{
                 let real = $real;
@@ -439,7 +569,7 @@ fn run_case<
                 if timed_out {
                     stats::bump("timed out by a late operation".into());
                 }
-                refused = real.is_err() && !timed_out;
+                refused = real.is_err() && model.revision() == model_revision;
                 if let Err(e) = &real {
                     stats::error(op, format!("{e:?}"));
                 }
@@ -456,6 +586,8 @@ fn run_case<
                 priority,
                 run_timeout,
                 lease,
+                retry,
+                key,
             } => {
                 let desc = make_text(desc);
                 let priority = Priority::of_level(*priority);
@@ -467,15 +599,36 @@ fn run_case<
                     run_timeout: ticks(*run_timeout),
                     lease: ticks(*lease),
                 };
-                let real = table.submit(
-                    NewJob::new(*spec)
-                        .description(&desc)
-                        .depends_on(&deps)
-                        .options(options)
-                        .priority(priority),
-                    now,
-                );
-                let expected = model.submit(*spec, &desc, &deps, options, priority, now);
+                let policy = retry.as_ref().map(Retry::policy);
+                let mut job = NewJob::new(*spec)
+                    .description(&desc)
+                    .depends_on(&deps)
+                    .options(options)
+                    .priority(priority);
+                if let Some(p) = policy {
+                    job = job.retry(p);
+                }
+                let (real, expected) = match key {
+                    None => (
+                        table.submit(job, now).map(Idempotent::New),
+                        model
+                            .submit_with(*spec, &desc, &deps, options, priority, policy, now)
+                            .map(Idempotent::New),
+                    ),
+                    Some((k, fp)) => {
+                        let key = KEYS[usize::from(*k)];
+                        let fp = u64::from(*fp);
+                        (
+                            table.submit_idempotent(job, key, fp, now),
+                            model.submit_idempotent(
+                                (*spec, &desc, &deps, options, priority, policy),
+                                key,
+                                fp,
+                                now,
+                            ),
+                        )
+                    }
+                };
                 // A refusal hands the job back, spec included (R-FULL).
                 let real = real.map_err(|r| {
                     let error = r.error;
@@ -483,8 +636,10 @@ fn run_case<
                     error
                 });
                 prop_assert_eq!(real, expected, "step {}: {:?}", step, op);
-                if let Ok(id) = real {
-                    run.ids.push(id);
+                match real {
+                    Ok(Idempotent::New(id)) => run.ids.push(id),
+                    Ok(Idempotent::Existing(_)) => stats::bump("  Submit Existing".into()),
+                    Err(_) => {}
                 }
                 refused = real.is_err();
                 if let Err(e) = &real {
@@ -561,6 +716,30 @@ fn run_case<
                     model.fail(id, *code, &t, now)
                 );
             }
+            Op::FailFinal(s, code, t) => {
+                let (id, t) = (run.id(s, &before), make_text(t));
+                same!(
+                    id,
+                    table.fail_final(id, *code, &t, now),
+                    model.fail_final(id, *code, &t, now)
+                );
+            }
+            Op::Restore => {
+                let len = table.encode(&mut image).unwrap();
+                let real = table.restore_in_place(&image[..len], now).unwrap();
+                prop_assert_eq!(real, model.restore(now), "step {}: {:?}", step, op);
+                run.epoch += 1;
+                refused = false;
+            }
+            Op::KeyJob(k) => {
+                let key = KEYS[usize::from(*k)];
+                let real = table.key_job(key);
+                prop_assert_eq!(real, model.key_job(key), "step {}: {:?}", step, op);
+                if real.is_some() {
+                    stats::bump("  KeyJob held".into());
+                }
+                refused = false;
+            }
             Op::FailWith(s, r, code, t) => {
                 let (id, t) = (run.id(s, &before), make_text(t));
                 let r = reason(*r);
@@ -578,9 +757,13 @@ fn run_case<
             Op::Get(s) => {
                 let id = run.id(s, &before);
                 let expected = model.get(id);
+                // An owned copy does not carry the retry policy.
                 prop_assert_eq!(
                     table.snapshot(id).map(|j| JobView::of_job(&j)),
-                    expected.clone(),
+                    expected.clone().map(|v| JobView {
+                        retry_policy: None,
+                        ..v
+                    }),
                     "step {}: {:?}",
                     step,
                     op
@@ -681,7 +864,7 @@ fn model_matches_table() {
         ..ProptestConfig::default()
     };
     proptest!(config, |(ops in ops_strategy(32, 3))| {
-        run_case::<8, 32, 16, 64, 6, 4>(&ops, Duration::from_ticks(1000), 1, &OPS)?;
+        run_case::<8, 32, 16, 64, 6, 4, 4>(&ops, Duration::from_ticks(1000), 1, &OPS)?;
     });
     let total = OPS.load(Ordering::Relaxed);
     eprintln!("model_matches_table: {total} operations checked against the model");
@@ -701,7 +884,7 @@ fn model_matches_tiny_table() {
         ..ProptestConfig::default()
     };
     proptest!(config, |(ops in ops_strategy(8, 2))| {
-        run_case::<3, 8, 4, 12, 2, 2>(&ops, Duration::from_ticks(0), 0, &TINY_OPS)?;
+        run_case::<3, 8, 4, 12, 2, 2, 2>(&ops, Duration::from_ticks(0), 0, &TINY_OPS)?;
     });
     let total = TINY_OPS.load(Ordering::Relaxed);
     eprintln!("model_matches_tiny_table: {total} operations checked against the model");
