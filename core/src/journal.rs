@@ -6,6 +6,9 @@
 //! events have contiguous revisions (every revision has exactly one event), so a reader's
 //! position is found in O(1) and no revision is stored per event.
 
+use core::iter::Chain;
+use core::slice;
+
 use heapless::deque::DequeView;
 
 use crate::error::Compacted;
@@ -255,6 +258,23 @@ impl<'a> JournalRef<'a> {
         core::str::from_utf8(bytes).ok()
     }
 
+    /// The kept events from the `skip`-th on (revisions `dropped + 1 + skip ..`), oldest
+    /// first. The start is found by arithmetic on the ring's two halves, not by stepping
+    /// through the ring: O(1), so a reader that is nearly up to date pays for what it reads,
+    /// not for the journal's length.
+    pub(crate) fn kept_from(&self, skip: usize) -> Chain<slice::Iter<'a, Ev>, slice::Iter<'a, Ev>> {
+        let (front, back) = self.events.as_slices();
+        let none: &[Ev] = &[];
+        let (front, back) = match front.get(skip..) {
+            Some(rest) => (rest, back),
+            None => (
+                none,
+                back.get(skip.saturating_sub(front.len())..).unwrap_or(none),
+            ),
+        };
+        front.iter().chain(back)
+    }
+
     /// Events with a revision greater than `after`, oldest first.
     pub(crate) fn since(
         self,
@@ -272,9 +292,10 @@ impl<'a> JournalRef<'a> {
         }
         let skip = after.get().saturating_sub(dropped);
         let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-        let first = dropped.saturating_add(1);
-        let events = self.events;
-        Ok(events.iter().enumerate().skip(skip).map(move |(k, ev)| {
+        let first = dropped
+            .saturating_add(1)
+            .saturating_add(u64::try_from(skip).unwrap_or(u64::MAX));
+        Ok(self.kept_from(skip).enumerate().map(move |(k, ev)| {
             let kind = ev.kind();
             Event {
                 revision: Revision::new(first.saturating_add(k as u64)),
@@ -286,5 +307,47 @@ impl<'a> JournalRef<'a> {
                 },
             }
         }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::arithmetic_side_effects)]
+mod tests {
+    use crate::{Compacted, Instant, JobTable, NewJob, Revision};
+
+    /// Reading from any revision, with the ring wrapped at every position, answers exactly the
+    /// kept events after it (the start is found by index arithmetic).
+    #[test]
+    fn since_starts_at_the_right_event_wherever_the_ring_wraps() {
+        let mut table: JobTable<u8, 2, 8, 5, 64> = JobTable::default();
+        let t = Instant::from_ticks(0);
+        let id = table.submit(NewJob::new(1), t).unwrap();
+        for n in 0..23u32 {
+            let current = table.revision().get();
+            let kept = current.min(5);
+            let dropped = current - kept;
+            for after in 0..current + 3 {
+                let got = table.journal(Revision::new(after)).map(|events| {
+                    events
+                        .map(|e| e.revision.get())
+                        .collect::<heapless::Vec<u64, 8>>()
+                });
+                if after < dropped {
+                    assert_eq!(
+                        got.map(|_| ()),
+                        Err(Compacted {
+                            oldest: Revision::new(dropped + 1)
+                        })
+                    );
+                } else {
+                    let want: heapless::Vec<u64, 8> = (after.max(dropped) + 1..=current).collect();
+                    assert_eq!(got.unwrap(), want, "after {after}, {n} lines logged");
+                }
+            }
+            let line = if n % 2 == 0 { "a" } else { "bb" };
+            table.log(id, line, t).unwrap();
+            let last = table.journal(Revision::new(table.revision().get() - 1));
+            assert_eq!(last.unwrap().map(|e| e.line()).last(), Some(Some(line)));
+        }
     }
 }
