@@ -560,13 +560,40 @@ type Look<S> = for<'c, 'g, 'x, 'r, 't, 'a> fn(
     &mut Call<'t, 'a, S>,
 ) -> Answer;
 
+/// A table type's two locking functions, as the futures see them: behind this reference the
+/// futures' code is written once per spec type, not once per table type.
+trait Gate<S> {
+    /// [`SharedTable::enter`].
+    fn enter(&self, call: &mut Call<'_, '_, S>, step: Step<S>) -> Answer;
+    /// [`SharedTable::look`].
+    fn look(&self, call: &mut Call<'_, '_, S>, step: Look<S>) -> Answer;
+    /// [`SharedTable::revision`].
+    fn seen(&self) -> Revision;
+    /// Give a watch's registration back; its waker is dropped after the lock is released.
+    fn release(&self, token: u32);
+}
+
+/// A change through a gate, with only `now` and its arguments.
+fn run<S>(gate: &dyn Gate<S>, now: Instant, args: Args<'_, '_, S>, step: Step<S>) -> Answer {
+    gate.enter(&mut Call { now, args }, step)
+}
+
+/// A watch on a gate.
+fn watch<S>(gate: &dyn Gate<S>, target: Target) -> Watch<'_, S> {
+    Watch {
+        gate,
+        target,
+        token: NO_TOKEN,
+    }
+}
+
 /// The typed calls' bodies, once per spec type.
 mod steps {
     use super::{Answer, Args, Busy, Call, Condition, Core, Out, Ro, SharedError, Side, Target};
     use super::{JobError, NO_TOKEN};
 
-    /// A step's answer when its arguments are not its own (not reached).
-    const MISMATCH: Answer = Err(SharedError::Busy);
+    /// A step's answer when its arguments are not its own (not reached; the cheapest value).
+    const MISMATCH: Answer = Ok(Out::Done);
 
     #[inline(never)]
     fn unit(r: Result<(), JobError>) -> Answer {
@@ -1080,13 +1107,6 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
     // every firmware that uses them. These futures answer again instead (they re-check), and
     // like an `async fn` they do nothing until first polled: a timeout runs from the first poll.
 
-    fn watch(&self, target: Target) -> Watch<'_, M, Tb, W> {
-        Watch {
-            shared: self,
-            target,
-            token: NO_TOKEN,
-        }
-    }
     /// The worker's checkpoint, async (R-CONTROL): applies pending requests at
     /// `Instant::now()` ([`JobTable::checkpoint`]) and answers [`Directive::Continue`] or
     /// [`Directive::Canceled`] — never [`Directive::Pause`]: while the job is paused it parks,
@@ -1101,7 +1121,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         id: JobId,
     ) -> impl Future<Output = Result<Directive, SharedError>> + '_ {
         Checkpoint {
-            shared: self,
+            gate: self,
             id,
             parked: None,
         }
@@ -1117,8 +1137,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         timeout: Duration,
     ) -> impl Future<Output = Revision> + '_ {
         Changed {
-            shared: self,
-            watch: self.watch(Target::Revision(after)),
+            watch: watch(self, Target::Revision(after)),
             deadline: Deadline::new(clamp_wait(timeout, self.max_wait())),
         }
     }
@@ -1128,9 +1147,34 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
     /// every change. Spawn it as its own task; it never completes.
     pub fn run_timers(&self) -> impl Future<Output = ()> + '_ {
         RunTimers {
-            shared: self,
+            gate: self,
             sleep: None,
         }
+    }
+}
+
+impl<M: RawMutex, Tb: Table, const W: usize> Gate<Tb::Spec> for SharedTable<M, Tb, W> {
+    fn enter(&self, call: &mut Call<'_, '_, Tb::Spec>, step: Step<Tb::Spec>) -> Answer {
+        SharedTable::enter(self, call, step)
+    }
+
+    fn look(&self, call: &mut Call<'_, '_, Tb::Spec>, step: Look<Tb::Spec>) -> Answer {
+        SharedTable::look(self, call, step)
+    }
+
+    fn seen(&self) -> Revision {
+        self.revision()
+    }
+
+    fn release(&self, token: u32) {
+        let waker = self.cells.lock(|cells| {
+            let registry: &RefCell<Registry<[Entry]>> = &cells.registry;
+            registry
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut registry| registry.unregister(token))
+        });
+        drop(waker);
     }
 }
 
@@ -1170,8 +1214,10 @@ where
     ) -> impl Future<Output = Result<Waited<Tb::Job>, SharedError>> + '_ {
         WaitFor {
             shared: self,
-            watch: self.watch(Target::Job(id, condition)),
-            deadline: Deadline::new(clamp_wait(timeout, self.max_wait())),
+            waiting: Waiting {
+                watch: watch(self, Target::Job(id, condition)),
+                deadline: Deadline::new(clamp_wait(timeout, self.max_wait())),
+            },
             id,
             condition,
         }
@@ -1192,10 +1238,14 @@ where
     ) -> impl Future<Output = Result<Submitted<Tb::Job>, SharedError>> + use<'s, 'a, M, Tb, W> {
         SubmitAndWait {
             shared: self,
-            job: Some(job),
-            return_timeout,
-            now,
-            stage: None,
+            submitting: Submitting {
+                gate: self,
+                job: Some(job),
+                zero: return_timeout == Duration::from_ticks(0),
+                timeout: clamp_wait(return_timeout, self.max_wait()),
+                now,
+                stage: None,
+            },
         }
     }
 }
@@ -1233,12 +1283,12 @@ impl Deadline {
 }
 
 /// A parked worker or timer task: until a change (the watch) or an instant (the timer).
-struct Sleep<'s, M: RawMutex, Tb, const W: usize> {
-    watch: Watch<'s, M, Tb, W>,
+struct Sleep<'s, S> {
+    watch: Watch<'s, S>,
     timer: Option<Timer>,
 }
 
-impl<M: RawMutex, Tb: Table, const W: usize> Sleep<'_, M, Tb, W> {
+impl<S> Sleep<'_, S> {
     /// Whether the sleep is over: the watch ended (whatever its answer) or the timer fired.
     fn woke(&mut self, cx: &mut Context<'_>) -> bool {
         Pin::new(&mut self.watch).poll(cx).is_ready()
@@ -1250,19 +1300,19 @@ impl<M: RawMutex, Tb: Table, const W: usize> Sleep<'_, M, Tb, W> {
 }
 
 /// [`SharedTable::checkpoint`].
-struct Checkpoint<'s, M: RawMutex, Tb, const W: usize> {
-    shared: &'s SharedTable<M, Tb, W>,
+struct Checkpoint<'s, S> {
+    gate: &'s dyn Gate<S>,
     id: JobId,
     /// While the job is paused: woken by its next change or its deadline.
-    parked: Option<Sleep<'s, M, Tb, W>>,
+    parked: Option<Sleep<'s, S>>,
 }
 
-impl<M: RawMutex, Tb: Table, const W: usize> Future for Checkpoint<'_, M, Tb, W> {
+impl<S> Future for Checkpoint<'_, S> {
     type Output = Result<Directive, SharedError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (shared, id) = (this.shared, this.id);
+        let (gate, id) = (this.gate, this.id);
         loop {
             if let Some(parked) = this.parked.as_mut() {
                 if !parked.woke(cx) {
@@ -1271,7 +1321,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Checkpoint<'_, M, Tb, W>
                 // Its registration goes back here.
                 this.parked = None;
             }
-            let checked = shared.run(Instant::now(), Args::Id(id), steps::checkpoint);
+            let checked = run(gate, Instant::now(), Args::Id(id), steps::checkpoint);
             match checked {
                 Err(e) => return Poll::Ready(Err(e)),
                 Ok(Out::Checked(Directive::Pause, revision, deadline)) => {
@@ -1281,7 +1331,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Checkpoint<'_, M, Tb, W>
                     // loop polls the new watch and timer at once; both are pending on their
                     // first poll unless the job changed meanwhile.
                     this.parked = Some(Sleep {
-                        watch: shared.watch(Target::Job(id, Condition::ChangedSince(revision))),
+                        watch: watch(gate, Target::Job(id, Condition::ChangedSince(revision))),
                         timer: deadline.map(Timer::at),
                     });
                 }
@@ -1294,13 +1344,12 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Checkpoint<'_, M, Tb, W>
 }
 
 /// [`SharedTable::changed`].
-struct Changed<'s, M: RawMutex, Tb, const W: usize> {
-    shared: &'s SharedTable<M, Tb, W>,
-    watch: Watch<'s, M, Tb, W>,
+struct Changed<'s, S> {
+    watch: Watch<'s, S>,
     deadline: Deadline,
 }
 
-impl<M: RawMutex, Tb: Table, const W: usize> Future for Changed<'_, M, Tb, W> {
+impl<S> Future for Changed<'_, S> {
     type Output = Revision;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Revision> {
@@ -1312,32 +1361,39 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Changed<'_, M, Tb, W> {
             // Timed out: the registration goes back now, not when the future is dropped.
             this.watch.release();
         }
-        Poll::Ready(this.shared.revision())
+        Poll::Ready(this.watch.gate.seen())
     }
 }
 
 /// [`SharedTable::run_timers`]: never ready.
-struct RunTimers<'s, M: RawMutex, Tb, const W: usize> {
-    shared: &'s SharedTable<M, Tb, W>,
+struct RunTimers<'s, S> {
+    gate: &'s dyn Gate<S>,
     /// Until the next change of the table or the next timer.
-    sleep: Option<Sleep<'s, M, Tb, W>>,
+    sleep: Option<Sleep<'s, S>>,
 }
 
-impl<M: RawMutex, Tb: Table, const W: usize> Future for RunTimers<'_, M, Tb, W> {
+impl<S> Future for RunTimers<'_, S> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let shared = this.shared;
+        let gate = this.gate;
         loop {
             if let Some(sleep) = this.sleep.as_mut() {
                 if !sleep.woke(cx) {
                     return Poll::Pending;
                 }
                 this.sleep = None;
-                let _ = shared.expire(Instant::now());
+                let _ = run(gate, Instant::now(), Args::Now, steps::expire);
             }
-            let Ok((revision, next)) = shared.plan() else {
+            let plan = gate.look(
+                &mut Call {
+                    now: Instant::from_ticks(0),
+                    args: Args::Now,
+                },
+                steps::timer,
+            );
+            let Ok(Out::Timer(revision, next)) = plan else {
                 // Only when polled from inside an update or read of this table: yield once to
                 // the executor and try again.
                 cx.waker().wake_by_ref();
@@ -1345,18 +1401,38 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for RunTimers<'_, M, Tb, W> 
             };
             // Both pending on their first poll (the watch unless the table changed meanwhile).
             this.sleep = Some(Sleep {
-                watch: shared.watch(Target::Revision(revision)),
+                watch: watch(gate, Target::Revision(revision)),
                 timer: next.map(Timer::at),
             });
         }
     }
 }
 
-/// [`SharedTable::wait`].
-struct WaitFor<'s, M: RawMutex, Tb, const W: usize> {
-    shared: &'s SharedTable<M, Tb, W>,
-    watch: Watch<'s, M, Tb, W>,
+/// A wait's watch and its timeout, written once per spec type.
+struct Waiting<'s, S> {
+    watch: Watch<'s, S>,
     deadline: Deadline,
+}
+
+impl<S> Waiting<'_, S> {
+    /// Ready with `Ok` once the target is reached or the timeout passed (the registration then
+    /// goes back at once, not when the future is dropped), with the watch's error otherwise.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SharedError>> {
+        if let Poll::Ready(ready) = Pin::new(&mut self.watch).poll(cx) {
+            return Poll::Ready(ready);
+        }
+        if self.deadline.poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        self.watch.release();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// [`SharedTable::wait`].
+struct WaitFor<'s, M: RawMutex, Tb: Table, const W: usize> {
+    shared: &'s SharedTable<M, Tb, W>,
+    waiting: Waiting<'s, Tb::Spec>,
     id: JobId,
     condition: Condition,
 }
@@ -1369,35 +1445,75 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match Pin::new(&mut this.watch).poll(cx) {
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => {}
-            Poll::Pending => {
-                if this.deadline.poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                // Timed out: the registration goes back now, not when the future is dropped.
-                this.watch.release();
-            }
+        match this.waiting.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            // Condition met or timeout: answer the job as it is now, in the same poll.
+            Poll::Ready(Ok(())) => Poll::Ready(this.shared.answer(this.id, this.condition)),
         }
-        // Condition met or timeout: answer the job as it is now, in the same poll.
-        Poll::Ready(this.shared.answer(this.id, this.condition))
+    }
+}
+
+/// [`SharedTable::submit_and_wait`] up to the answer, written once per spec type: the submit
+/// at the first poll, then the wait for the job's end.
+struct Submitting<'s, 'a, S> {
+    gate: &'s dyn Gate<S>,
+    /// Until the first poll submits it.
+    job: Option<NewJob<'a, S>>,
+    /// A zero return timeout: answer at once.
+    zero: bool,
+    /// The return timeout, clamped.
+    timeout: Duration,
+    now: Instant,
+    /// After the submit: the job's id and its wait (none for a zero timeout), or the refusal.
+    stage: Option<Result<Accepted<'s, S>, SharedError>>,
+}
+
+/// A submitted job's id and its wait (none for a zero timeout).
+type Accepted<'s, S> = (JobId, Option<Waiting<'s, S>>);
+
+/// A submitted job's id and how its wait ended (`Ok`: ask the job now), or the refusal.
+type Ended = Result<(JobId, Result<(), SharedError>), SharedError>;
+
+impl<S> Submitting<'_, '_, S> {
+    /// Ready with the job's id and how its wait ended (`Ok`: ask the job now), or the refusal.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Ended> {
+        let gate = self.gate;
+        let stage = match self.stage.as_mut() {
+            Some(stage) => stage,
+            None => {
+                let submitted = match self.job.take() {
+                    Some(job) => run(gate, self.now, Args::Submit(job), steps::submit),
+                    // Not reached: the job is taken only here, and the stage set with it.
+                    None => Err(SharedError::Busy),
+                };
+                let (zero, timeout) = (self.zero, self.timeout);
+                self.stage.insert(submitted.map(|out| {
+                    let id = match out {
+                        Out::Id(id) => id,
+                        _ => JobId::default(),
+                    };
+                    let wait = (!zero).then(|| Waiting {
+                        watch: watch(gate, Target::Job(id, Condition::Terminal)),
+                        deadline: Deadline::new(timeout),
+                    });
+                    (id, wait)
+                }))
+            }
+        };
+        match stage {
+            Err(e) => Poll::Ready(Err(*e)),
+            Ok((id, None)) => Poll::Ready(Ok((*id, Ok(())))),
+            Ok((id, Some(wait))) => wait.poll(cx).map(|waited| Ok((*id, waited))),
+        }
     }
 }
 
 /// [`SharedTable::submit_and_wait`].
 struct SubmitAndWait<'s, 'a, M: RawMutex, Tb: Table, const W: usize> {
     shared: &'s SharedTable<M, Tb, W>,
-    /// Until the first poll submits it.
-    job: Option<NewJob<'a, Tb::Spec>>,
-    return_timeout: Duration,
-    now: Instant,
-    /// After the submit: the job's id and its wait (none for a zero timeout), or the refusal.
-    stage: Option<Result<Submitting<'s, M, Tb, W>, SharedError>>,
+    submitting: Submitting<'s, 'a, Tb::Spec>,
 }
-
-/// A submitted job's id and its wait (none for a zero timeout).
-type Submitting<'s, M, Tb, const W: usize> = (JobId, Option<WaitFor<'s, M, Tb, W>>);
 
 // The job is never pinned: it is moved out by value at the first poll.
 impl<M: RawMutex, Tb: Table, const W: usize> Unpin for SubmitAndWait<'_, '_, M, Tb, W> {}
@@ -1410,40 +1526,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let shared = this.shared;
-        let zero = this.return_timeout == Duration::from_ticks(0);
-        let stage = match this.stage.as_mut() {
-            Some(stage) => stage,
-            None => {
-                let submitted = match this.job.take() {
-                    Some(job) => shared.submit(job, this.now),
-                    // Not reached: the job is taken only here, and the stage set with it.
-                    None => Err(SharedError::Busy),
-                };
-                let timeout = this.return_timeout;
-                this.stage.insert(submitted.map(|id| {
-                    let wait = (!zero).then(|| WaitFor {
-                        shared,
-                        watch: shared.watch(Target::Job(id, Condition::Terminal)),
-                        deadline: Deadline::new(clamp_wait(timeout, shared.max_wait())),
-                        id,
-                        condition: Condition::Terminal,
-                    });
-                    (id, wait)
-                }))
-            }
+        let (id, waited) = match this.submitting.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(ended)) => ended,
         };
-        let (id, wait) = match stage {
-            Ok((id, wait)) => (*id, wait),
-            Err(e) => return Poll::Ready(Err(*e)),
-        };
-        let waited = match wait {
-            Some(wait) => match Pin::new(wait).poll(cx) {
-                Poll::Ready(waited) => waited,
-                Poll::Pending => return Poll::Pending,
-            },
-            None => shared.answer(id, Condition::Terminal),
-        };
+        let zero = this.submitting.zero;
+        let waited = waited.and_then(|()| this.shared.answer(id, Condition::Terminal));
         Poll::Ready(match waited {
             // Waiting for `Terminal`: not timed out means terminal.
             Ok(Waited {
@@ -1483,14 +1572,14 @@ impl Target {
 
 /// One waiter: a job's condition or a table-wide change. Holds its own registration (by
 /// token) while pending, and gives it back when it is ready or dropped.
-struct Watch<'s, M: RawMutex, Tb, const W: usize> {
-    shared: &'s SharedTable<M, Tb, W>,
+struct Watch<'s, S> {
+    gate: &'s dyn Gate<S>,
     target: Target,
     /// Its registration, or [`NO_TOKEN`].
     token: u32,
 }
 
-impl<M: RawMutex, Tb: Table, const W: usize> Future for Watch<'_, M, Tb, W> {
+impl<S> Future for Watch<'_, S> {
     /// `Ok` once the target is reached; the lookup error if the job is gone; `Busy` if polled
     /// from inside an update of the same table. Never clones a job.
     type Output = Result<(), SharedError>;
@@ -1501,7 +1590,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Watch<'_, M, Tb, W> {
             now: Instant::from_ticks(0),
             args: Args::Watch(this.target, this.token, cx.waker()),
         };
-        let answer = this.shared.look(&mut call, steps::watch);
+        let answer = this.gate.look(&mut call, steps::watch);
         if let Args::Watch(_, token, _) = call.args {
             this.token = token;
         }
@@ -1513,7 +1602,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> Future for Watch<'_, M, Tb, W> {
     }
 }
 
-impl<M: RawMutex, Tb, const W: usize> Watch<'_, M, Tb, W> {
+impl<S> Watch<'_, S> {
     /// Give the registration back, if it holds one (a wait that timed out, or a dropped one).
     /// The waker is dropped outside the lock.
     fn release(&mut self) {
@@ -1521,24 +1610,11 @@ impl<M: RawMutex, Tb, const W: usize> Watch<'_, M, Tb, W> {
             return;
         }
         let token = core::mem::replace(&mut self.token, NO_TOKEN);
-        let waker = self.shared.cells.lock(|cells| {
-            let registry: &RefCell<Registry<[Entry]>> = &cells.registry;
-            unregister(registry, token)
-        });
-        drop(waker);
+        self.gate.release(token);
     }
 }
 
-/// Take back the registration of `token`, if the registry is free; the waker is the caller's
-/// to drop once the lock is released.
-fn unregister(registry: &RefCell<Registry<[Entry]>>, token: u32) -> Option<Waker> {
-    registry
-        .try_borrow_mut()
-        .ok()
-        .and_then(|mut registry| registry.unregister(token))
-}
-
-impl<M: RawMutex, Tb, const W: usize> Drop for Watch<'_, M, Tb, W> {
+impl<S> Drop for Watch<'_, S> {
     fn drop(&mut self) {
         self.release();
     }
