@@ -24,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod metrics;
 pub mod model;
+pub mod oci;
 pub mod routes;
 pub mod server;
 pub mod storage;
@@ -132,7 +133,9 @@ impl Appliance {
                 .with_uuids(s.uuids)
                 .with_durability(s.durability.clone());
         }
-        let api = api.with_openapi(&routes::document(users.is_some()));
+        let api = api
+            .with_work_requests(oci::COMPARTMENT, oci::describe)
+            .with_openapi(&routes::document(users.is_some()));
         let mut lb = Lb::new(engine.clone(), api.uuids());
         let durability = stored.as_ref().map(|s| s.durability.clone());
         if let Some(s) = stored {

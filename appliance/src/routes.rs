@@ -92,7 +92,7 @@ struct AddBackend {
     port: NonZeroU16,
 }
 
-fn refusal(app: &App, r: Refusal) -> ApiError {
+pub(crate) fn refusal(app: &App, r: Refusal) -> ApiError {
     match r {
         Refusal::BadName(name) => ApiError::invalid(
             "name",
@@ -396,6 +396,7 @@ pub fn router(app: App, metrics: Arc<Metrics>, users: Option<Users>, limits_: Li
             delete(remove_backend).fallback(m()),
         )
         .with_state(app.clone())
+        .merge(crate::oci::router(app.clone(), limits_.max_body))
         .merge(app.api.router())
         .route(
             "/metrics",
@@ -549,6 +550,7 @@ pub fn document(auth: bool) -> Value {
                    "properties": {"_links": {"type": "object", "additionalProperties": href}}}}}},
                              "400": query_refused()}}),
     );
+    crate::oci::document(&mut doc);
     if auth {
         openapi::require_basic_auth(&mut doc);
     }

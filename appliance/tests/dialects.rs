@@ -87,3 +87,73 @@ async fn r_idempotent_keys_survive_a_restart_of_the_appliance() {
     assert_envelope(&other, 409);
     let _: Value = other.body;
 }
+
+/// OCI's `opc-retry-token` is the same key (R-IDEMPOTENT): a repeated create answers the same
+/// work request; a different change under it is a 409 in OCI's shape; a malformed token a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_idempotent_opc_retry_token_answers_the_same_work_request() {
+    let s = start(options(5), None).await;
+    let sets = format!(
+        "/20200501/networkLoadBalancers/{}/backendSets",
+        appliance::oci::NLB_ID
+    );
+    let create = |name: &str, token: &str| {
+        s.req("POST", &sets)
+            .header("opc-retry-token", token)
+            .json(&json!({"name": name, "healthChecker": {"protocol": "TCP", "port": 80}}))
+    };
+    let first = s.send(create("edge", "t-1")).await;
+    assert_eq!(first.status, 202, "{}", first.text);
+    let wr = first.headers["opc-work-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let jobs = s.app.api().engine().list().len();
+    let again = s.send(create("edge", "t-1")).await;
+    assert_eq!(again.status, 202);
+    assert_eq!(again.headers["opc-work-request-id"], wr.as_str());
+    assert_eq!(s.app.api().engine().list().len(), jobs, "nothing added");
+    let other = s.send(create("core", "t-1")).await;
+    assert_eq!(other.status, 409, "{}", other.text);
+    assert_eq!(other.body["code"], "Conflict");
+    assert!(other.headers.contains_key("opc-request-id"));
+    let bad = s.send(create("core", "")).await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (400, Some("InvalidParameter"))
+    );
+    // The work request, as OCI reads it, once it ended; the ONTAP job is the same job.
+    let job = s.ended(&wr).await;
+    assert_eq!(job["state"], "success");
+    let w = s
+        .call("GET", &format!("/20200501/workRequests/{wr}"))
+        .await
+        .body;
+    assert_eq!(w["status"], "SUCCEEDED");
+    assert_eq!(w["operationType"], "CREATE_BACKENDSET");
+    assert_eq!(w["compartmentId"], appliance::oci::COMPARTMENT);
+    assert_eq!(w["resources"][0]["identifier"], "edge");
+    assert_eq!(w["resources"][0]["actionType"], "CREATED");
+    // A body the NLB API does not take: OCI's 400.
+    let r = s
+        .send(
+            s.req("POST", &sets)
+                .json(&json!({"name": "x", "colour": 1})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("InvalidParameter"))
+    );
+    // Another load balancer: 404.
+    let r = s
+        .send(
+            s.req("POST", "/20200501/networkLoadBalancers/other/backendSets")
+                .json(&json!({"name": "x", "healthChecker": {"protocol": "TCP"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (404, Some("NotAuthorizedOrNotFound"))
+    );
+}

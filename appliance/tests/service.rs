@@ -684,7 +684,7 @@ async fn cancels_and_failed_dependencies_leave_nothing_creating_or_deleting() {
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 /// Every `(method, path)` the appliance serves.
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 25] = [
     ("get", "/"),
     ("get", "/api/cluster/jobs"),
     ("get", "/api/cluster/jobs/{uuid}"),
@@ -697,6 +697,19 @@ const ROUTES: [(&str, &str); 12] = [
     ("delete", "/api/lb/backend-sets/{name}/backends/{backend}"),
     ("get", "/api/openapi.json"),
     ("get", "/metrics"),
+    ("get", "/20200501/workRequests"),
+    ("get", "/20200501/workRequests/{workRequestId}"),
+    ("delete", "/20200501/workRequests/{workRequestId}"),
+    ("get", "/20200501/workRequests/{workRequestId}/errors"),
+    ("get", "/20200501/workRequests/{workRequestId}/logs"),
+    ("post", "/20200501/networkLoadBalancers/{networkLoadBalancerId}/backendSets"),
+    ("delete", "/20200501/networkLoadBalancers/{networkLoadBalancerId}/backendSets/{backendSetName}"),
+    ("post", "/20200501/networkLoadBalancers/{networkLoadBalancerId}/backendSets/{backendSetName}/backends"),
+    ("delete", "/20200501/networkLoadBalancers/{networkLoadBalancerId}/backendSets/{backendSetName}/backends/{backendName}"),
+    ("get", "/api/management-server/jobs"),
+    ("get", "/api/management-server/jobs/{key}"),
+    ("get", "/api/v3/jobs"),
+    ("get", "/api/v3/jobs/{job_id}"),
 ];
 
 fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
@@ -762,19 +775,40 @@ async fn document_matches(s: &Running) {
         .await;
     let uuid = job_of(&create);
     let fill = |p: &str| {
-        p.replace("{uuid}", &uuid)
+        ["{uuid}", "{workRequestId}", "{key}", "{job_id}"]
+            .iter()
+            .fold(p.to_owned(), |p, k| p.replace(k, &uuid))
+            .replace("{networkLoadBalancerId}", appliance::oci::NLB_ID)
             .replace("{name}", "doc")
+            .replace("{backendSetName}", "doc")
             .replace("{backend}", "10.9.9.9:80")
+            .replace("{backendName}", "10.9.9.8:80")
     };
     for (method, path) in &ops {
         let op = &doc["paths"][path][method];
+        let oci = path.starts_with("/20200501/");
         let url = match (method.as_str(), path.as_str()) {
             ("patch", _) => format!("{}?action=resume", fill(path)),
+            ("get", p)
+                if oci
+                    && !p.contains("networkLoadBalancers")
+                    && p != "/20200501/workRequests/{workRequestId}" =>
+            {
+                format!(
+                    "{}?compartmentId={}",
+                    fill(path),
+                    appliance::oci::COMPARTMENT
+                )
+            }
             _ => fill(path),
         };
         let mut req = s.req(&method.to_uppercase(), &url);
-        if path.ends_with("/backends") {
+        if path.ends_with("/backends") && oci {
+            req = req.json(&json!({"ipAddress": "10.9.9.8", "port": 80}));
+        } else if path.ends_with("/backends") {
             req = req.json(&json!({"ip": "10.9.9.9", "port": 80}));
+        } else if method == "post" && oci {
+            req = req.json(&json!({"name": "doc3", "healthChecker": {"protocol": "TCP"}}));
         } else if method == "post" {
             req = req.json(&json!({"name": "doc2"}));
         }
@@ -792,7 +826,12 @@ async fn document_matches(s: &Running) {
                 continue;
             }
             let r = s.call(&method.to_uppercase(), &fill(path)).await;
-            assert_envelope(&r, 405);
+            if path.starts_with("/20200501/") {
+                assert_eq!(r.status, 405, "{method} {path}");
+                assert_eq!(r.body["code"], "MethodNotAllowed", "{method} {path}");
+            } else {
+                assert_envelope(&r, 405);
+            }
         }
     }
 }

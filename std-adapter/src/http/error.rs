@@ -8,7 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::wire::JobLink;
+use super::ontap::wire::JobLink;
 
 /// The stable `error.code` values of the binding (strings, as ONTAP prints them).
 ///

@@ -83,15 +83,20 @@
 //! # }
 //! ```
 
+pub mod aiqum;
+pub mod deploy;
 mod error;
 mod extract;
-mod handlers;
 mod ids;
 mod observe;
+pub mod oci;
+mod ontap;
 pub mod openapi;
+mod paging;
 mod params;
+mod poll;
 mod rfc3339;
-mod wire;
+pub mod view;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -115,9 +120,10 @@ pub use extract::{
 };
 pub use ids::JobUuids;
 pub use observe::{ApiObserver, PollEnd};
+pub use ontap::wire::{Field, Fields, Href, JobLink, Record, SelfLink};
 pub use params::MAX_TIMEOUT_SECS;
 pub use rfc3339::{format as format_time, parse as parse_time, BadTime};
-pub use wire::{Field, Fields, Href, JobLink, Record, SelfLink};
+pub use view::JobView;
 
 /// Settings of the binding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +154,8 @@ pub struct JobsApi<Tb: Table> {
     polls: Arc<AtomicUsize>,
     closing: tokio::sync::watch::Sender<bool>,
     observer: Option<Arc<dyn ApiObserver>>,
+    /// How jobs read as OCI work requests.
+    pub(crate) work_requests: oci::WorkRequests<Tb::Spec>,
     /// With a store: answers leave only once their change is on disk (R-DURABLE).
     #[cfg(feature = "persist")]
     durability: Option<Arc<crate::persist::Durability>>,
@@ -163,6 +171,7 @@ impl<Tb: Table> Clone for JobsApi<Tb> {
             polls: self.polls.clone(),
             closing: self.closing.clone(),
             observer: self.observer.clone(),
+            work_requests: self.work_requests.clone(),
             #[cfg(feature = "persist")]
             durability: self.durability.clone(),
         }
@@ -202,9 +211,31 @@ where
             polls: Arc::new(AtomicUsize::new(0)),
             closing: tokio::sync::watch::Sender::new(false),
             observer: None,
+            work_requests: oci::WorkRequests::default(),
             #[cfg(feature = "persist")]
             durability: None,
         }
+    }
+
+    /// Say what each job is as an OCI work request (`operationType`, `resources[]`) and the
+    /// compartment the work requests belong to (`compartmentId`; a list of another
+    /// compartment is empty). Without it every job reads as operation `JOB` with no
+    /// resources, in [`oci::DEFAULT_COMPARTMENT`].
+    pub fn with_work_requests(
+        mut self,
+        compartment: impl Into<String>,
+        describe: impl Fn(&S) -> oci::Operation + Send + Sync + 'static,
+    ) -> Self {
+        self.work_requests = oci::WorkRequests {
+            compartment: compartment.into(),
+            describe: Arc::new(describe),
+        };
+        self
+    }
+
+    /// The compartment of the OCI work requests.
+    pub fn compartment(&self) -> &str {
+        &self.work_requests.compartment
     }
 
     /// Acknowledge only what is on disk (R-DURABLE, feature `persist`): a submit's 202 or 200,
@@ -360,19 +391,22 @@ where
         Router::new()
             .route(
                 "/api/cluster/jobs",
-                get(handlers::list::<S, T, Tb>).fallback(m()),
+                get(ontap::list::<S, T, Tb>).fallback(m()),
             )
             .route(
                 "/api/cluster/jobs/{uuid}",
-                get(handlers::get_job::<S, T, Tb>)
-                    .patch(handlers::patch_job::<S, T, Tb>)
+                get(ontap::get_job::<S, T, Tb>)
+                    .patch(ontap::patch_job::<S, T, Tb>)
                     .fallback(m()),
             )
             .route(
                 "/api/openapi.json",
-                get(handlers::openapi::<S, T, Tb>).fallback(m()),
+                get(ontap::openapi::<S, T, Tb>).fallback(m()),
             )
             .with_state(self.clone())
+            .merge(oci::router::<S, T, Tb, St>(self))
+            .merge(aiqum::router::<S, T, Tb, St>(self))
+            .merge(deploy::router::<S, T, Tb, St>(self))
     }
 
     /// The record of a snapshot, with every field.
@@ -382,7 +416,7 @@ where
 
     /// `202 Accepted` with the job link, for a job already submitted.
     pub fn accepted(&self, id: JobId) -> Response {
-        let body = wire::Accepted {
+        let body = ontap::wire::Accepted {
             job: JobLink::new(&self.uuid_of(id)),
         };
         (axum::http::StatusCode::ACCEPTED, axum::Json(body)).into_response()
@@ -452,7 +486,7 @@ where
             Submitted::Accepted(s) => self.accepted(s.id()),
             Submitted::Removed(id, _) => self.accepted(*id),
             Submitted::Completed(s) if s.state() == jobstate::State::Succeeded => {
-                let body = wire::Completed {
+                let body = ontap::wire::Completed {
                     job: self.record(s),
                 };
                 (axum::http::StatusCode::OK, axum::Json(body)).into_response()

@@ -9,12 +9,23 @@ use serde_json::{json, Value};
 
 use super::params::MAX_TIMEOUT_SECS;
 
+pub use super::oci::doc as oci;
+
 /// The paths and methods the binding serves (lower-case methods, OpenAPI style).
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/cluster/jobs"),
     ("get", "/api/cluster/jobs/{uuid}"),
     ("patch", "/api/cluster/jobs/{uuid}"),
     ("get", "/api/openapi.json"),
+    ("get", "/20200501/workRequests"),
+    ("get", "/20200501/workRequests/{workRequestId}"),
+    ("delete", "/20200501/workRequests/{workRequestId}"),
+    ("get", "/20200501/workRequests/{workRequestId}/errors"),
+    ("get", "/20200501/workRequests/{workRequestId}/logs"),
+    ("get", "/api/management-server/jobs"),
+    ("get", "/api/management-server/jobs/{key}"),
+    ("get", "/api/v3/jobs"),
+    ("get", "/api/v3/jobs/{job_id}"),
 ];
 
 /// A response with the error envelope.
@@ -279,6 +290,9 @@ pub fn document() -> Value {
             }
         }
     });
+    oci::document(&mut doc);
+    super::aiqum::doc::document(&mut doc);
+    super::deploy::doc::document(&mut doc);
     complete(&mut doc);
     doc
 }

@@ -11,8 +11,8 @@ use axum::http::request::Parts;
 use jobstate::State;
 
 use super::error::ApiError;
+use super::ontap::wire::{Field, Fields};
 use super::rfc3339;
-use super::wire::{Field, Fields};
 
 /// The longest `poll_timeout` and `return_timeout`, in seconds (ONTAP's range): the core's
 /// [`jobstate::MAX_WAIT`].

@@ -5,18 +5,18 @@
 //! * [`JobLink`] — `{"uuid":…,"_links":{"self":{"href":…}}}`, the `job` of a 202;
 //! * [`Page`] — a page of the list with `num_records` and `_links.next`.
 
-use std::borrow::Cow;
 use std::time::SystemTime;
 
-use jobstate::{Detail, FailReason, Outcome, State, Tombstone};
+use jobstate::{State, Tombstone};
 
 use crate::snapshot::Snapshot;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::ids::JobUuids;
-use super::rfc3339;
+use crate::http::ids::JobUuids;
+use crate::http::rfc3339;
+use crate::http::view::JobView;
 
 /// Where the binding serves one job.
 pub(crate) fn job_href(uuid: &Uuid) -> String {
@@ -167,127 +167,46 @@ impl Fields {
     }
 }
 
-/// A job record as printed. Build it with [`Record::from_snapshot`] or [`Record::from_tombstone`].
+/// A job record as printed: the shared [`JobView`] with the fields a `fields=` set selects.
+/// Build it with [`Record::from_snapshot`] or [`Record::from_tombstone`]; it derefs to the
+/// view.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Record<'a> {
-    /// The UUID.
-    pub uuid: Uuid,
-    /// Description (absent for a tombstone).
-    pub description: Option<&'a str>,
-    /// State.
-    pub state: State,
-    /// Message; never empty for a failed job.
-    pub message: Cow<'a, str>,
-    /// Final code (0 for success), once terminal.
-    pub code: Option<i32>,
-    /// When a worker started it.
-    pub start_time: Option<SystemTime>,
-    /// When it ended.
-    pub end_time: Option<SystemTime>,
-    /// When it was submitted (absent for a tombstone).
-    pub create_time: Option<SystemTime>,
-    /// When it last changed.
-    pub last_modified: Option<SystemTime>,
-    /// Percent done (absent for a tombstone).
-    pub progress: Option<u8>,
-    /// The table revision of its last change (absent for a tombstone).
-    pub revision: Option<u64>,
-    /// Its priority level (absent for a tombstone).
-    pub priority: Option<&'static str>,
-    /// The attempt under way or last made (absent for a tombstone).
-    pub attempt: Option<u8>,
+    /// The job.
+    pub view: JobView<'a>,
     /// Which fields to print.
     pub fields: Fields,
 }
 
-/// The words of a failure reason, for a failed job that carries neither a message nor a
-/// [`Detail`] (a worker's failure without a message: "failed"; otherwise the reason's name).
-fn reason_text(reason: FailReason) -> Cow<'static, str> {
-    match reason {
-        FailReason::Error => Cow::Borrowed("failed"),
-        _ => Cow::Owned(reason.as_str().replace('_', " ")),
-    }
-}
-
-/// Why the table itself ended a job, in words; a failed dependency is named by its UUID.
-fn detail_text(detail: Detail, uuids: JobUuids) -> Cow<'static, str> {
-    match detail {
-        Detail::Dependency(dep) => Cow::Owned(format!(
-            "dependency {} failed",
-            uuids.encode(dep).hyphenated()
-        )),
-        _ => Cow::Borrowed(detail.as_str()),
+impl<'a> std::ops::Deref for Record<'a> {
+    type Target = JobView<'a>;
+    fn deref(&self) -> &JobView<'a> {
+        &self.view
     }
 }
 
 impl<'a> Record<'a> {
-    /// The record of a job snapshot; `uuids` names the job and, in the message of a job
-    /// failed by a dependency, that dependency.
-    ///
-    /// The message is the job's own (its last progress message, or the worker's outcome
-    /// message); a failed job without one — the table ended it — says why, from its
-    /// [`Detail`]: "canceled", "deadline passed", "heartbeat lease expired", "interrupted",
-    /// "dependency `<uuid>` failed".
+    /// The record of a job snapshot ([`JobView::from_snapshot`]).
     pub fn from_snapshot<S, const T: usize>(
         snapshot: &'a Snapshot<S, T>,
         uuids: JobUuids,
         fields: Fields,
     ) -> Self {
-        let job = &snapshot.job;
-        let message = match (job.outcome(), job.message()) {
-            (Some(Outcome::Failed { reason, .. }), "") => match job.detail() {
-                Some(detail) => detail_text(detail, uuids),
-                None => reason_text(reason),
-            },
-            (_, m) => Cow::Borrowed(m),
-        };
         Record {
-            uuid: uuids.encode(job.id()),
-            description: Some(job.description()),
-            state: job.state(),
-            message,
-            code: job.outcome().map(Outcome::code),
-            start_time: snapshot.started_at(),
-            end_time: snapshot.ended_at(),
-            create_time: Some(snapshot.created_at()),
-            last_modified: Some(snapshot.modified_at()),
-            progress: Some(job.progress()),
-            revision: Some(job.revision().get()),
-            priority: Some(job.priority().as_str()),
-            attempt: Some(job.attempt()),
+            view: JobView::from_snapshot(snapshot, uuids),
             fields,
         }
     }
 
-    /// The record of a removed job, from its tombstone (R-RETAIN): state, code, end time and
-    /// a message saying the record itself is gone.
+    /// The record of a removed job, from its tombstone ([`JobView::from_tombstone`]).
     pub fn from_tombstone(
         t: &Tombstone,
         uuid: Uuid,
         fields: Fields,
         clock: impl Fn(jobstate::Instant) -> SystemTime,
     ) -> Self {
-        let message = match t.outcome {
-            Outcome::Failed { reason, code } => Cow::Owned(format!(
-                "job record expired; the job had failed: {} (code {code})",
-                reason_text(reason)
-            )),
-            _ => Cow::Borrowed("job record expired; the job had succeeded"),
-        };
         Record {
-            uuid,
-            description: None,
-            state: t.state(),
-            message,
-            code: Some(t.outcome.code()),
-            start_time: None,
-            end_time: Some(clock(t.ended)),
-            create_time: None,
-            last_modified: Some(clock(t.ended)),
-            progress: None,
-            revision: None,
-            priority: None,
-            attempt: None,
+            view: JobView::from_tombstone(t, uuid, clock),
             fields,
         }
     }
@@ -344,6 +263,7 @@ impl Serialize for Record<'_> {
     fn serialize<Ser: Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
         let f = self.fields;
         let failed = self.state == State::Failed;
+        let code = self.code();
         let mut m = s.serialize_map(None)?;
         let mut buf = Uuid::encode_buffer();
         m.serialize_entry("uuid", &*self.uuid.hyphenated().encode_lower(&mut buf))?;
@@ -356,7 +276,7 @@ impl Serialize for Record<'_> {
         if f.has(Field::Message) || failed {
             m.serialize_entry("message", &self.message)?;
         }
-        if let (true, Some(code)) = (f.has(Field::Code), self.code) {
+        if let (true, Some(code)) = (f.has(Field::Code), code) {
             m.serialize_entry("code", &code)?;
         }
         let time = |t: &Option<SystemTime>| t.map(|t| Display(rfc3339::Rfc3339(t)));
@@ -366,7 +286,7 @@ impl Serialize for Record<'_> {
         if let (true, Some(t)) = (f.has(Field::EndTime), time(&self.end_time)) {
             m.serialize_entry("end_time", &t)?;
         }
-        if let (true, true, Some(code)) = (f.has(Field::Error), failed, self.code) {
+        if let (true, true, Some(code)) = (f.has(Field::Error), failed, code) {
             m.serialize_entry(
                 "error",
                 &Error {

@@ -1,0 +1,169 @@
+//! ONTAP Select Deploy's job dialect (`/api/v3/jobs`): the job object and Deploy's long-poll
+//! (`poll_timeout` 1–120 s with `last_modified`).
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /api/v3/jobs` | every job, oldest first: `{"records": […], "num_records": n}` |
+//! | `GET /api/v3/jobs/{job_id}` | one job; long-poll with `poll_timeout` and `last_modified` |
+//!
+//! The job object is the shared [`JobView`] renamed; its state is a mapping table
+//! ([`state`]). A long-poll answers when the job changed after `last_modified` (at once if it
+//! has, or has ended), or after `poll_timeout` with the job as it is — the same rule as the
+//! ONTAP dialect's, from the same plumbing (`poll::change_after`, `poll::long_poll`).
+
+pub mod doc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use jobstate::{Job, JobId, LookupError, State as JobState, Table};
+use serde_json::{json, Map, Value};
+
+use super::error::{method_not_allowed, ApiError};
+use super::extract::UuidSegment;
+use super::params::{Args, MAX_TIMEOUT_SECS};
+use super::poll;
+use super::rfc3339::Rfc3339;
+use super::view::JobView;
+use super::JobsApi;
+use crate::engine::EngineTable;
+use crate::snapshot::Snapshot;
+
+/// Where the dialect serves its jobs.
+pub const JOBS: &str = "/api/v3/jobs";
+
+/// Deploy's state of a job: the mapping table of this dialect (Deploy has no paused state).
+///
+/// | core | `state` |
+/// | --- | --- |
+/// | `Queued` | `queued` |
+/// | `Running`, `Paused` | `running` |
+/// | `Succeeded` | `success` |
+/// | `Failed` | `failure` |
+pub fn state(v: &JobView<'_>) -> &'static str {
+    match v.state {
+        JobState::Queued => "queued",
+        JobState::Running | JobState::Paused => "running",
+        JobState::Succeeded => "success",
+        _ => "failure",
+    }
+}
+
+/// Every `state` value.
+pub const STATES: [&str; 4] = ["queued", "running", "success", "failure"];
+
+/// The job object.
+pub fn job(v: &JobView<'_>) -> Value {
+    let mut m = Map::new();
+    let uuid = v.uuid.hyphenated().to_string();
+    m.insert("id".into(), json!(uuid));
+    if let Some(d) = v.description {
+        m.insert("description".into(), json!(d));
+    }
+    m.insert("state".into(), json!(state(v)));
+    m.insert("message".into(), json!(v.message));
+    if let Some(c) = v.code() {
+        m.insert("code".into(), json!(c));
+    }
+    if let Some(p) = v.progress {
+        m.insert("percent_complete".into(), json!(p));
+    }
+    let time = |t: std::time::SystemTime| json!(Rfc3339(t).to_string());
+    for (name, t) in [
+        ("create_time", v.create_time),
+        ("start_time", v.start_time),
+        ("end_time", v.end_time),
+        ("last_modified", v.last_modified),
+    ] {
+        if let Some(t) = t {
+            m.insert(name.into(), time(t));
+        }
+    }
+    m.insert(
+        "_links".into(),
+        json!({"self": {"href": format!("{JOBS}/{uuid}")}}),
+    );
+    Value::Object(m)
+}
+
+type Api<Tb> = State<JobsApi<Tb>>;
+
+/// The answer with the job (or its tombstone), once what it reports is on disk.
+async fn answer<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    uuid: &str,
+    id: JobId,
+    found: Result<Snapshot<S, T>, LookupError>,
+) -> Result<Response, ApiError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    match found {
+        Ok(s) => {
+            api.acknowledge(s.revision()).await?;
+            Ok(Json(job(&JobView::from_snapshot(&s, api.uuids()))).into_response())
+        }
+        Err(LookupError::Expired(Some(t))) => {
+            let engine = api.engine();
+            let v = JobView::from_tombstone(&t, api.uuid_of(id), |i| engine.to_system_time(i));
+            Ok(Json(job(&v)).into_response())
+        }
+        Err(e) => Err(api.lookup_error(uuid, e)),
+    }
+}
+
+/// `GET /api/v3/jobs/{job_id}`: at once, or a long-poll.
+async fn get_job<S, const T: usize, Tb>(
+    State(api): Api<Tb>,
+    UuidSegment(uuid): UuidSegment,
+    mut args: Args,
+) -> Result<Response, ApiError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    let poll = args.seconds("poll_timeout", 1..=MAX_TIMEOUT_SECS)?;
+    let last_modified = args.time("last_modified")?;
+    args.finish()?;
+    let id = api.job_id(&uuid)?;
+    let now = api.engine().get(id);
+    let found = match (poll, &now) {
+        (Some(timeout), Ok(s)) => match poll::change_after(s, last_modified, None) {
+            Some(condition) => poll::long_poll(&api, id, condition, timeout).await,
+            None => now,
+        },
+        _ => now,
+    };
+    answer(&api, &uuid, id, found).await
+}
+
+/// `GET /api/v3/jobs`: every job, oldest first.
+async fn list<S, const T: usize, Tb>(State(api): Api<Tb>, args: Args) -> Result<Response, ApiError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    args.finish()?;
+    let jobs = api.engine().list();
+    let newest = jobs.iter().map(|j| j.revision()).max().unwrap_or_default();
+    api.acknowledge(newest).await?;
+    let records: Vec<Value> = jobs
+        .iter()
+        .map(|s| job(&JobView::from_snapshot(s, api.uuids())))
+        .collect();
+    Ok(Json(json!({"num_records": records.len(), "records": records})).into_response())
+}
+
+/// The dialect's routes.
+pub(crate) fn router<S, const T: usize, Tb, St>(api: &JobsApi<Tb>) -> Router<St>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+    St: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route(JOBS, get(list::<S, T, Tb>).fallback(method_not_allowed))
+        .route(
+            "/api/v3/jobs/{job_id}",
+            get(get_job::<S, T, Tb>).fallback(method_not_allowed),
+        )
+        .with_state(api.clone())
+}

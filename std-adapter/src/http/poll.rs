@@ -1,0 +1,190 @@
+//! Long-polls and job actions, shared by the dialects: how a request waits for a job (and is
+//! counted, observed and ended by [`JobsApi::close_polls`]), and how a client's pause, resume
+//! or cancel is made and refused ([`control_refusal`], the one mapping of the core's refusals).
+
+use std::time::{Duration, SystemTime};
+
+use axum::http::StatusCode;
+use jobstate::{Condition, Job, JobError, JobId, LookupError, Revision, State, Table};
+
+use super::error::{ApiError, ErrorCode};
+use super::observe::PollEnd;
+use super::rfc3339;
+use super::JobsApi;
+use crate::engine::EngineTable;
+use crate::error::WaitError;
+use crate::snapshot::Snapshot;
+
+/// What "changed" means for a Deploy-style long-poll (`last_modified`, `revision`), as the
+/// condition to wait for — or `None` when the job has changed already, or ended (a terminal
+/// job never changes again), so the poll answers at once.
+///
+/// `revision` is exact; `last_modified` is compared as printed (whole microseconds), so a
+/// client that echoes the job's own `last_modified` back is never answered early by a remainder
+/// the printed form dropped; a job not modified after it has not changed since its current
+/// revision. With both, the job has changed when either says so. With neither, the poll waits
+/// for the job's next change.
+pub(crate) fn change_after<S, const T: usize>(
+    now: &Snapshot<S, T>,
+    last_modified: Option<SystemTime>,
+    revision: Option<u64>,
+) -> Option<Condition> {
+    let changed = revision.is_some_and(|r| now.revision().get() > r)
+        || last_modified.is_some_and(|t| rfc3339::truncate(now.modified_at()) > t);
+    if changed || now.is_terminal() {
+        return None;
+    }
+    let since = match revision {
+        Some(r) => Revision::new(r),
+        None => now.revision(),
+    };
+    Some(Condition::ChangedSince(since))
+}
+
+/// Wait up to `timeout` for `condition` on job `id` (R-LONGPOLL), counted in
+/// [`JobsApi::long_polls`] and reported to the observer; [`JobsApi::close_polls`] ends it
+/// with the job as it is. Answers the job when the wait ended (a timeout is not an error).
+pub(crate) async fn long_poll<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    id: JobId,
+    condition: Condition,
+    timeout: Duration,
+) -> Result<Snapshot<S, T>, LookupError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    let engine = api.engine();
+    if api.is_closing() {
+        return engine.get(id);
+    }
+    let _in_flight = api.poll_guard();
+    let wait = engine.wait_async(id, condition, timeout);
+    let (waited, end) = match api.unless_closing(wait).await {
+        Some(Ok(w)) if w.timed_out => (Ok(w.job), PollEnd::TimedOut),
+        Some(Ok(w)) => {
+            let latency = SystemTime::now()
+                .duration_since(w.job.modified_at())
+                .unwrap_or_default();
+            (Ok(w.job), PollEnd::Woken { latency })
+        }
+        Some(Err(WaitError::Lookup(e))) => (
+            Err(e),
+            PollEnd::Woken {
+                latency: Duration::ZERO,
+            },
+        ),
+        None => (engine.get(id), PollEnd::Closed),
+    };
+    api.observe(|o| o.long_poll_ended(end));
+    waited
+}
+
+/// A client's request on a job (R-CONTROL).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Action {
+    /// Pause at the worker's next checkpoint.
+    Pause,
+    /// Resume a paused job (or withdraw a pause not yet acted on).
+    Resume,
+    /// Cancel: a queued job fails at once, a running or paused one at its next checkpoint.
+    Cancel,
+}
+
+/// Make a client's request on job `id` and, with a `wait`, wait up to it for the request to
+/// take effect (paused, or ended for a cancel); answers the job as it is then. A refusal is
+/// [`control_refusal`]'s envelope and changes nothing.
+pub(crate) async fn act<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    uuid: &str,
+    id: JobId,
+    action: Action,
+    wait: Duration,
+) -> Result<Result<Snapshot<S, T>, LookupError>, ApiError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    let engine = api.engine();
+    let request: fn(&mut Tb, JobId, jobstate::Instant) -> Result<(), JobError> = match action {
+        Action::Pause => Tb::request_pause,
+        Action::Resume => Tb::request_resume,
+        Action::Cancel => Tb::request_cancel,
+    };
+    // The request and the state revision it was made at, under one lock: a worker that acts
+    // on the request right after cannot make the wait below miss that state change.
+    let (result, at, state) = engine.update(|t, now| {
+        let state = t.get(id).map(|j| j.state()).ok();
+        let result = request(t, id, now);
+        (result, t.get(id).map(|j| j.state_revision()), state)
+    });
+    result.map_err(|e| control_refusal(api, uuid, e, state))?;
+    let condition = match (action, at) {
+        (Action::Pause, Ok(at)) => Condition::StateChangedSince(at),
+        (Action::Cancel, Ok(_)) => Condition::Terminal,
+        _ => return Ok(engine.get(id)),
+    };
+    if wait.is_zero() {
+        return Ok(engine.get(id));
+    }
+    Ok(
+        match api
+            .unless_closing(engine.wait_async(id, condition, wait))
+            .await
+        {
+            Some(w) => w.map(|w| w.job).map_err(|WaitError::Lookup(e)| e),
+            None => engine.get(id),
+        },
+    )
+}
+
+/// The envelope of a refused job action (pause, resume, cancel), for every dialect: the
+/// core's typed [`JobError`], with the job's state when the refusal was made, mapped to a
+/// status and ONTAP's codes — in this one place.
+///
+/// | refusal | status | code |
+/// | --- | --- | --- |
+/// | `AlreadyTerminal`, or the job's record expired (its tombstone kept) | 409 | `458762` |
+/// | `NotPaused` while the job is running (resume of a running job) | 409 | `458771` |
+/// | `NotRunning` (pause of a job not running), `NotPaused` otherwise (resume of a queued job) | 409 | `458776` |
+/// | `NotPausable` | 409 | `458783` |
+/// | `NotCancelable` | 409 | `458784` |
+/// | any other state refusal | 409 | `460769` |
+/// | the id leads to nothing | 404 | `4` |
+pub(crate) fn control_refusal<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    uuid: &str,
+    e: JobError,
+    state: Option<State>,
+) -> ApiError
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    let conflict = |code, message: String| ApiError::new(StatusCode::CONFLICT, code, message);
+    match e {
+        JobError::Lookup(LookupError::Expired(Some(t))) => conflict(
+            ErrorCode::AlreadyTerminal,
+            format!("the job already ended ({})", t.state()),
+        ),
+        JobError::Lookup(l) => api.lookup_error(uuid, l),
+        JobError::AlreadyTerminal => conflict(
+            ErrorCode::AlreadyTerminal,
+            format!(
+                "the job already ended ({})",
+                state.map_or("ended", |s| s.as_str())
+            ),
+        ),
+        JobError::NotPaused if state == Some(State::Running) => {
+            conflict(ErrorCode::JobRunning, "the job is running".to_owned())
+        }
+        JobError::NotPaused | JobError::NotRunning => conflict(
+            ErrorCode::JobNotRunning,
+            format!(
+                "the job is not running ({})",
+                state.map_or("not running", |s| s.as_str())
+            ),
+        ),
+        JobError::NotPausable => conflict(ErrorCode::PauseNotSupported, e.to_string()),
+        JobError::NotCancelable => conflict(ErrorCode::CancelNotSupported, e.to_string()),
+        _ => conflict(ErrorCode::InvalidState, e.to_string()),
+    }
+    .with_target(uuid)
+}
