@@ -314,6 +314,7 @@ impl<'r> Deferred<'r> {
         }
     }
 
+    #[inline(never)]
     fn wake(&mut self, waker: Waker) {
         // At most W registrations leave the registry per borrow: there is always room. Were
         // there none, waking at once still loses no wake-up.
@@ -590,7 +591,7 @@ fn watch<S>(gate: &dyn Gate<S>, target: Target) -> Watch<'_, S> {
 /// The typed calls' bodies, once per spec type.
 mod steps {
     use super::{Answer, Args, Busy, Call, Condition, Core, Out, Ro, SharedError, Side, Target};
-    use super::{JobError, NO_TOKEN};
+    use super::{JobError, JobRef, LookupError, NO_TOKEN};
 
     /// A step's answer when its arguments are not its own (not reached; the cheapest value).
     const MISMATCH: Answer = Ok(Out::Done);
@@ -700,10 +701,20 @@ mod steps {
             return MISMATCH;
         };
         let directive = t.checkpoint(id, c.now)?;
-        match t.ro().get(id) {
-            Ok(job) => Ok(Out::Checked(directive, job.revision(), job.deadline())),
-            Err(e) => Err(SharedError::Lookup(e)),
-        }
+        let i = t.locate(id)?;
+        let Some(slot) = t.slots.get(usize::from(i)) else {
+            return Err(SharedError::Lookup(LookupError::NotFound));
+        };
+        // The record's own accessors, without the spec and texts this needs not read.
+        let job = JobRef {
+            id,
+            slot,
+            spec: &(),
+            description: &[],
+            message: &[],
+            edges: &[],
+        };
+        Ok(Out::Checked(directive, job.revision(), job.deadline()))
     }
 
     /// The timer task's plan: the table's revision and its next timer.
@@ -1605,6 +1616,7 @@ impl<S> Future for Watch<'_, S> {
 impl<S> Watch<'_, S> {
     /// Give the registration back, if it holds one (a wait that timed out, or a dropped one).
     /// The waker is dropped outside the lock.
+    #[inline(never)]
     fn release(&mut self) {
         if self.token == NO_TOKEN {
             return;

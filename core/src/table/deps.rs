@@ -117,7 +117,6 @@ impl<S> Core<'_, S> {
         let mut e = self.slot(i).map_or(NIL, |s| s.deps);
         while let Some(edge) = self.edge(e).copied() {
             let target = self
-                .ro()
                 .locate(edge.target)
                 .ok()
                 .filter(|t| self.slot(*t).is_some_and(|s| s.phase.is_live()));

@@ -21,7 +21,7 @@ impl<S> Core<'_, S> {
 
     /// Id → slot of a live job, settling its deadline first (see the module docs).
     fn enter(&mut self, id: JobId, now: Instant) -> Result<u16, JobError> {
-        let i = self.ro().locate(id)?;
+        let i = self.locate(id)?;
         let phase = self.slot(i).map_or(Phase::Empty, |s| s.phase);
         if phase.is_terminal() {
             return Err(JobError::AlreadyTerminal);
@@ -58,7 +58,7 @@ impl<S> Core<'_, S> {
     }
 
     pub(crate) fn start_next(&mut self, now: Instant) -> Option<JobId> {
-        let id = self.ro().peek_runnable()?;
+        let id = super::lookup::peek_runnable(self.h, self.slots)?;
         self.start(id, now).ok().map(|()| id)
     }
 

@@ -1,7 +1,9 @@
 //! Ids to slots, and reading a job in place (R-ID).
 
+use heapless::deque::DequeView;
+
 use super::lists::index;
-use super::Ro;
+use super::{Core, Header, Ro};
 use crate::error::{Compacted, LookupError};
 use crate::id::{JobId, Revision};
 use crate::journal::Event;
@@ -34,6 +36,52 @@ pub(crate) fn names(epoch: u32, i: u16, slot: &Slot, id: JobId) -> bool {
     let issued = epoch.saturating_sub(u32::from(slot.epoch_lag));
     id.index() == i
         && (id.epoch() == issued || (slot.epoch_lag == u16::MAX && id.epoch() <= issued))
+}
+
+/// Id → slot index, or why not (R-ID). Over the parts it needs, so that changes and reads of
+/// every spec type share it, and a change finds its job without building a read view.
+///
+/// A job restored from a persisted image keeps the id it was given before the restart, so
+/// the caller that was told about it still finds it. Any other id from an earlier epoch is
+/// `Stale` (or `Expired` with its tombstone, when one is kept).
+pub(crate) fn locate(
+    h: &Header,
+    slots: &[Slot],
+    tombs: &DequeView<Tomb>,
+    id: JobId,
+) -> Result<u16, LookupError> {
+    let epoch = h.epoch;
+    if id.epoch() > epoch || id.generation() == 0 {
+        return Err(LookupError::NotFound);
+    }
+    let i = id.index();
+    let slot = slots.get(usize::from(i));
+    if slot.is_some_and(|s| names(epoch, i, s, id)) {
+        return Ok(i);
+    }
+    if let Some(t) = tombstone(tombs, id) {
+        return Err(LookupError::Expired(Some(t)));
+    }
+    if id.epoch() < epoch {
+        return Err(LookupError::Stale);
+    }
+    // This epoch: issued here if the slot's generation has passed it.
+    match slot {
+        Some(s) if id.generation() <= s.generation => Err(LookupError::Expired(None)),
+        _ => Err(LookupError::NotFound),
+    }
+}
+
+/// The tombstone kept for `id`, if any. Linear in the tombstones kept; only asked on the
+/// `Expired` path.
+fn tombstone(tombs: &DequeView<Tomb>, id: JobId) -> Option<Tombstone> {
+    tombs.iter().rev().find(|t| t.id == id).map(Tombstone::of)
+}
+
+/// The job `start_next` would start: the head of the highest non-empty runnable list.
+pub(crate) fn peek_runnable(h: &Header, slots: &[Slot]) -> Option<JobId> {
+    let i = h.runnable.iter().rev().find_map(|l| index(l.head))?;
+    slots.get(usize::from(i)).map(|s| id_of(h.epoch, i, s))
 }
 
 impl<'a, S> Ro<'a, S> {
@@ -79,32 +127,9 @@ impl<'a, S> Ro<'a, S> {
         })
     }
 
-    /// Id → slot index, or why not (R-ID).
-    ///
-    /// A job restored from a persisted image keeps the id it was given before the restart, so
-    /// the caller that was told about it still finds it. Any other id from an earlier epoch is
-    /// `Stale` (or `Expired` with its tombstone, when one is kept).
+    /// Id → slot index, or why not (R-ID): [`locate`].
     pub(crate) fn locate(&self, id: JobId) -> Result<u16, LookupError> {
-        let epoch = self.h.epoch;
-        if id.epoch() > epoch || id.generation() == 0 {
-            return Err(LookupError::NotFound);
-        }
-        let i = id.index();
-        let slot = self.slot(i);
-        if slot.is_some_and(|s| names(epoch, i, s, id)) {
-            return Ok(i);
-        }
-        if let Some(t) = self.tombstone(id) {
-            return Err(LookupError::Expired(Some(t)));
-        }
-        if id.epoch() < epoch {
-            return Err(LookupError::Stale);
-        }
-        // This epoch: issued here if the slot's generation has passed it.
-        match slot {
-            Some(s) if id.generation() <= s.generation => Err(LookupError::Expired(None)),
-            _ => Err(LookupError::NotFound),
-        }
+        locate(self.h, self.slots, self.tombs, id)
     }
 
     pub(crate) fn get(&self, id: JobId) -> Result<JobRef<'a, S>, LookupError> {
@@ -112,18 +137,8 @@ impl<'a, S> Ro<'a, S> {
         self.job_at(i).ok_or(LookupError::NotFound)
     }
 
-    /// Linear in the tombstones kept; only asked on the `Expired` path.
-    pub(crate) fn tombstone(&self, id: JobId) -> Option<Tombstone> {
-        self.tombs
-            .iter()
-            .rev()
-            .find(|t| t.id == id)
-            .map(Tombstone::of)
-    }
-
     pub(crate) fn peek_runnable(&self) -> Option<JobId> {
-        let i = self.h.runnable.iter().rev().find_map(|l| index(l.head))?;
-        self.slot(i).map(|s| id_of(self.h.epoch, i, s))
+        peek_runnable(self.h, self.slots)
     }
 
     pub(crate) fn journal(
@@ -131,6 +146,13 @@ impl<'a, S> Ro<'a, S> {
         after: Revision,
     ) -> Result<impl Iterator<Item = Event<'a>> + 'a, Compacted> {
         self.journal.since(after, Revision::new(self.h.revision))
+    }
+}
+
+impl<S> Core<'_, S> {
+    /// Id → slot index, or why not (R-ID): [`locate`].
+    pub(crate) fn locate(&self, id: JobId) -> Result<u16, LookupError> {
+        locate(self.h, self.slots, self.tombs, id)
     }
 }
 

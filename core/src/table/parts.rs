@@ -110,6 +110,7 @@ pub struct Ro<'a, S> {
 
 impl<S> Core<'_, S> {
     // Not inlined: a dozen words copied at every read inside a change add up.
+    #[cfg(feature = "persist")]
     #[inline(never)]
     pub(crate) fn ro(&self) -> Ro<'_, S> {
         Ro {

@@ -10,7 +10,7 @@ use crate::id::JobId;
 use crate::job::{NewJob, MAX_DEPENDENCIES};
 use crate::journal::EventKind;
 use crate::record::{flag, Detail, Phase, Slot, Tomb, NIL};
-use crate::state::{FailReason, State};
+use crate::state::FailReason;
 use crate::time::{self, Instant, Ms};
 
 impl<S> Core<'_, S> {
@@ -41,10 +41,9 @@ impl<S> Core<'_, S> {
                 return Err(SubmitError::DuplicateDependency(*dep));
             }
             let found = self
-                .ro()
-                .get(*dep)
+                .locate(*dep)
                 .map_err(|error| SubmitError::UnknownDependency { id: *dep, error })?;
-            if found.state() == State::Failed && failed == 0 {
+            if self.slot(found).is_some_and(|s| s.phase == Phase::Failed) && failed == 0 {
                 failed = u8::try_from(k.saturating_add(1)).unwrap_or(u8::MAX);
             }
         }
