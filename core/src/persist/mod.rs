@@ -31,7 +31,7 @@
 //!   tests and tools;
 //! * [`JobTable::restore_in_place`] is what a program does after a restart: decode, advance the
 //!   epoch, and apply the restart policy — queued jobs stay queued in their order; running and paused
-//!   jobs fail with [`FailReason::Interrupted`] (their dependents with `DependencyFailed`, by
+//!   jobs fail with [`FailReason::Interrupted`](crate::FailReason::Interrupted) (their dependents with `DependencyFailed`, by
 //!   the table's own cascade), or go back to the queue when [`JobOptions::restartable`]
 //!   (a pending cancel request is honoured instead: `Failed(Canceled)`). Restored jobs keep their
 //!   ids; other ids of the earlier epoch answer [`LookupError::Stale`](crate::LookupError).
@@ -133,7 +133,7 @@ pub enum DecodeError {
     /// The CRC does not match: the image was corrupted.
     Checksum,
     /// The body is not a valid encoding of the table's types (a text longer than the table's
-    /// capacity, more than [`MAX_DEPENDENCIES`](crate::MAX_DEPENDENCIES) dependencies, bytes
+    /// capacity, more than [`MAX_DEPENDENCIES`] dependencies, bytes
     /// after the end, ...).
     Malformed,
     /// The image uses more slots, dependency edges or tombstones than this table has (a

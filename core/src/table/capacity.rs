@@ -18,7 +18,7 @@ use crate::view::{Job, JobRef};
 use crate::wait::Condition;
 
 /// A job table type with its capacities fixed: what generic code (adapters) takes. See the
-/// [module docs](self) and [`JobTable`] for what each method does.
+/// [`JobTable`] for what each method does.
 pub trait Table {
     /// The caller's spec type.
     type Spec;
