@@ -130,7 +130,7 @@ use crate::id::{JobId, Revision};
 use crate::job::NewJob;
 use crate::journal::JournalRef;
 use crate::state::{Directive, FailReason, Severity};
-use crate::table::{Config, Core, Expired, JobTable, Ro, Table};
+use crate::table::{changed_jobs, Config, Core, Expired, JobTable, Ro, Table};
 use crate::time::{Duration, Instant};
 use crate::view::JobRef;
 use crate::wait::{clamp_wait, Condition, Submitted, Waited, MAX_WAIT};
@@ -464,35 +464,17 @@ fn notify<S>(table: &Core<'_, S>, side: &mut Side<'_, '_, '_>) {
             pos: table.h.log,
             dropped: table.h.dropped,
         };
-        match slots_since(journal, seen) {
-            Some(changed) => {
-                for index in changed {
-                    registry.take(Some(index), out);
+        match changed_jobs(journal, seen, current) {
+            Ok(changed) => {
+                for id in changed {
+                    registry.take(Some(id.index()), out);
                 }
                 registry.take(Some(ANY), out);
             }
-            None => registry.take_all(out),
+            Err(_) => registry.take_all(out),
         }
     }
     side.seen.set(current);
-}
-
-/// The slot indexes of the journal's events after `after`, oldest first; `None` when some of
-/// them were dropped. What the wake-up walk needs, without decoding the events.
-fn slots_since(journal: JournalRef<'_>, after: Revision) -> Option<impl Iterator<Item = u16> + '_> {
-    let skip = after.get().checked_sub(journal.dropped)?;
-    let skip = usize::try_from(skip).unwrap_or(usize::MAX);
-    // Found by arithmetic on the ring's two halves, not by stepping through it.
-    let (front, back) = journal.events.as_slices();
-    let none: &[_] = &[];
-    let (front, back) = match front.get(skip..) {
-        Some(rest) => (rest, back),
-        None => (
-            none,
-            back.get(skip.saturating_sub(front.len())..).unwrap_or(none),
-        ),
-    };
-    Some(front.iter().chain(back).map(|ev| ev.job().index()))
 }
 
 /// Require room for one registration.

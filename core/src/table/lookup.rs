@@ -6,7 +6,7 @@ use super::lists::index;
 use super::{Core, Header, Ro};
 use crate::error::{Compacted, LookupError};
 use crate::id::{JobId, Revision};
-use crate::journal::Event;
+use crate::journal::{Ev, Event, JournalRef};
 use crate::record::{Slot, Tomb};
 use crate::retain::Tombstone;
 use crate::view::JobRef;
@@ -76,6 +76,36 @@ pub(crate) fn locate(
 /// `Expired` path.
 fn tombstone(tombs: &DequeView<Tomb>, id: JobId) -> Option<Tombstone> {
     tombs.iter().rev().find(|t| t.id == id).map(Tombstone::of)
+}
+
+/// The jobs of the journal's events after `after`, oldest first, without decoding the events:
+/// what [`crate::JobTable::changed_since`] and the shared table's wake-up walk need. The first
+/// is found by arithmetic on the ring's two halves, not by stepping through it.
+pub(crate) fn changed_jobs<'a>(
+    journal: JournalRef<'a>,
+    after: Revision,
+    current: Revision,
+) -> Result<impl Iterator<Item = JobId> + 'a, Compacted> {
+    let dropped = journal.dropped;
+    if after.get() < dropped {
+        let oldest = if journal.events.is_empty() {
+            current.next()
+        } else {
+            Revision::new(dropped.saturating_add(1))
+        };
+        return Err(Compacted { oldest });
+    }
+    let skip = usize::try_from(after.get().saturating_sub(dropped)).unwrap_or(usize::MAX);
+    let (front, back) = journal.events.as_slices();
+    let none: &[Ev] = &[];
+    let (front, back) = match front.get(skip..) {
+        Some(rest) => (rest, back),
+        None => (
+            none,
+            back.get(skip.saturating_sub(front.len())..).unwrap_or(none),
+        ),
+    };
+    Ok(front.iter().chain(back).map(Ev::job))
 }
 
 /// The job `start_next` would start: the head of the highest non-empty runnable list.

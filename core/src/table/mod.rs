@@ -38,6 +38,8 @@ pub(crate) use keys::KeyEntry as KeyRecord;
 pub use keys::{key_hash, Idempotent};
 #[cfg(feature = "persist")]
 pub(crate) use lists::List;
+#[cfg(feature = "embassy")]
+pub(crate) use lookup::changed_jobs;
 #[cfg(feature = "persist")]
 pub(crate) use lookup::Text;
 use parts::Limits;
@@ -323,7 +325,7 @@ impl<
         &self,
         after: Revision,
     ) -> Result<impl Iterator<Item = JobId> + '_, Compacted> {
-        self.journal(after).map(|events| events.map(|e| e.job))
+        lookup::changed_jobs(self.ro().journal, after, self.revision())
     }
 
     /// The earliest instant at which [`JobTable::expire`] has something to do: a deadline or
