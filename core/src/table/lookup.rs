@@ -80,7 +80,7 @@ fn tombstone(tombs: &DequeView<Tomb>, id: JobId) -> Option<Tombstone> {
 
 /// The jobs of the journal's events after `after`, oldest first, without decoding the events:
 /// what [`crate::JobTable::changed_since`] and the shared table's wake-up walk need. The first
-/// is found by arithmetic on the ring's two halves, not by stepping through it.
+/// is found in O(1).
 pub(crate) fn changed_jobs<'a>(
     journal: JournalRef<'a>,
     after: Revision,
@@ -96,16 +96,7 @@ pub(crate) fn changed_jobs<'a>(
         return Err(Compacted { oldest });
     }
     let skip = usize::try_from(after.get().saturating_sub(dropped)).unwrap_or(usize::MAX);
-    let (front, back) = journal.events.as_slices();
-    let none: &[Ev] = &[];
-    let (front, back) = match front.get(skip..) {
-        Some(rest) => (rest, back),
-        None => (
-            none,
-            back.get(skip.saturating_sub(front.len())..).unwrap_or(none),
-        ),
-    };
-    Ok(front.iter().chain(back).map(Ev::job))
+    Ok(journal.kept_from(skip).map(Ev::job))
 }
 
 /// The job `start_next` would start: the head of the highest non-empty runnable list.
