@@ -79,6 +79,14 @@ pub fn describe(op: &Op) -> Operation {
     }
 }
 
+/// An optional field that, when present, must hold a value (`null` is not one: the API's
+/// schemas type every field).
+pub(crate) fn some<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// `policy` of the NLB API.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -95,15 +103,25 @@ enum NlbPolicy {
 #[allow(dead_code)]
 struct HealthChecker {
     protocol: HealthProtocol,
+    #[serde(default, deserialize_with = "some")]
     port: Option<u16>,
+    #[serde(default, deserialize_with = "some")]
     retries: Option<u32>,
+    #[serde(default, deserialize_with = "some")]
     timeout_in_millis: Option<u32>,
+    #[serde(default, deserialize_with = "some")]
     interval_in_millis: Option<u32>,
+    #[serde(default, deserialize_with = "some")]
     url_path: Option<String>,
+    #[serde(default, deserialize_with = "some")]
     response_body_regex: Option<String>,
+    #[serde(default, deserialize_with = "some")]
     return_code: Option<u16>,
+    #[serde(default, deserialize_with = "some")]
     request_data: Option<String>,
+    #[serde(default, deserialize_with = "some")]
     response_data: Option<String>,
+    #[serde(default, deserialize_with = "some")]
     dns: Option<serde_json::Map<String, Value>>,
 }
 
@@ -118,7 +136,7 @@ enum HealthProtocol {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 enum IpVersion {
     Ipv4,
     Ipv6,
@@ -131,14 +149,22 @@ enum IpVersion {
 #[allow(dead_code)]
 struct CreateBackendSet {
     name: String,
+    #[serde(default, deserialize_with = "some")]
     policy: Option<NlbPolicy>,
     health_checker: HealthChecker,
+    #[serde(default, deserialize_with = "some")]
     is_preserve_source: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
     is_fail_open: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
     is_instant_failover_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
     is_instant_failover_tcp_reset_enabled: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
     are_operationally_active_backends_preferred: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
     ip_version: Option<IpVersion>,
+    #[serde(default, deserialize_with = "some")]
     backends: Option<Vec<Value>>,
 }
 
@@ -147,13 +173,20 @@ struct CreateBackendSet {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[allow(dead_code)]
 struct CreateBackend {
+    #[serde(default, deserialize_with = "some")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "some")]
     ip_address: Option<IpAddr>,
+    #[serde(default, deserialize_with = "some")]
     target_id: Option<String>,
     port: NonZeroU16,
+    #[serde(default, deserialize_with = "some")]
     weight: Option<u16>,
+    #[serde(default, deserialize_with = "some")]
     is_drain: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
     is_backup: Option<bool>,
+    #[serde(default, deserialize_with = "some")]
     is_offline: Option<bool>,
 }
 
@@ -175,13 +208,15 @@ type Body<T> = Result<JsonBody<T>, ApiError>;
 async fn create_set(
     State(app): State<App>,
     request: OpcRequestId,
-    PathParams(nlb): PathParams<String>,
+    path: Result<PathParams<String>, ApiError>,
     query: QueryArgs,
     token: Result<RetryToken, ApiError>,
     body: Body<CreateBackendSet>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
+    let PathParams(path) = path.map_err(fail)?;
     query.finish().map_err(fail)?;
+    let nlb = path;
     check_nlb(&nlb).map_err(fail)?;
     let RetryToken(key) = token.map_err(fail)?;
     let JsonBody(body) = body.map_err(fail)?;
@@ -216,12 +251,14 @@ async fn acknowledged(
 async fn delete_set(
     State(app): State<App>,
     request: OpcRequestId,
-    PathParams((nlb, name)): PathParams<(String, String)>,
+    path: Result<PathParams<(String, String)>, ApiError>,
     query: QueryArgs,
     token: Result<RetryToken, ApiError>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
+    let PathParams(path) = path.map_err(fail)?;
     query.finish().map_err(fail)?;
+    let (nlb, name) = path;
     check_nlb(&nlb).map_err(fail)?;
     let RetryToken(key) = token.map_err(fail)?;
     let id = app
@@ -235,13 +272,15 @@ async fn delete_set(
 async fn create_backend(
     State(app): State<App>,
     request: OpcRequestId,
-    PathParams((nlb, set)): PathParams<(String, String)>,
+    path: Result<PathParams<(String, String)>, ApiError>,
     query: QueryArgs,
     token: Result<RetryToken, ApiError>,
     body: Body<CreateBackend>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
+    let PathParams(path) = path.map_err(fail)?;
     query.finish().map_err(fail)?;
+    let (nlb, set) = path;
     check_nlb(&nlb).map_err(fail)?;
     let RetryToken(key) = token.map_err(fail)?;
     let JsonBody(body) = body.map_err(fail)?;
@@ -269,12 +308,14 @@ async fn create_backend(
 async fn delete_backend(
     State(app): State<App>,
     request: OpcRequestId,
-    PathParams((nlb, set, backend)): PathParams<(String, String, String)>,
+    path: Result<PathParams<(String, String, String)>, ApiError>,
     query: QueryArgs,
     token: Result<RetryToken, ApiError>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
+    let PathParams(path) = path.map_err(fail)?;
     query.finish().map_err(fail)?;
+    let (nlb, set, backend) = path;
     check_nlb(&nlb).map_err(fail)?;
     let RetryToken(key) = token.map_err(fail)?;
     let id = app

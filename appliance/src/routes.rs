@@ -81,7 +81,7 @@ pub struct App {
 #[serde(deny_unknown_fields)]
 struct CreateSet {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::oci::some")]
     policy: Option<Policy>,
 }
 

@@ -145,6 +145,25 @@ async fn r_idempotent_opc_retry_token_answers_the_same_work_request() {
         (r.status, r.body["code"].as_str()),
         (400, Some("InvalidParameter"))
     );
+    // A field present must hold a value: `null` is no policy.
+    let r = s
+        .send(
+            s.req("POST", &sets)
+                .json(&json!({"name": "x", "policy": null, "healthChecker": {"protocol": "TCP"}})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("InvalidParameter"))
+    );
+    let r = s
+        .send(
+            s.req("POST", &sets)
+                .json(&json!({"name": "dual", "ipVersion": "IPV4_AND_IPV6",
+            "policy": "TWO_TUPLE", "healthChecker": {"protocol": "HTTP", "urlPath": "/"}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
     // Another load balancer: 404.
     let r = s
         .send(

@@ -1,5 +1,8 @@
 //! The HTTP binding: jobs in ONTAP's REST dialect, with ONTAP Select Deploy's long-poll
-//! parameters (feature `http`).
+//! parameters (feature `http`) — and the same jobs as Oracle Cloud work requests ([`oci`]),
+//! Active IQ Unified Manager jobs ([`aiqum`]) and ONTAP Select Deploy job objects ([`deploy`]).
+//! Each dialect is one module over one shared job view ([`view::JobView`]) and shared
+//! long-poll, paging and error plumbing; a dialect only renames fields and maps states.
 //!
 //! Existing clients of those appliances poll jobs like this: an asynchronous request answers
 //! `202 Accepted` with `{"job":{"uuid":…,"_links":{"self":{"href":"/api/cluster/jobs/<uuid>"}}}}`
@@ -14,6 +17,9 @@
 //! | `GET /api/cluster/jobs/{uuid}` | one job; `fields=`; long-poll with `poll_timeout` (1 s to [`jobstate::MAX_WAIT`]) and `last_modified` (or `revision`) |
 //! | `PATCH /api/cluster/jobs/{uuid}?action=pause\|resume\|cancel` | client requests (R-CONTROL); `return_timeout` waits for them to take effect |
 //! | `GET /api/openapi.json` | the OpenAPI 3 document ([`openapi`]) |
+//! | `/20200501/workRequests…` | OCI work requests ([`oci`]) |
+//! | `/api/management-server/jobs…` | Unified Manager jobs ([`aiqum`]) |
+//! | `/api/v3/jobs…` | Deploy jobs ([`deploy`]) |
 //!
 //! The service's own asynchronous endpoints answer through [`JobsApi::submit`], which
 //! submits the job and turns [`Submitted`] into `202` or `200` (R-RETURN).

@@ -14,6 +14,18 @@ pub fn error(description: &str) -> Value {
     })
 }
 
+/// A response that is OCI's error body or the binding's envelope: what a refusal of the
+/// service's front layers (limits, authentication) or of the OCI handler may be.
+pub fn error_any(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"oneOf": [
+            {"$ref": "#/components/schemas/oci_error"},
+            {"$ref": "#/components/schemas/error_response"}
+        ]}}}
+    })
+}
+
 /// The optional `opc-request-id` header parameter.
 pub fn request_id_param() -> Value {
     json!({"name": "opc-request-id", "in": "header", "required": false,
@@ -53,6 +65,9 @@ pub fn add_operation(doc: &mut Value, path: &str, method: &str, mut operation: V
             "headers": {"Allow": {"schema": {"type": "string"}}},
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/oci_error"}}}
         });
+    }
+    if operation["responses"].get("default").is_none() {
+        operation["responses"]["default"] = error_any("A refusal of the HTTP layer (413 body too large, 414, 431, 503 at the connection cap: the binding's envelope) or of the handler (OCI's error body).");
     }
     crate::http::openapi::add_operation(doc, path, method, operation);
 }
