@@ -182,17 +182,15 @@ impl<'a, S> JobRef<'a, S> {
     where
         S: Clone,
     {
-        let mut depends_on = Vec::new();
-        for id in self.depends_on().take(MAX_DEPENDENCIES) {
-            let _ = depends_on.push(id);
-        }
-        Job {
+        // Built in place: the texts and the dependency list are filled into the answer itself
+        // rather than built apart and moved in.
+        let mut job = Job {
             id: self.id,
             spec: self.spec.clone(),
-            description: text(self.description()),
+            description: String::new(),
             state: self.state(),
             progress: self.progress(),
-            message: text(self.message()),
+            message: String::new(),
             created: self.created(),
             started: self.started(),
             ended: self.ended(),
@@ -201,7 +199,7 @@ impl<'a, S> JobRef<'a, S> {
             state_revision: self.state_revision(),
             outcome: self.outcome(),
             detail: self.detail(),
-            depends_on,
+            depends_on: Vec::new(),
             options: self.options(),
             pause_requested: self.pause_requested(),
             cancel_requested: self.cancel_requested(),
@@ -210,7 +208,13 @@ impl<'a, S> JobRef<'a, S> {
             priority: self.priority(),
             attempt: self.attempt(),
             retry_at: self.retry_at(),
+        };
+        let _ = job.description.push_str(cut(self.description(), T));
+        let _ = job.message.push_str(cut(self.message(), T));
+        for id in self.depends_on().take(MAX_DEPENDENCIES) {
+            let _ = job.depends_on.push(id);
         }
+        job
     }
 }
 
@@ -225,14 +229,13 @@ impl<S: core::fmt::Debug> core::fmt::Debug for JobRef<'_, S> {
     }
 }
 
-fn text<const T: usize>(s: &str) -> String<T> {
-    let mut end = s.len().min(T);
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end = end.saturating_sub(1);
     }
-    let mut out = String::new();
-    let _ = out.push_str(s.get(..end).unwrap_or(""));
-    out
+    s.get(..end).unwrap_or("")
 }
 
 /// An owned snapshot of a job (see [`JobRef`] for what each accessor means). `T` is the text
