@@ -1177,18 +1177,21 @@ where
 {
     /// An owned copy of the job ([`JobTable::snapshot`]).
     pub fn snapshot(&self, id: JobId) -> Result<Tb::Job, SharedError> {
-        self.read(|t| t.snapshot(id))?.map_err(Into::into)
+        self.answer(id, Condition::Terminal)
+            .map(|waited| waited.job)
     }
 
-    /// The job's snapshot now, and whether `condition` fails to hold for it (`timed_out`).
+    /// The job's snapshot now, and whether `condition` fails to hold for it (`timed_out`). The
+    /// one place a snapshot is taken (so one copy of it), built straight into the answer.
     fn answer(&self, id: JobId, condition: Condition) -> Result<Waited<Tb::Job>, SharedError> {
-        self.read(|t| {
-            t.get(id).map(|job| Waited {
+        self.cells.lock(|cells| {
+            let table = cells.table.try_borrow().map_err(|_| SharedError::Busy)?;
+            let job = table.get(id)?;
+            Ok(Waited {
                 timed_out: !condition.holds(&job),
                 job: Tb::to_job(&job),
             })
-        })?
-        .map_err(Into::into)
+        })
     }
 
     /// Wait until `condition` holds for the job, for at most `timeout` (clamped to
