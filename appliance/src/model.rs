@@ -257,7 +257,15 @@ impl Config {
                 match end(job) {
                     End::Live => {}
                     End::Succeeded => set.create = None,
-                    End::Failed => return false,
+                    // A set whose creation failed is gone — once a deletion asked for meanwhile
+                    // has ended too: until then the name stays `deleting`, so no new set of
+                    // that name is created while the old deletion still runs.
+                    End::Failed => {
+                        let deleting = set.delete.as_ref().is_some_and(|d| end(d.job) == End::Live);
+                        if !deleting {
+                            return false;
+                        }
+                    }
                 }
             }
             set.backends.retain(|_, b| {

@@ -75,9 +75,13 @@ struct Expect {
 /// Fold a set's accepted requests over their jobs' outcomes.
 fn expect(reqs: &[Req], outcome: impl Fn(JobId) -> Outcome) -> Option<Expect> {
     let mut set: Option<Expect> = None;
+    // The last creation failed: a deletion asked for before it failed keeps the name
+    // `deleting` while it runs.
+    let mut failed_create = false;
     for r in reqs {
         match r {
             Req::Create(j) => {
+                failed_create = outcome(*j) == Outcome::Failed;
                 set = match outcome(*j) {
                     Outcome::Failed => None,
                     Outcome::Live => Some(Expect {
@@ -93,11 +97,16 @@ fn expect(reqs: &[Req], outcome: impl Fn(JobId) -> Outcome) -> Option<Expect> {
             Req::Delete(j) => match outcome(*j) {
                 Outcome::Ok => set = None,
                 Outcome::Failed => {}
-                Outcome::Live => {
-                    if let Some(s) = &mut set {
-                        s.lifecycle = Lifecycle::Deleting;
+                Outcome::Live => match &mut set {
+                    Some(s) => s.lifecycle = Lifecycle::Deleting,
+                    None if failed_create => {
+                        set = Some(Expect {
+                            lifecycle: Lifecycle::Deleting,
+                            backends: BTreeMap::new(),
+                        })
                     }
-                }
+                    None => {}
+                },
             },
             Req::Add(key, j) => {
                 if let Some(s) = &mut set {
