@@ -561,6 +561,26 @@ fn run<S>(gate: &dyn Gate<S>, now: Instant, args: Args<'_, '_, S>, step: Step<S>
     gate.enter(&mut Call { now, args }, step)
 }
 
+/// A submit through a gate, a refused job handed back whole: once per spec type.
+#[inline(never)]
+#[allow(clippy::result_large_err)] // the caller's job comes back whole (R-FULL)
+fn submit_via<'a, S>(
+    gate: &dyn Gate<S>,
+    job: NewJob<'a, S>,
+    now: Instant,
+) -> Result<JobId, Rejected<'a, S>> {
+    let mut call = Call {
+        now,
+        args: Args::Submit(job),
+    };
+    match (gate.enter(&mut call, steps::submit), call.args) {
+        (Ok(Out::Id(id)), _) => Ok(id),
+        (Err(error), Args::Submit(job)) => Err(Rejected { job, error }),
+        // Not reached: a step that takes the job answers its id or puts the job back.
+        (_, _) => Ok(JobId::default()),
+    }
+}
+
 /// A watch on a gate.
 fn watch<S>(gate: &dyn Gate<S>, target: Target) -> Watch<'_, S> {
     Watch {
@@ -982,16 +1002,7 @@ impl<M: RawMutex, Tb: Table, const W: usize> SharedTable<M, Tb, W> {
         job: NewJob<'a, Tb::Spec>,
         now: Instant,
     ) -> Result<JobId, Rejected<'a, Tb::Spec>> {
-        let mut call = Call {
-            now,
-            args: Args::Submit(job),
-        };
-        match (self.enter(&mut call, steps::submit), call.args) {
-            (Ok(Out::Id(id)), _) => Ok(id),
-            (Err(error), Args::Submit(job)) => Err(Rejected { job, error }),
-            // Not reached: a step that takes the job answers its id or puts the job back.
-            (_, _) => Ok(JobId::default()),
-        }
+        submit_via(self, job, now)
     }
 
     /// Start the oldest runnable job ([`JobTable::start_next`]); `None` if none is runnable.
