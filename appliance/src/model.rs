@@ -41,7 +41,10 @@ pub const JOURNAL: usize = 4096;
 /// Bytes of logged lines kept with the journal.
 pub const LOG_BYTES: usize = 64 * 1024;
 /// Idempotency keys (`Idempotency-Key`, OCI's `opc-retry-token`; 24 bytes each, persisted).
-pub const KEYS: usize = 512;
+/// One per job the table holds: a key lives as long as its job, and Oracle's SDK sends a fresh
+/// `opc-retry-token` with every create, so fewer keys than jobs would refuse keyed creates
+/// (`KeysFull`) while the table still has room.
+pub const KEYS: usize = CAPACITY;
 
 /// The job table.
 pub type Jobs =

@@ -379,3 +379,38 @@ proptest! {
         w.drain()?;
     }
 }
+
+/// Every job the table holds can carry an idempotency key: a table full of keyed creates (as
+/// Oracle's SDK sends them, a fresh `opc-retry-token` each) is accepted whole, refused only once
+/// the table is full (keys are asked first, so a full table of keyed jobs answers `KeysFull`;
+/// both are 503 with Retry-After over HTTP), and a key asked again answers its job.
+#[test]
+fn r_idempotent_every_job_the_table_holds_can_carry_a_key() {
+    let engine: Engine<Jobs> = Engine::new(EngineConfig {
+        timer_thread: false,
+        ..EngineConfig::default()
+    });
+    let lb = Lb::new(engine.clone(), JobUuids::with_tag(7));
+    let capacity = appliance::model::CAPACITY;
+    let mut first = None;
+    for k in 0..capacity {
+        let key = format!("token-{k:05}");
+        let id = lb
+            .create_set_keyed(&format!("s{k}"), Policy::RoundRobin, Some(key.as_bytes()))
+            .unwrap_or_else(|e| panic!("create {k} of {capacity}: {e:?}"));
+        first.get_or_insert(id);
+    }
+    assert_eq!(engine.list().len(), capacity);
+    let again = lb.create_set_keyed("s0", Policy::RoundRobin, Some(b"token-00000"));
+    assert_eq!(again.ok(), first, "a key asked again answers its job");
+    let over = lb.create_set_keyed("over", Policy::RoundRobin, Some(b"token-over"));
+    assert!(
+        matches!(
+            over,
+            Err(Refusal::Submit(
+                jobstate::SubmitError::TableFull | jobstate::SubmitError::KeysFull
+            ))
+        ),
+        "{over:?}"
+    );
+}
