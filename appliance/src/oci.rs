@@ -415,6 +415,13 @@ pub fn document(doc: &mut Value) {
         responses["404"] =
             openapi::oci::error("No such network load balancer, backend set or backend.");
         responses["409"] = openapi::oci::error("It exists already, or is being created, changed or deleted (the message names the job); or the `opc-retry-token` names another change's work request.");
+        let wr = "$response.header.opc-work-request-id";
+        responses["202"]["links"]["ListWorkRequestLogs"] = json!({"operationId": "oci_list_work_request_logs",
+            "parameters": {"workRequestId": wr, "compartmentId": COMPARTMENT}});
+        responses["202"]["links"]["ListWorkRequestErrors"] = json!({"operationId": "oci_list_work_request_errors",
+            "parameters": {"workRequestId": wr, "compartmentId": COMPARTMENT}});
+        responses["202"]["links"]["CancelWorkRequest"] = json!({"operationId": "oci_cancel_work_request",
+            "parameters": {"workRequestId": wr}});
         let mut o = json!({"operationId": id, "summary": summary, "tags": ["oci"],
                            "parameters": parameters, "responses": responses});
         if let Some((schema, example)) = body {

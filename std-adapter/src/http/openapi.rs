@@ -87,7 +87,10 @@ pub fn async_responses() -> Value {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/job_link_response"}}},
             "links": {
                 "GetJob": {"operationId": "job_get", "parameters": {"uuid": "$response.body#/job/uuid"}},
-                "ModifyJob": {"operationId": "job_modify", "parameters": {"uuid": "$response.body#/job/uuid"}}
+                "ModifyJob": {"operationId": "job_modify", "parameters": {"uuid": "$response.body#/job/uuid"}},
+                "GetWorkRequest": {"operationId": "oci_get_work_request", "parameters": {"workRequestId": "$response.body#/job/uuid"}},
+                "GetUnifiedManagerJob": {"operationId": "aiqum_job_get", "parameters": {"key": "$response.body#/job/uuid"}},
+                "GetDeployJob": {"operationId": "deploy_job_get", "parameters": {"job_id": "$response.body#/job/uuid"}}
             }
         },
         "200": {
