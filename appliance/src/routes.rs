@@ -10,6 +10,8 @@
 //! | `POST /api/lb/backend-sets/{name}/backends` `{"ip", "port"}` | add a backend (job) |
 //! | `DELETE /api/lb/backend-sets/{name}/backends/{backend}` | remove a backend (job) |
 //! | `/api/cluster/jobs…`, `/api/openapi.json` | the jobs binding ([`jobstate_std::http`]) |
+//! | `/20200501/workRequests…`, `/api/management-server/jobs…`, `/api/v3/jobs…` | the same jobs in OCI's, Unified Manager's and Deploy's dialects |
+//! | `/20200501/networkLoadBalancers/{id}/backendSets…` | the NLB API's calls ([`crate::oci`]) |
 //! | `GET /metrics` | Prometheus text ([`crate::metrics`]) |
 //! | `GET /` | links to the above |
 
@@ -268,6 +270,9 @@ async fn index(_: NoQuery) -> Response {
     Json(json!({"_links": {
         "backend_sets": {"href": "/api/lb/backend-sets"},
         "jobs": {"href": "/api/cluster/jobs"},
+        "work_requests": {"href": format!("/20200501/workRequests?compartmentId={}", crate::oci::COMPARTMENT)},
+        "unified_manager_jobs": {"href": "/api/management-server/jobs"},
+        "deploy_jobs": {"href": "/api/v3/jobs"},
         "openapi": {"href": "/api/openapi.json"},
         "metrics": {"href": "/metrics"}
     }}))
