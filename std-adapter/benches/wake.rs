@@ -394,8 +394,34 @@ fn timeout_lateness(rt: &tokio::runtime::Runtime, n: usize, timeout: Duration) -
     })
 }
 
+/// `--instructions <engine|notify|notify_map> <n>`: `n` async round trips of one variant on a
+/// single-thread runtime and nothing else, for an instruction count that repeats
+/// (`valgrind --tool=callgrind`): run it with `n` and `2n` and divide the difference by `n`
+/// to get the instructions of one round trip, setup excluded.
+fn instructions(variant: &str, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let out = match variant {
+        "engine" => engine_async(&rt, n),
+        "notify" => notify_async(&rt, n),
+        "notify_map" => notify_with_state(&rt, n),
+        other => panic!("unknown variant {other}"),
+    };
+    assert_eq!(out.len(), n);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--instructions") {
+        let variant = args.get(at + 1).map_or("engine", String::as_str);
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
+        instructions(variant, n);
+        return;
+    }
     let only_waiters = args.iter().any(|a| a == "--only-waiters");
     let skip_criterion = only_waiters || args.iter().any(|a| a == "--skip-criterion");
     let rt = runtime();

@@ -39,6 +39,11 @@ pub(crate) fn std_duration(d: jobstate::Duration) -> StdDuration {
 
 /// `timeout` clamped to `max` by the core's rule ([`jobstate::clamp_wait`], R-LONGPOLL).
 pub(crate) fn clamp(timeout: StdDuration, max: StdDuration) -> StdDuration {
+    // The common case without the conversions: a whole number of microseconds within the
+    // ceiling (`max` is one already: it was clamped the same way) is its own answer.
+    if timeout <= max && timeout.subsec_nanos().is_multiple_of(1_000) {
+        return timeout;
+    }
     std_duration(clamp_wait(core_duration(timeout), core_duration(max)))
 }
 
@@ -75,6 +80,11 @@ impl Default for EngineConfig {
 /// to be found.
 const TIMER_BATCH: usize = 64;
 
+/// How many newly registered waits the timer thread places in its wheel in one round (see
+/// [`Registry::place_fresh`]), so that one round holds the lock briefly however many waits
+/// were registered since the last.
+const FRESH_BATCH: usize = 4096;
+
 /// When the timer thread is due, and whether it must stop.
 #[derive(Default)]
 pub(crate) struct TimerState {
@@ -97,6 +107,16 @@ pub(crate) struct State<Tb: Table> {
     timer: TimerState,
     /// Worker threads waiting for a runnable job.
     pub(crate) idle_workers: usize,
+    /// The latest monotonic instant read under the lock: a lower bound of the time now, which
+    /// a wait compares its deadline with when it registers (without reading the clock).
+    pub(crate) floor: StdInstant,
+}
+
+impl<Tb: Table> State<Tb> {
+    /// The table, the waiters and the timer's plan, borrowed apart.
+    pub(crate) fn parts(&mut self) -> (&Tb, &mut Registry<Box<Tb::Job>>, &mut TimerState) {
+        (&self.table, &mut self.waiters, &mut self.timer)
+    }
 }
 
 /// What engine handles share.
@@ -281,16 +301,25 @@ impl<Tb: Table> Shared<Tb> {
         self.clock.instant_of(self.std_now())
     }
 
+    /// The current table instant, read under the lock (it moves the state's `floor` on).
+    pub(crate) fn now_locked(&self, st: &mut State<Tb>) -> Instant {
+        let now = self.std_now();
+        if now > st.floor {
+            st.floor = now;
+        }
+        self.clock.instant_of(now)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State<Tb>> {
         sync::lock(&self.state)
     }
 
     /// A wait registered with this deadline: the timer thread settles it then. Wakes the
     /// timer thread (after the lock) only if it planned to sleep past the deadline.
-    pub(crate) fn arm<'a>(&'a self, st: &mut State<Tb>, at: StdInstant, wl: &mut WakeList<'a>) {
-        if st.timer.wake_at.is_none_or(|w| at < w) {
-            st.timer.wake_at = Some(at);
-            st.timer.kicked = true;
+    pub(crate) fn arm<'a>(&'a self, timer: &mut TimerState, at: StdInstant, wl: &mut WakeList<'a>) {
+        if timer.wake_at.is_none_or(|w| at < w) {
+            timer.wake_at = Some(at);
+            timer.kicked = true;
             wl.notify(&self.timer_cv);
         }
     }
@@ -401,7 +430,7 @@ impl<Tb: EngineTable> Shared<Tb> {
         let mut wake = self.std_now().checked_add(TIMER_SAFETY_PERIOD);
         let earliest = |wake: Option<StdInstant>, t: StdInstant| Some(wake.map_or(t, |w| w.min(t)));
         if self.config.timer_thread {
-            let now = self.now();
+            let now = self.now_locked(&mut st);
             let table = &mut st.table;
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| table.expire(now))) {
                 sync::forget_payload(panic);
@@ -414,9 +443,18 @@ impl<Tb: EngineTable> Shared<Tb> {
             }
         }
         let now = self.std_now();
+        if now > st.floor {
+            st.floor = now;
+        }
         let tick = self.clock.tick_floor(now);
-        if st.waiters.expire_due(tick, TIMER_BATCH, wl) {
-            // More are due: wake these first, then go on at once.
+        // The waits registered since the last round go to their slots first (a batch at a
+        // time: a round holds the lock briefly).
+        let clock = self.clock;
+        let more_fresh = st
+            .waiters
+            .place_fresh(FRESH_BATCH, |at| clock.tick_ceil(at));
+        if st.waiters.expire_due(tick, TIMER_BATCH, wl) || more_fresh {
+            // More are due (or to be placed): wake these first, then go on at once.
             wake = Some(now);
         } else if let Some(next) = st.waiters.next_deadline() {
             wake = earliest(wake, self.clock.at_tick(next));
@@ -538,6 +576,7 @@ impl<Tb: EngineTable> Engine<Tb> {
                 waiters: Registry::new(Tb::CAPACITY),
                 timer: TimerState::default(),
                 idle_workers: 0,
+                floor: clock.at_tick(0),
             }),
             timer_cv: Condvar::new(),
             work_cv: Condvar::new(),
@@ -649,7 +688,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         let mut wl = WakeList::new();
         let r = {
             let mut st = shared.lock();
-            let now = shared.now();
+            let now = shared.now_locked(&mut st);
             let table = &mut st.table;
             let r = catch_unwind(AssertUnwindSafe(|| f(table, now)));
             shared.commit_hinted(&mut st, &mut wl, hint);

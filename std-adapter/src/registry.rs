@@ -26,6 +26,7 @@
 //!   still be woken once afterwards (a harmless spurious wake for an executor).
 
 use std::task::Waker;
+use std::time::Instant as StdInstant;
 
 use jobstate::{Condition, JobId, LookupError, Revision};
 use slab::Slab;
@@ -90,24 +91,37 @@ impl WakeRef<'_> {
 pub(crate) struct WakeList<'a> {
     /// The first wake (most lists hold one at most).
     first: Option<Wake>,
-    more: Vec<Wake>,
-    /// Replaced or deregistered wakers: only dropped.
-    trash: Vec<Wake>,
+    /// The first replaced or deregistered wake: only dropped.
+    discarded: Option<Wake>,
+    /// The others, on the heap only when there are any (an empty list costs nothing to drop).
+    spill: Option<Box<Spill>>,
     /// Condition variables of the engine to notify (idle workers, timer thread).
     condvars: [Option<&'a Condvar>; 2],
     /// Anything at all to do.
     any: bool,
 }
 
+/// A [`WakeList`]'s wakes beyond the first of each kind.
+#[derive(Default)]
+struct Spill {
+    more: Vec<Wake>,
+    /// Replaced or deregistered wakers: only dropped.
+    trash: Vec<Wake>,
+}
+
 impl<'a> WakeList<'a> {
     pub(crate) fn new() -> Self {
         Self {
             first: None,
-            more: Vec::new(),
-            trash: Vec::new(),
+            discarded: None,
+            spill: None,
             condvars: [None, None],
             any: false,
         }
+    }
+
+    fn spill(&mut self) -> &mut Spill {
+        self.spill.get_or_insert_with(Box::default)
     }
 
     /// Wake `w` later.
@@ -116,14 +130,18 @@ impl<'a> WakeList<'a> {
         if self.first.is_none() {
             self.first = Some(w);
         } else {
-            self.more.push(w);
+            self.spill().more.push(w);
         }
     }
 
     /// Drop `w` later (not under the lock: a waker's `drop` is user code).
     pub(crate) fn discard(&mut self, w: Wake) {
         self.any = true;
-        self.trash.push(w);
+        if self.discarded.is_none() {
+            self.discarded = Some(w);
+        } else {
+            self.spill().trash.push(w);
+        }
     }
 
     /// Notify this engine condition variable later (once).
@@ -151,27 +169,37 @@ impl<'a> WakeList<'a> {
     /// How many wakers are waiting to be woken.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        usize::from(self.first.is_some()).saturating_add(self.more.len())
+        let more = self.spill.as_ref().map_or(0, |s| s.more.len());
+        usize::from(self.first.is_some()).saturating_add(more)
     }
 
     /// Wake everyone collected and drop what is to be dropped. Call with the lock released.
+    #[inline]
     pub(crate) fn wake_all(&mut self) {
-        if !std::mem::take(&mut self.any) {
-            return;
+        if std::mem::take(&mut self.any) {
+            self.wake_all_now();
         }
+    }
+
+    /// [`WakeList::wake_all`] with something to do (kept out of line: most lists are empty).
+    #[inline(never)]
+    fn wake_all_now(&mut self) {
         for cv in self.condvars.iter_mut().filter_map(Option::take) {
             cv.notify_one();
         }
         if let Some(w) = self.first.take() {
             sync::contain(|| w.wake());
         }
-        if !self.more.is_empty() {
-            for w in self.more.drain(..) {
+        if let Some(spill) = &mut self.spill {
+            for w in spill.more.drain(..) {
                 sync::contain(|| w.wake());
             }
         }
-        if !self.trash.is_empty() {
-            for w in self.trash.drain(..) {
+        if let Some(w) = self.discarded.take() {
+            sync::contain(|| drop(w));
+        }
+        if let Some(spill) = &mut self.spill {
+            for w in spill.trash.drain(..) {
                 sync::contain(|| drop(w));
             }
         }
@@ -179,6 +207,7 @@ impl<'a> WakeList<'a> {
 }
 
 impl Drop for WakeList<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.wake_all();
     }
@@ -243,6 +272,8 @@ struct Entry<P> {
     watch: Watch,
     wake: Option<Wake>,
     status: Status<P>,
+    /// Its deadline while it waits in the wheel's fresh list (not placed in a slot yet).
+    at: Option<StdInstant>,
 }
 
 /// An entry's places in the lists, kept apart from the entries (a dense array of small
@@ -300,6 +331,12 @@ const LEVELS: usize = 4;
 const SLOTS: usize = 64;
 /// The list of waits already due (the slot after the last level's).
 const PENDING: u32 = (LEVELS * SLOTS) as u32;
+/// The list of waits registered since the timer thread's last round, with their deadline
+/// kept as an instant: no tick is computed and no slot is chosen while they are registered;
+/// the timer thread places the ones still waiting at its next round ([`Registry::place_fresh`]).
+/// A wait answered before then — most are — never costs the wheel more than a link and an
+/// unlink.
+const FRESH: u32 = PENDING + 1;
 /// Not in the wheel.
 const NO_SLOT: u32 = u32::MAX;
 
@@ -324,7 +361,7 @@ struct Wheel {
     /// Every deadline up to here has been handed out.
     elapsed: u64,
     /// Heads of the slot lists, level by level, then the pending list.
-    heads: [u32; LEVELS * SLOTS + 1],
+    heads: [u32; LEVELS * SLOTS + 2],
     /// Which slots of each level hold something.
     occupied: [u64; LEVELS],
     /// Entries in the wheel (pending included).
@@ -335,7 +372,7 @@ impl Wheel {
     fn new() -> Self {
         Self {
             elapsed: 0,
-            heads: [NIL; LEVELS * SLOTS + 1],
+            heads: [NIL; LEVELS * SLOTS + 2],
             occupied: [0; LEVELS],
             len: 0,
         }
@@ -569,11 +606,39 @@ impl<P> Registry<P> {
 
     /// Add a waiter, due at `deadline` (ms ticks of the engine's clock) if it has one;
     /// answers its key (valid until [`Registry::deregister`]). O(1).
+    #[cfg(test)]
     pub(crate) fn register(&mut self, watch: Watch, wake: Wake, deadline: Option<u64>) -> usize {
+        let key = self.insert(watch, wake, None);
+        if let Some(when) = deadline {
+            self.wheel_insert(key, when);
+        }
+        key
+    }
+
+    /// Add a waiter due at `at`, if it has a deadline: it goes to the wheel's fresh list,
+    /// where the timer thread finds it ([`Registry::place_fresh`]). Answers its key (valid
+    /// until [`Registry::deregister`]). O(1).
+    pub(crate) fn register_at(
+        &mut self,
+        watch: Watch,
+        wake: Wake,
+        at: Option<StdInstant>,
+    ) -> usize {
+        let key = self.insert(watch, wake, at);
+        if at.is_some() {
+            self.wheel.len = self.wheel.len.saturating_add(1);
+            self.wheel_link(key, FRESH);
+        }
+        key
+    }
+
+    /// A new entry in its job's (or the table's) list, in no wheel list yet.
+    fn insert(&mut self, watch: Watch, wake: Wake, at: Option<StdInstant>) -> usize {
         let key = self.entries.insert(Entry {
             watch,
             wake: Some(wake),
             status: Status::Waiting,
+            at,
         });
         if self.links.len() <= key {
             self.links.resize(key.saturating_add(1), Links::FREE);
@@ -582,10 +647,38 @@ impl<P> Registry<P> {
             *l = Links::FREE;
         }
         self.link(key, Self::list_of(watch));
-        if let Some(when) = deadline {
-            self.wheel_insert(key, when);
-        }
         key
+    }
+
+    /// Place up to `limit` waits of the fresh list in the wheel, their deadline turned into
+    /// a tick by `tick_of`; answers whether more are left. The timer thread calls it before
+    /// it expires what is due and plans its sleep: every deadline is in a slot then. A fresh
+    /// wait never needs placing sooner: registering one earlier than the timer thread's
+    /// planned wake-up wakes it (`Shared::arm`).
+    pub(crate) fn place_fresh(
+        &mut self,
+        limit: usize,
+        tick_of: impl Fn(StdInstant) -> u64,
+    ) -> bool {
+        let mut done = 0usize;
+        while let Some(key) = self
+            .wheel
+            .heads
+            .get(FRESH as usize)
+            .copied()
+            .and_then(key_of)
+        {
+            if done >= limit {
+                return true;
+            }
+            self.wheel_unlink(key);
+            // Only waits with a deadline are in the fresh list.
+            if let Some(at) = self.entries.get_mut(key).and_then(|e| e.at.take()) {
+                self.wheel_insert(key, tick_of(at));
+            }
+            done = done.saturating_add(1);
+        }
+        false
     }
 
     /// Whether the waiter is settled (answered or timed out).
@@ -787,7 +880,17 @@ impl<P> Registry<P> {
 
     /// The table moved to `revision`: settle and wake every table watcher that watched an
     /// older one.
+    #[inline]
     pub(crate) fn notify_table(&mut self, revision: Revision, wl: &mut WakeList<'_>) -> usize {
+        if self.table.head == NIL {
+            return 0;
+        }
+        self.notify_watchers(revision, wl)
+    }
+
+    /// [`Registry::notify_table`] with watchers to look at.
+    #[inline(never)]
+    fn notify_watchers(&mut self, revision: Revision, wl: &mut WakeList<'_>) -> usize {
         let mut woken = 0usize;
         let mut at = self.table.head;
         while let Some(key) = key_of(at) {
@@ -887,6 +990,57 @@ mod tests {
         assert_eq!(r.list(list).head, NIL);
         assert_eq!(r.wheel.occupied, [0; LEVELS]);
         assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn fresh_waits_are_placed_in_batches_and_time_out_at_their_deadline() {
+        let id = job();
+        let mut r: Registry<u8> = Registry::new(4);
+        let base = StdInstant::now();
+        // Deadline k ms after `base`; a third leave before the timer thread places them.
+        let at = |k: u64| base + std::time::Duration::from_millis(k);
+        let tick_of = |t: StdInstant| {
+            let d = t.saturating_duration_since(base);
+            let ms = d.as_millis() as u64;
+            ms + u64::from(!d.subsec_nanos().is_multiple_of(1_000_000))
+        };
+        // Fewer under Miri: every step below checks every wait.
+        let n: u64 = if cfg!(miri) { 60 } else { 300 };
+        let keys: Vec<(u64, usize)> = (0..n)
+            .map(|k| {
+                let when = (k * 37) % 500 + 1;
+                let key =
+                    r.register_at(Watch::Job(id, Condition::Terminal), wake(), Some(at(when)));
+                (when, key)
+            })
+            .collect();
+        let untimed = r.register_at(Watch::Job(id, Condition::Terminal), wake(), None);
+        assert_eq!(r.wheel.len as u64, n);
+        let mut left = Vec::new();
+        for (i, (when, key)) in keys.into_iter().enumerate() {
+            if i % 3 == 0 {
+                let _ = r.deregister(key);
+            } else {
+                left.push((when, key));
+            }
+        }
+        assert_eq!(r.wheel.len, left.len());
+        // Nothing is in a slot until placed; placing goes a batch at a time.
+        assert_eq!(r.next_deadline(), None);
+        let batch = (n / 2) as usize;
+        assert!(r.place_fresh(batch, tick_of));
+        assert!(!r.place_fresh(batch, tick_of));
+        assert_eq!(r.wheel.len, left.len());
+        let mut wl = WakeList::new();
+        for now in 0..=500u64 {
+            while r.expire_due(now, 64, &mut wl) {}
+            for (when, key) in &left {
+                assert_eq!(r.is_settled(*key), *when <= now, "due at {when}, now {now}");
+            }
+        }
+        assert_eq!(r.wheel.len, 0);
+        assert!(!r.is_settled(untimed));
+        wl.wake_all();
     }
 
     #[test]

@@ -20,47 +20,74 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration as StdDuration, Instant as StdInstant};
 
-use jobstate::{Condition, Job, JobId, LookupError, NewJob, Revision, Submitted, Table, Waited};
+use jobstate::{
+    Condition, Job, JobId, JobRef, LookupError, NewJob, Revision, Submitted, Table, Waited,
+};
 
 use crate::clock::Clock;
 use crate::engine::{Engine, EngineTable, Shared, State, MAX_RETURN_TIMEOUT};
 use crate::error::{SubmitWaitError, WaitError};
-use crate::registry::{Found, Ready, Wake, WakeList, WakeRef, Watch};
+use crate::registry::{Found, Ready, Registry, Wake, WakeList, WakeRef, Watch};
 use crate::snapshot::Snapshot;
 use crate::sync::{self, Arc, AtomicBool, Condvar, Ordering};
 
-/// What a wait ends with (before it becomes snapshots).
-pub(crate) enum Answer<J> {
+/// What a wait ends with, as found under the engine lock. A live job is handed over as a
+/// borrow of the table, so that whoever collects it copies it once, straight into its own
+/// answer (a wait future: into the value its `poll` returns), still under the lock.
+pub(crate) enum Answer<'t, Tb: Table> {
+    /// The job as it is now.
+    Live(JobRef<'t, Tb::Spec>),
+    /// The copy made when the job ended (before it could be removed).
+    Copy(Box<Tb::Job>),
+    /// Why there is no job.
+    Gone(LookupError),
+    /// The table revision.
+    Table(Revision),
+}
+
+/// An [`Answer`] as owned data (made under the lock: a job copy runs the spec's `Clone`).
+pub(crate) enum Owned<J> {
     /// The job, or why there is none.
     Job(Result<J, LookupError>),
     /// The table revision.
     Table(Revision),
 }
 
-type AnswerOf<Tb> = Answer<<Tb as Table>::Job>;
+type OwnedOf<Tb> = Owned<<Tb as Table>::Job>;
 
-/// The answer if the watched thing is there already.
-fn answer_now<Tb: Table>(table: &Tb, watch: Watch) -> Option<AnswerOf<Tb>>
+impl<Tb: Table> Answer<'_, Tb>
 where
     Tb::Spec: Clone,
 {
+    pub(crate) fn owned(self) -> OwnedOf<Tb> {
+        match self {
+            Answer::Live(job) => Owned::Job(Ok(Tb::to_job(&job))),
+            Answer::Copy(job) => Owned::Job(Ok(*job)),
+            Answer::Gone(e) => Owned::Job(Err(e)),
+            Answer::Table(r) => Owned::Table(r),
+        }
+    }
+}
+
+/// The answer if the watched thing is there already.
+fn answer_now<Tb: Table>(table: &Tb, watch: Watch) -> Option<Answer<'_, Tb>> {
     match watch {
         Watch::Job(id, condition) => match table.check(id, condition) {
-            Ok(Some(job)) => Some(Answer::Job(Ok(Tb::to_job(&job)))),
+            Ok(Some(job)) => Some(Answer::Live(job)),
             Ok(None) => None,
-            Err(e) => Some(Answer::Job(Err(e))),
+            Err(e) => Some(Answer::Gone(e)),
         },
         Watch::Table(after) => (table.revision() > after).then(|| Answer::Table(table.revision())),
     }
 }
 
 /// How things are now (a settled waiter's lazy answer, or the answer at a timeout).
-fn current<Tb: Table>(table: &Tb, watch: Watch) -> AnswerOf<Tb>
-where
-    Tb::Spec: Clone,
-{
+fn current<Tb: Table>(table: &Tb, watch: Watch) -> Answer<'_, Tb> {
     match watch {
-        Watch::Job(id, _) => Answer::Job(table.snapshot(id)),
+        Watch::Job(id, _) => match table.get(id) {
+            Ok(job) => Answer::Live(job),
+            Err(e) => Answer::Gone(e),
+        },
         Watch::Table(_) => Answer::Table(table.revision()),
     }
 }
@@ -104,44 +131,50 @@ impl WaitState {
 
     /// One step, under the engine lock. `wake` is whom to wake; `spare`, an owned wake made
     /// outside the lock (taken if needed). `stop` ends the wait like a timeout (the worker
-    /// pool's shutdown). Wakes and drops for after the lock go into `wl`.
-    pub(crate) fn step<'a, Tb: EngineTable>(
+    /// pool's shutdown). Wakes and drops for after the lock go into `wl`. A `Ready` answer
+    /// borrows the table: copy what is needed before the lock is released.
+    pub(crate) fn step<'a, 's, Tb: EngineTable>(
         &mut self,
         shared: &'a Shared<Tb>,
-        st: &mut State<Tb>,
+        st: &'s mut State<Tb>,
         wake: WakeRef<'_>,
         spare: &mut Option<Wake>,
         stop: bool,
         wl: &mut WakeList<'a>,
-    ) -> Step<AnswerOf<Tb>> {
-        let passed = |ws: &Self| ws.deadline.is_some_and(|d| shared.std_now() >= d);
+    ) -> Step<Answer<'s, Tb>> {
+        let floor = st.floor;
+        let (table, waiters, timer) = st.parts();
         match self.key {
             Some(key) => {
-                if st.waiters.is_settled(key) || stop || passed(self) {
-                    return self.finish(st, wl);
+                let passed = || self.deadline.is_some_and(|d| shared.std_now() >= d);
+                if waiters.is_settled(key) || stop || passed() {
+                    return self.finish(table, waiters, wl);
                 }
-                if !st.waiters.wakes(key, wake) {
+                if !waiters.wakes(key, wake) {
                     match spare.take().or_else(|| wake.cheap_owned()) {
-                        Some(w) => st.waiters.set_wake(key, w, wl),
+                        Some(w) => waiters.set_wake(key, w, wl),
                         None => return Step::NeedWake,
                     }
                 }
                 Step::Pending
             }
             None => {
-                if let Some(answer) = answer_now(&*st.table, self.watch) {
+                if let Some(answer) = answer_now(table, self.watch) {
                     return Step::Ready(answer, false);
                 }
-                if self.timeout.is_zero() || stop || passed(self) {
-                    return Step::Ready(current(&*st.table, self.watch), true);
+                // Whether the deadline passed is judged by the latest instant read under the
+                // lock (a lower bound of the time now), without reading the clock: a deadline
+                // that passed since then is in the timer wheel's past, and the timer thread,
+                // kicked by `arm`, settles the wait at once.
+                if self.timeout.is_zero() || stop || self.deadline.is_some_and(|d| floor >= d) {
+                    return Step::Ready(current(table, self.watch), true);
                 }
                 let Some(w) = spare.take().or_else(|| wake.cheap_owned()) else {
                     return Step::NeedWake;
                 };
-                let tick = self.deadline.map(|at| shared.clock.tick_ceil(at));
-                self.key = Some(st.waiters.register(self.watch, w, tick));
-                if let Some(tick) = tick {
-                    shared.arm(st, shared.clock.at_tick(tick), wl);
+                self.key = Some(waiters.register_at(self.watch, w, self.deadline));
+                if let Some(at) = self.deadline {
+                    shared.arm(timer, at, wl);
                 }
                 Step::Pending
             }
@@ -149,23 +182,25 @@ impl WaitState {
     }
 
     /// Deregister and collect the answer (under the lock).
-    fn finish<Tb: EngineTable>(
+    fn finish<'t, Tb: EngineTable>(
         &mut self,
-        st: &mut State<Tb>,
+        table: &'t Tb,
+        waiters: &mut Registry<Box<Tb::Job>>,
         wl: &mut WakeList<'_>,
-    ) -> Step<AnswerOf<Tb>> {
+    ) -> Step<Answer<'t, Tb>> {
         let Some(key) = self.key.take() else {
-            return Step::Ready(current(&*st.table, self.watch), true);
+            return Step::Ready(current(table, self.watch), true);
         };
-        let removed = st.waiters.deregister(key);
+        let removed = waiters.deregister(key);
         if let Some(w) = removed.wake {
             wl.discard(w);
         }
         match removed.found {
-            Found::Ready(Ready::Job(answer)) => Step::Ready(Answer::Job(answer.map(|b| *b)), false),
-            Found::Ready(Ready::Holds) => Step::Ready(current(&*st.table, self.watch), false),
+            Found::Ready(Ready::Job(Ok(job))) => Step::Ready(Answer::Copy(job), false),
+            Found::Ready(Ready::Job(Err(e))) => Step::Ready(Answer::Gone(e), false),
+            Found::Ready(Ready::Holds) => Step::Ready(current(table, self.watch), false),
             Found::Ready(Ready::Table(r)) => Step::Ready(Answer::Table(r), false),
-            Found::TimedOut | Found::Waiting => Step::Ready(current(&*st.table, self.watch), true),
+            Found::TimedOut | Found::Waiting => Step::Ready(current(table, self.watch), true),
         }
     }
 
@@ -190,10 +225,16 @@ impl WaitState {
 }
 
 /// Deregisters a wait that is left by unwinding or by a drop.
+#[inline]
 fn cancel_locked<Tb: EngineTable>(shared: &Shared<Tb>, ws: &mut WaitState) {
-    if !ws.is_registered() {
-        return;
+    if ws.is_registered() {
+        cancel_registered(shared, ws);
     }
+}
+
+/// [`cancel_locked`] for a wait still registered.
+#[inline(never)]
+fn cancel_registered<Tb: EngineTable>(shared: &Shared<Tb>, ws: &mut WaitState) {
     let mut wl = WakeList::new();
     let leftover = {
         let mut st = shared.lock();
@@ -238,7 +279,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         watch: Watch,
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
-    ) -> (AnswerOf<Tb>, bool) {
+    ) -> (OwnedOf<Tb>, bool) {
         let mut wl = WakeList::new();
         self.block_locked(self.lock(), &mut wl, watch, timeout, stop, None)
     }
@@ -251,7 +292,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
         park: Option<&Arc<Condvar>>,
-    ) -> (AnswerOf<Tb>, bool) {
+    ) -> (OwnedOf<Tb>, bool) {
         let mut wl = WakeList::new();
         self.block_locked(self.lock(), &mut wl, watch, timeout, stop, park)
     }
@@ -266,7 +307,7 @@ impl<Tb: EngineTable> Engine<Tb> {
         timeout: StdDuration,
         stop: Option<&AtomicBool>,
         park: Option<&Arc<Condvar>>,
-    ) -> (AnswerOf<Tb>, bool) {
+    ) -> (OwnedOf<Tb>, bool) {
         let shared = self.shared();
         let timeout = self.clamp(timeout);
         // Declared in this order so that on any way out the lock is released first, then the
@@ -289,6 +330,7 @@ impl<Tb: EngineTable> Engine<Tb> {
             );
             match step {
                 Step::Ready(answer, timed_out) => {
+                    let answer = answer.owned();
                     drop(st);
                     return (answer, timed_out);
                 }
@@ -331,8 +373,8 @@ impl<Tb: EngineTable> Engine<Tb> {
         let (answer, timed_out) = self.block(Watch::Table(after), timeout, None);
         TableWaited {
             revision: match answer {
-                Answer::Table(r) => r,
-                Answer::Job(_) => after,
+                Owned::Table(r) => r,
+                Owned::Job(_) => after,
             },
             timed_out,
         }
@@ -374,7 +416,8 @@ impl<Tb: EngineTable> Engine<Tb> {
         let timeout = self.clamp(return_timeout);
         let mut wl = WakeList::new();
         let mut st = shared.lock();
-        let submitted = st.table.submit(job, shared.now());
+        let now = shared.now_locked(&mut st);
+        let submitted = st.table.submit(job, now);
         shared.commit(&mut st, &mut wl);
         let id = match submitted {
             Ok(id) => id,
@@ -399,10 +442,14 @@ impl<Tb: EngineTable> Engine<Tb> {
             false,
             &mut wl,
         );
+        let done = match step {
+            Step::Ready(answer, timed_out) => Some((answer.owned(), timed_out)),
+            Step::Pending | Step::NeedWake => None,
+        };
         drop(st);
-        match step {
-            Step::Ready(answer, timed_out) => early(Ok(submitted_of_answer(id, answer, timed_out))),
-            Step::Pending | Step::NeedWake => SubmitWaitFuture {
+        match done {
+            Some((answer, timed_out)) => early(Ok(submitted_of_answer(id, answer, timed_out))),
+            None => SubmitWaitFuture {
                 step: SubmitStep::Waiting(id, WaitFuture { waiting }),
                 clock,
             },
@@ -411,12 +458,37 @@ impl<Tb: EngineTable> Engine<Tb> {
 }
 
 /// A submit-and-wait's answer from a wait's raw answer.
-fn submitted_of_answer<J>(id: JobId, answer: Answer<J>, timed_out: bool) -> Submitted<J> {
+fn submitted_of_answer<J>(id: JobId, answer: Owned<J>, timed_out: bool) -> Submitted<J> {
     match answer {
-        Answer::Job(Ok(job)) if timed_out => Submitted::Accepted(job),
-        Answer::Job(Ok(job)) => Submitted::Completed(job),
-        Answer::Job(Err(e)) => Submitted::Removed(id, tombstone(e)),
-        Answer::Table(_) => Submitted::Removed(id, None),
+        Owned::Job(Ok(job)) if timed_out => Submitted::Accepted(job),
+        Owned::Job(Ok(job)) => Submitted::Completed(job),
+        Owned::Job(Err(e)) => Submitted::Removed(id, tombstone(e)),
+        Owned::Table(_) => Submitted::Removed(id, None),
+    }
+}
+
+/// A job wait's answer, copied (under the lock) straight into the value handed out.
+fn waited<S, const T: usize, Tb>(
+    answer: Answer<'_, Tb>,
+    timed_out: bool,
+    clock: Clock,
+) -> Result<Waited<Snapshot<S, T>>, WaitError>
+where
+    S: Clone,
+    Tb: Table<Spec = S, Job = Job<S, T>>,
+{
+    match answer {
+        Answer::Live(job) => Ok(Waited {
+            job: Snapshot::new(Tb::to_job(&job), clock),
+            timed_out,
+        }),
+        Answer::Copy(job) => Ok(Waited {
+            job: Snapshot::new(*job, clock),
+            timed_out,
+        }),
+        Answer::Gone(e) => Err(WaitError::Lookup(e)),
+        // A job wait never gets a table answer.
+        Answer::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
     }
 }
 
@@ -427,17 +499,17 @@ where
 {
     fn to_waited(
         &self,
-        answer: AnswerOf<Tb>,
+        answer: OwnedOf<Tb>,
         timed_out: bool,
     ) -> Result<Waited<Snapshot<S, T>>, WaitError> {
         match answer {
-            Answer::Job(Ok(job)) => Ok(Waited {
+            Owned::Job(Ok(job)) => Ok(Waited {
                 job: self.snapshot(job),
                 timed_out,
             }),
-            Answer::Job(Err(e)) => Err(WaitError::Lookup(e)),
+            Owned::Job(Err(e)) => Err(WaitError::Lookup(e)),
             // A job wait never gets a table answer.
-            Answer::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
+            Owned::Table(_) => Err(WaitError::Lookup(LookupError::NotFound)),
         }
     }
 
@@ -472,7 +544,8 @@ where
         let shared = self.shared();
         let mut wl = WakeList::new();
         let mut st = shared.lock();
-        let submitted = st.table.submit(job, shared.now());
+        let now = shared.now_locked(&mut st);
+        let submitted = st.table.submit(job, now);
         shared.commit(&mut st, &mut wl);
         let id = match submitted {
             Ok(id) => id,
@@ -552,33 +625,44 @@ impl<Tb: EngineTable> Waiting<Tb> {
     }
 
     /// Poll the wait: step under the lock; the task's waker is cloned (when the wait needs
-    /// one) and dropped outside it, and whom the step woke is woken after it.
-    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<(AnswerOf<Tb>, bool)> {
+    /// one) and dropped outside it, and whom the step woke is woken after it. The answer is
+    /// made by `collect`, under the lock (it may copy the job it is handed).
+    #[inline]
+    fn poll_with<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        collect: impl Fn(Answer<'_, Tb>, bool, &Clock) -> R,
+    ) -> Poll<R> {
         let shared = self.engine.shared();
         // A first poll registers (unless the answer is there): clone before locking.
         let mut spare = (!self.ws.is_registered()).then(|| Wake::Task(cx.waker().clone()));
         loop {
+            // Declared before the guard: on every way out the lock is released first, then
+            // the list wakes and drops what it holds.
             let mut wl = WakeList::new();
-            let step = {
-                let mut st = shared.lock();
-                self.ws.step(
-                    shared,
-                    &mut st,
-                    WakeRef::Task(cx.waker()),
-                    &mut spare,
-                    false,
-                    &mut wl,
-                )
-            };
+            let mut st = shared.lock();
+            let step = self.ws.step(
+                shared,
+                &mut st,
+                WakeRef::Task(cx.waker()),
+                &mut spare,
+                false,
+                &mut wl,
+            );
             if let Some(w) = spare.take() {
                 wl.discard(w);
             }
-            drop(wl);
             match step {
-                Step::Ready(answer, timed_out) => return Poll::Ready((answer, timed_out)),
+                // Made straight into the value returned, then the guard and the list drop.
+                Step::Ready(answer, timed_out) => {
+                    return Poll::Ready(collect(answer, timed_out, &shared.clock))
+                }
                 Step::Pending => return Poll::Pending,
-                Step::NeedWake => spare = Some(Wake::Task(cx.waker().clone())),
+                Step::NeedWake => {}
             }
+            drop(st);
+            drop(wl);
+            spare = Some(Wake::Task(cx.waker().clone()));
         }
     }
 }
@@ -602,10 +686,11 @@ where
     type Output = Result<Waited<Snapshot<S, T>>, WaitError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        this.waiting
-            .poll_answer(cx)
-            .map(|(answer, timed_out)| this.waiting.engine.to_waited(answer, timed_out))
+        self.get_mut()
+            .waiting
+            .poll_with(cx, |answer, timed_out, clock| {
+                waited(answer, timed_out, *clock)
+            })
     }
 }
 
@@ -623,11 +708,10 @@ impl<Tb: EngineTable> Future for TableWaitFuture<Tb> {
         let this = self.get_mut();
         let after = this.after;
         this.waiting
-            .poll_answer(cx)
-            .map(|(answer, timed_out)| TableWaited {
+            .poll_with(cx, |answer, timed_out, _| TableWaited {
                 revision: match answer {
                     Answer::Table(r) => r,
-                    Answer::Job(_) => after,
+                    _ => after,
                 },
                 timed_out,
             })
