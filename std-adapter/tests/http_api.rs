@@ -1027,3 +1027,42 @@ async fn checkpoint_once_requested(
         assert!(!waited.timed_out, "the request never reached the job");
     }
 }
+
+/// R-CONTROL: a refused action describes the job as the request left it. A pause that reaches
+/// a running job past its deadline ends it (the core's deadline check comes first), and the
+/// refusal says the job already ended as a `failure`, not that it was `running`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_control_a_refusal_describes_the_job_as_the_request_left_it() {
+    let mut cfg = config(KEEP);
+    cfg.timer_thread = false;
+    let s = serve(cfg, false).await;
+    let id = s
+        .engine
+        .submit(NewJob::new(Spec::Hold).options(JobOptions {
+            run_timeout: Some(jobstate::Duration::from_millis(1)),
+            ..JobOptions::DEFAULT
+        }))
+        .unwrap();
+    s.engine.start(id).unwrap();
+    // No sweep runs (no timer thread): the job stays running until a call reaches it after
+    // its deadline. Wait on the engine's clock until the deadline has passed.
+    let deadline = s.engine.now() + jobstate::Duration::from_millis(2);
+    while s.engine.now() < deadline {
+        std::hint::spin_loop();
+    }
+    assert_eq!(s.engine.get(id).unwrap().state(), State::Running);
+    let r = s
+        .patch(&format!(
+            "/api/cluster/jobs/{}?action=pause",
+            s.api.uuid_of(id)
+        ))
+        .await;
+    assert_envelope(&r, 409);
+    assert_eq!(r.body["error"]["code"], "458762", "{:?}", r.body);
+    assert_eq!(
+        r.body["error"]["message"], "the job already ended (failure)",
+        "{:?}",
+        r.body
+    );
+    assert_eq!(s.engine.get(id).unwrap().state(), State::Failed);
+}

@@ -110,11 +110,16 @@ where
         Action::Cancel => Tb::request_cancel,
     };
     // The request and the state revision it was made at, under one lock: a worker that acts
-    // on the request right after cannot make the wait below miss that state change.
+    // on the request right after cannot make the wait below miss that state change. A refusal
+    // describes the job as the request left it — the request itself may have ended it (its
+    // deadline had passed) or queued it again (a lost lease with retries left); the state
+    // from before serves only when the job cannot be read after.
     let (result, at, state) = engine.update(|t, now| {
-        let state = t.get(id).map(|j| j.state()).ok();
+        let before = t.get(id).map(|j| j.state()).ok();
         let result = request(t, id, now);
-        (result, t.get(id).map(|j| j.state_revision()), state)
+        let after = t.get(id).map(|j| (j.state(), j.state_revision()));
+        let state = after.as_ref().ok().map(|(s, _)| *s).or(before);
+        (result, after.map(|(_, r)| r), state)
     });
     result.map_err(|e| control_refusal(api, uuid, e, state))?;
     let condition = match (action, at) {
@@ -137,7 +142,7 @@ where
 }
 
 /// The envelope of a refused job action (pause, resume, cancel), for every dialect: the
-/// core's typed [`JobError`], with the job's state when the refusal was made, mapped to a
+/// core's typed [`JobError`], with the job's state as the refused request left it, mapped to a
 /// status and ONTAP's codes — in this one place.
 ///
 /// | refusal | status | code |
