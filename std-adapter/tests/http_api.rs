@@ -1066,3 +1066,62 @@ async fn r_control_a_refusal_describes_the_job_as_the_request_left_it() {
     );
     assert_eq!(s.engine.get(id).unwrap().state(), State::Failed);
 }
+
+/// `order_by` a field that changes pages over a moving order (docs/http.md, Ordering): a job
+/// whose value changes between two pages can cross the cursor — repeated when it moves from
+/// before the cursor to after it, missed when it moves the other way — while every job whose
+/// value did not change is listed exactly once. Over a field that never changes
+/// (`create_time`) the same changes move nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_paging_by_a_changing_field_follows_the_moving_order() {
+    let s = serve(config(KEEP), false).await;
+    let ids: Vec<_> = (0..4)
+        .map(|_| s.engine.submit(NewJob::new(Spec::Hold)).unwrap())
+        .collect();
+    for (k, p) in [(0, 10u8), (1, 20), (2, 30), (3, 40)] {
+        s.engine.start(ids[k]).unwrap();
+        s.engine.progress(ids[k], p, "step").unwrap();
+    }
+    let uuid = |k: usize| s.api.uuid_of(ids[k]).to_string();
+    let uuids = |r: &http_support::Reply| -> Vec<String> {
+        r.body["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["uuid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = s
+        .get("/api/cluster/jobs?order_by=progress&max_records=2")
+        .await;
+    assert_eq!(uuids(&first), [uuid(0), uuid(1)]);
+    let by_create = s
+        .get("/api/cluster/jobs?order_by=create_time&max_records=2")
+        .await;
+    assert_eq!(uuids(&by_create), [uuid(0), uuid(1)]);
+
+    // Between the pages: job 0 (before the cursor) moves after it, job 2 (after) before it.
+    s.engine.progress(ids[0], 50, "step").unwrap();
+    s.engine.progress(ids[2], 5, "step").unwrap();
+
+    let next = |r: &http_support::Reply| {
+        r.body["_links"]["next"]["href"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let second = s.get(&next(&first)).await;
+    assert_eq!(second.status, 200, "{:?}", second.body);
+    assert_eq!(
+        uuids(&second),
+        [uuid(3), uuid(0)],
+        "job 0 is listed again, job 2 is missed, job 3 (unchanged) once"
+    );
+    let second = s.get(&next(&by_create)).await;
+    assert_eq!(
+        uuids(&second),
+        [uuid(2), uuid(3)],
+        "a field that never changes: every job exactly once"
+    );
+}

@@ -1,6 +1,14 @@
 //! Paging and ordering of job lists, shared by the dialects: a position is the record's sort
-//! value (for an ordered list) and its submit order (submit time, then id), so a job
-//! submitted or removed between two pages is neither repeated nor skips another.
+//! value (for an ordered list) and its submit order (submit time, then id), and a page starts
+//! after the cursor's position in the order as the list stands when that page is read.
+//!
+//! Over a fixed order — submit order, or `order_by` a field no job ever changes (`uuid`,
+//! `description`, `create_time`, `priority`) — a job submitted or removed between two pages
+//! is neither repeated nor skips another. `order_by` a field that changes (`state`,
+//! `message`, `progress`, `code`, `start_time`, `end_time`, `last_modified`, `attempt`) pages
+//! over a moving order: a job whose value changes between two pages can cross the cursor —
+//! it is repeated if it moved from before the cursor to after it, and missed if it moved the
+//! other way. Every job whose value did not change is still listed exactly once.
 
 use jobstate::JobId;
 
@@ -95,7 +103,9 @@ pub(crate) struct OrderBy {
     pub(crate) desc: bool,
 }
 
-/// The fields the list sorts by.
+/// The fields the list sorts by. Paging is stable over `uuid`, `description`, `create_time`
+/// and `priority` (and submit order); the others change as jobs run, and their order moves
+/// between pages (see the module's documentation).
 pub(crate) const ORDER_FIELDS: [&str; 12] = [
     "uuid",
     "description",
