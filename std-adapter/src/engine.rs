@@ -315,10 +315,22 @@ impl<Tb: Table> Shared<Tb> {
     }
 
     /// A wait registered with this deadline: the timer thread settles it then. Wakes the
-    /// timer thread (after the lock) only if it planned to sleep past the deadline.
-    pub(crate) fn arm<'a>(&'a self, timer: &mut TimerState, at: StdInstant, wl: &mut WakeList<'a>) {
-        if timer.wake_at.is_none_or(|w| at < w) {
+    /// timer thread (after the lock) if it planned to sleep past the deadline, or if `fresh`
+    /// waits are left for it to place: every [`FRESH_BATCH`] of them, so that with many
+    /// long waits registered the placing is done as they come, not all at the first
+    /// deadline (where it would make every wait late).
+    pub(crate) fn arm<'a>(
+        &'a self,
+        timer: &mut TimerState,
+        at: StdInstant,
+        fresh: usize,
+        wl: &mut WakeList<'a>,
+    ) {
+        let sooner = timer.wake_at.is_none_or(|w| at < w);
+        if sooner {
             timer.wake_at = Some(at);
+        }
+        if sooner || fresh.is_multiple_of(FRESH_BATCH) {
             timer.kicked = true;
             wl.notify(&self.timer_cv);
         }

@@ -366,6 +366,8 @@ struct Wheel {
     occupied: [u64; LEVELS],
     /// Entries in the wheel (pending included).
     len: usize,
+    /// Entries in the fresh list.
+    fresh: usize,
 }
 
 impl Wheel {
@@ -375,6 +377,7 @@ impl Wheel {
             heads: [NIL; LEVELS * SLOTS + 2],
             occupied: [0; LEVELS],
             len: 0,
+            fresh: 0,
         }
     }
 
@@ -552,6 +555,8 @@ impl<P> Registry<P> {
             if let Some(o) = self.wheel.occupied.get_mut(level) {
                 *o |= 1 << s;
             }
+        } else if slot == FRESH {
+            self.wheel.fresh = self.wheel.fresh.saturating_add(1);
         }
     }
 
@@ -579,6 +584,8 @@ impl<P> Registry<P> {
             if let Some(o) = self.wheel.occupied.get_mut(level) {
                 *o &= !(1 << s);
             }
+        } else if slot == FRESH {
+            self.wheel.fresh = self.wheel.fresh.saturating_sub(1);
         }
         if let Some(l) = self.links_mut(key) {
             l.slot = NO_SLOT;
@@ -630,6 +637,12 @@ impl<P> Registry<P> {
             self.wheel_link(key, FRESH);
         }
         key
+    }
+
+    /// How many waits are in the fresh list (registered since the timer thread's last round
+    /// and still waiting).
+    pub(crate) fn fresh_len(&self) -> usize {
+        self.wheel.fresh
     }
 
     /// A new entry in its job's (or the table's) list, in no wheel list yet.

@@ -174,7 +174,7 @@ impl WaitState {
                 };
                 self.key = Some(waiters.register_at(self.watch, w, self.deadline));
                 if let Some(at) = self.deadline {
-                    shared.arm(timer, at, wl);
+                    shared.arm(timer, at, waiters.fresh_len(), wl);
                 }
                 Step::Pending
             }
