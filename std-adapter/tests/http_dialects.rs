@@ -533,3 +533,56 @@ async fn r_input_every_dialect_refuses_bad_input_with_a_typed_error_and_no_chang
         .await;
     assert_eq!(r.headers["opc-request-id"], "abc/123");
 }
+
+/// Deploy's long-poll answers when the job's *state* changed after `last_modified`: progress
+/// made after it does not answer the poll (the ONTAP dialect's would, at once); the job's end
+/// does. A job that started after `last_modified` answers at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_long_poll_answers_on_a_state_change_not_on_progress() {
+    let s = serve(config(KEEP), false).await;
+    let id = s.engine.submit(NewJob::new(Spec::Hold)).unwrap();
+    let uuid = s.api.uuid_of(id);
+    let queued = s.get(&format!("/api/v3/jobs/{uuid}")).await.body;
+    let lm_queued = queued["last_modified"].as_str().unwrap().to_owned();
+    s.engine.start(id).unwrap();
+    // Started after last_modified: a state change already, answered at once.
+    let r = s
+        .get(&format!(
+            "/api/v3/jobs/{uuid}?poll_timeout=120&last_modified={lm_queued}"
+        ))
+        .await;
+    assert_eq!(r.body["state"], "running");
+
+    let running = s.get(&format!("/api/v3/jobs/{uuid}")).await.body;
+    let lm = running["last_modified"].as_str().unwrap().to_owned();
+    // Progress after last_modified: a change, but not of the state.
+    s.engine.progress(id, 50, "half way").unwrap();
+    let mut poll = {
+        let (client, url) = (
+            s.client.clone(),
+            s.url(&format!(
+                "/api/v3/jobs/{uuid}?poll_timeout=120&last_modified={lm}"
+            )),
+        );
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        })
+    };
+    tokio::select! {
+        v = &mut poll => panic!("answered on progress alone: {:?}", v.unwrap()),
+        () = s.until_polls(1) => {}
+    }
+    // More progress while it waits: still no answer.
+    s.engine.progress(id, 60, "further").unwrap();
+    s.engine.succeed(id, Severity::Normal, "done").unwrap();
+    let v = poll.await.unwrap();
+    assert_eq!(v["state"], "success", "{v:?}");
+    assert_eq!(s.api.long_polls(), 0);
+}

@@ -15,7 +15,7 @@ use crate::engine::EngineTable;
 use crate::error::WaitError;
 use crate::snapshot::Snapshot;
 
-/// What "changed" means for a Deploy-style long-poll (`last_modified`, `revision`), as the
+/// What "changed" means for the ONTAP dialect's long-poll (`last_modified`, `revision`), as the
 /// condition to wait for — or `None` when the job has changed already, or ended (a terminal
 /// job never changes again), so the poll answers at once.
 ///
@@ -39,6 +39,31 @@ pub(crate) fn change_after<S, const T: usize>(
         None => now.revision(),
     };
     Some(Condition::ChangedSince(since))
+}
+
+/// What "changed" means for ONTAP Select Deploy's long-poll: the job's **state** changed after
+/// `last_modified` (progress and messages do not count) — as the condition to wait for
+/// ([`Condition::StateChangedSince`] from the job's current state revision), or `None` when
+/// the state has changed already, or the job ended, so the poll answers at once.
+///
+/// The core records when a job started and ended, not when its state last changed, so a
+/// change after `last_modified` is seen by those times (compared as printed, like
+/// [`change_after`]): a start after it, or an end. A state change the job has no time for —
+/// a pause, a resume (Deploy reads both as `running`), a retry's return to `queued` — that
+/// happened after `last_modified` but before the poll arrived is not seen: the poll waits for
+/// the next state change. Without `last_modified` the poll waits for the next state change.
+pub(crate) fn state_change_after<S, const T: usize>(
+    now: &Snapshot<S, T>,
+    last_modified: Option<SystemTime>,
+) -> Option<Condition> {
+    let started_after = last_modified.is_some_and(|t| {
+        now.started_at()
+            .is_some_and(|started| rfc3339::truncate(started) > t)
+    });
+    if started_after || now.is_terminal() {
+        return None;
+    }
+    Some(Condition::StateChangedSince(now.state_revision()))
 }
 
 /// Wait up to `timeout` for `condition` on job `id` (R-LONGPOLL), counted in

@@ -30,7 +30,7 @@ pub(crate) fn document(doc: &mut Value) {
         "get",
         json!({"operationId": "deploy_job_get", "tags": ["deploy"],
                "summary": "ONTAP Select Deploy: one job; long-poll with `poll_timeout` and `last_modified`.",
-               "description": "Without `poll_timeout` the job is answered at once. With it, the answer waits until the job changed after `last_modified` (or, without it, after the request arrived), or `poll_timeout` seconds; a job that ended is answered at once.",
+               "description": "Without `poll_timeout` the job is answered at once. With it, the answer waits until the job's state changed after `last_modified` (or, without it, after the request arrived) — progress and messages do not count — or `poll_timeout` seconds; a job that started after `last_modified`, or ended, is answered at once.",
                "parameters": [id,
                    {"name": "poll_timeout", "in": "query", "required": false,
                     "description": "Long-poll: seconds to wait for a change.",

@@ -7,9 +7,11 @@
 //! | `GET /api/v3/jobs/{job_id}` | one job; long-poll with `poll_timeout` and `last_modified` |
 //!
 //! The job object is the shared [`JobView`] renamed; its state is a mapping table
-//! ([`state`]). A long-poll answers when the job changed after `last_modified` (at once if it
-//! has, or has ended), or after `poll_timeout` with the job as it is — the same rule as the
-//! ONTAP dialect's, from the same plumbing (`poll::change_after`, `poll::long_poll`).
+//! ([`state`]). A long-poll answers as Deploy's does: when the job's **state** changed after
+//! `last_modified` (at once if it has, or has ended) — progress and messages do not wake it —
+//! or after `poll_timeout` with the job as it is. The condition is the core's
+//! [`jobstate::Condition::StateChangedSince`] (`poll::state_change_after`); the wait is the
+//! shared `poll::long_poll`.
 
 pub mod doc;
 
@@ -128,7 +130,7 @@ where
     let id = api.job_id(&uuid)?;
     let now = api.engine().get(id);
     let found = match (poll, &now) {
-        (Some(timeout), Ok(s)) => match poll::change_after(s, last_modified, None) {
+        (Some(timeout), Ok(s)) => match poll::state_change_after(s, last_modified) {
             Some(condition) => poll::long_poll(&api, id, condition, timeout).await,
             None => now,
         },
