@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | `appliance_jobs{state}` | gauge | jobs in the table by state (read at scrape) |
 //! | `appliance_job_submits_total` | counter | jobs accepted through the API |
+//! | `appliance_job_replays_total` | counter | requests whose idempotency key named an earlier request's job (answered with it; nothing submitted) |
 //! | `appliance_job_refusals_total{status}` | counter | submits refused (`400`, `503` table full) |
 //! | `appliance_long_polls` | gauge | long-polls held open right now |
 //! | `appliance_long_poll_ends_total{end}` | counter | long-polls ended: `woken`, `timed_out`, `closed` |
@@ -90,6 +91,7 @@ pub struct Metrics {
     registry: Registry,
     jobs: Family<StateLabel, Gauge>,
     submits: Counter,
+    replays: Counter,
     refusals: Family<StatusLabel, Counter>,
     long_polls: Gauge,
     poll_ends: Family<EndLabel, Counter>,
@@ -123,6 +125,12 @@ impl Metrics {
             "job_submits",
             "Jobs accepted through the API",
             submits.clone(),
+        );
+        let replays = Counter::default();
+        registry.register(
+            "job_replays",
+            "Requests whose idempotency key (Idempotency-Key, opc-retry-token) named a job an earlier request submitted: answered with that job, nothing submitted",
+            replays.clone(),
         );
         let refusals = Family::<StatusLabel, Counter>::default();
         registry.register(
@@ -162,6 +170,7 @@ impl Metrics {
             registry,
             jobs,
             submits,
+            replays,
             refusals,
             long_polls,
             poll_ends,
@@ -280,6 +289,10 @@ fn state_index(s: JobState) -> usize {
 impl ApiObserver for Metrics {
     fn submitted(&self) {
         self.submits.inc();
+    }
+
+    fn replayed(&self) {
+        self.replays.inc();
     }
 
     fn refused(&self, error: &ApiError) {

@@ -333,6 +333,25 @@ pub enum Refusal {
 /// `opc-retry-token`) is the same request.
 pub type Key<'a> = Option<&'a [u8]>;
 
+/// A keyed request's answer: the job, and whether its key named a job an earlier request
+/// submitted (a replay: nothing was added).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Accepted {
+    /// The job.
+    pub job: JobId,
+    /// The key named this job already; no job was submitted.
+    pub replayed: bool,
+}
+
+impl Accepted {
+    fn new(job: JobId) -> Self {
+        Accepted {
+            job,
+            replayed: false,
+        }
+    }
+}
+
 fn fingerprint(op: &Op) -> u64 {
     jobstate::key_hash(&serde_json::to_vec(op).unwrap_or_default())
 }
@@ -512,14 +531,17 @@ impl Lb {
     /// A request whose key already names a job: that job if it is the same change, else the
     /// refusal ([`SubmitError::KeyConflict`]); `None` when the key names no job (or there is
     /// no key). Nothing changes either way.
-    fn replay(&self, key: Key<'_>, op: &Op) -> Option<Result<JobId, Refusal>> {
+    fn replay(&self, key: Key<'_>, op: &Op) -> Option<Result<Accepted, Refusal>> {
         let key = key?;
         self.engine.update(|t, now| {
             t.key_job(key)?;
             let job = NewJob::new(op.clone());
             Some(
                 t.submit_idempotent(job, key, fingerprint(op), now)
-                    .map(|i| i.id())
+                    .map(|i| Accepted {
+                        job: i.id(),
+                        replayed: true,
+                    })
                     .map_err(|r| Refusal::Submit(r.error)),
             )
         })
@@ -538,7 +560,7 @@ impl Lb {
 
     /// `POST /api/lb/backend-sets`: create a set.
     pub fn create_set(&self, name: &str, policy: Policy) -> Result<JobId, Refusal> {
-        self.create_set_keyed(name, policy, None)
+        self.create_set_keyed(name, policy, None).map(|a| a.job)
     }
 
     /// [`Lb::create_set`] under an idempotency key.
@@ -547,7 +569,7 @@ impl Lb {
         name: &str,
         policy: Policy,
         key: Key<'_>,
-    ) -> Result<JobId, Refusal> {
+    ) -> Result<Accepted, Refusal> {
         if !valid_name(name) {
             return Err(Refusal::BadName(name.to_owned()));
         }
@@ -579,7 +601,7 @@ impl Lb {
                 backends: BTreeMap::new(),
             },
         );
-        Ok(id)
+        Ok(Accepted::new(id))
     }
 
     /// The set `name`, ready for a change: 400 for a bad name, 404 when absent, 409 when it
@@ -604,11 +626,11 @@ impl Lb {
 
     /// `DELETE /api/lb/backend-sets/{name}`: delete a set once every pending job of it ended.
     pub fn delete_set(&self, name: &str) -> Result<JobId, Refusal> {
-        self.delete_set_keyed(name, None)
+        self.delete_set_keyed(name, None).map(|a| a.job)
     }
 
     /// [`Lb::delete_set`] under an idempotency key.
-    pub fn delete_set_keyed(&self, name: &str, key: Key<'_>) -> Result<JobId, Refusal> {
+    pub fn delete_set_keyed(&self, name: &str, key: Key<'_>) -> Result<Accepted, Refusal> {
         let mut config = self.settled();
         let op = Op::DeleteSet {
             name: name.to_owned(),
@@ -664,13 +686,13 @@ impl Lb {
             barrier: barrier.as_ref().map(|b| b.job),
         });
         config.barriers.extend(barrier);
-        Ok(id)
+        Ok(Accepted::new(id))
     }
 
     /// `POST /api/lb/backend-sets/{name}/backends`: add a backend; the job depends on the
     /// set's creation job while that is live.
     pub fn add_backend(&self, set_name: &str, addr: SocketAddr) -> Result<JobId, Refusal> {
-        self.add_backend_keyed(set_name, addr, None)
+        self.add_backend_keyed(set_name, addr, None).map(|a| a.job)
     }
 
     /// [`Lb::add_backend`] under an idempotency key.
@@ -679,7 +701,7 @@ impl Lb {
         set_name: &str,
         addr: SocketAddr,
         key: Key<'_>,
-    ) -> Result<JobId, Refusal> {
+    ) -> Result<Accepted, Refusal> {
         let mut config = self.settled();
         let op = Op::AddBackend {
             set: set_name.to_owned(),
@@ -710,13 +732,14 @@ impl Lb {
                 remove: None,
             },
         );
-        Ok(id)
+        Ok(Accepted::new(id))
     }
 
     /// `DELETE /api/lb/backend-sets/{name}/backends/{backend}`: remove a backend; the job
     /// depends on the backend's addition while that is live.
     pub fn remove_backend(&self, set_name: &str, backend: &str) -> Result<JobId, Refusal> {
         self.remove_backend_keyed(set_name, backend, None)
+            .map(|a| a.job)
     }
 
     /// [`Lb::remove_backend`] under an idempotency key.
@@ -725,7 +748,7 @@ impl Lb {
         set_name: &str,
         backend: &str,
         key: Key<'_>,
-    ) -> Result<JobId, Refusal> {
+    ) -> Result<Accepted, Refusal> {
         let mut config = self.settled();
         let op = Op::RemoveBackend {
             set: set_name.to_owned(),
@@ -750,7 +773,7 @@ impl Lb {
         let job = NewJob::new(op).description(&description).depends_on(&deps);
         let id = self.submit(job, key)?;
         b.remove = Some(id);
-        Ok(id)
+        Ok(Accepted::new(id))
     }
 }
 

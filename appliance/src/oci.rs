@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::info;
 
-use crate::model::{backend_address, Op, Policy};
+use crate::model::{backend_address, Accepted, Op, Policy};
 use crate::routes::{refusal, App};
 
 /// The appliance's OCID as a network load balancer.
@@ -231,21 +231,26 @@ async fn create_set(
         NlbPolicy::ThreeTuple => Policy::ThreeTuple,
         NlbPolicy::FiveTuple => Policy::FiveTuple,
     };
-    let id = app
+    let accepted = app
         .lb
         .create_set_keyed(&body.name, policy, key.as_deref())
         .map_err(|r| fail(refusal(&app, r)))?;
-    info!(set = %body.name, job = %app.api.uuid_of(id), "backend set creation accepted (OCI)");
-    acknowledged(&app, id, &request).await
+    info!(set = %body.name, job = %app.api.uuid_of(accepted.job), "backend set creation accepted (OCI)");
+    acknowledged(&app, accepted, &request).await
 }
 
-/// 202 with the work request id, once the job is on disk.
+/// 202 with the work request id, once the job is on disk; a replayed `opc-retry-token`'s job
+/// is answered the same but counted as a replay, not a submit.
 async fn acknowledged(
     app: &App,
-    id: jobstate::JobId,
+    accepted: Accepted,
     request: &OpcRequestId,
 ) -> Result<Response, OciError> {
-    oci::accepted(&app.api, id, request).await
+    if accepted.replayed {
+        oci::accepted_again(&app.api, accepted.job, request).await
+    } else {
+        oci::accepted(&app.api, accepted.job, request).await
+    }
 }
 
 async fn delete_set(
@@ -261,12 +266,12 @@ async fn delete_set(
     let (nlb, name) = path;
     check_nlb(&nlb).map_err(fail)?;
     let RetryToken(key) = token.map_err(fail)?;
-    let id = app
+    let accepted = app
         .lb
         .delete_set_keyed(&name, key.as_deref())
         .map_err(|r| fail(refusal(&app, r)))?;
-    info!(set = %name, job = %app.api.uuid_of(id), "backend set deletion accepted (OCI)");
-    acknowledged(&app, id, &request).await
+    info!(set = %name, job = %app.api.uuid_of(accepted.job), "backend set deletion accepted (OCI)");
+    acknowledged(&app, accepted, &request).await
 }
 
 async fn create_backend(
@@ -297,12 +302,12 @@ async fn create_backend(
         )));
     }
     let addr = SocketAddr::new(ip, body.port.get());
-    let id = app
+    let accepted = app
         .lb
         .add_backend_keyed(&set, addr, key.as_deref())
         .map_err(|r| fail(refusal(&app, r)))?;
-    info!(%set, backend = %addr, job = %app.api.uuid_of(id), "backend addition accepted (OCI)");
-    acknowledged(&app, id, &request).await
+    info!(%set, backend = %addr, job = %app.api.uuid_of(accepted.job), "backend addition accepted (OCI)");
+    acknowledged(&app, accepted, &request).await
 }
 
 async fn delete_backend(
@@ -318,12 +323,12 @@ async fn delete_backend(
     let (nlb, set, backend) = path;
     check_nlb(&nlb).map_err(fail)?;
     let RetryToken(key) = token.map_err(fail)?;
-    let id = app
+    let accepted = app
         .lb
         .remove_backend_keyed(&set, &backend, key.as_deref())
         .map_err(|r| fail(refusal(&app, r)))?;
-    info!(%set, %backend, job = %app.api.uuid_of(id), "backend removal accepted (OCI)");
-    acknowledged(&app, id, &request).await
+    info!(%set, %backend, job = %app.api.uuid_of(accepted.job), "backend removal accepted (OCI)");
+    acknowledged(&app, accepted, &request).await
 }
 
 /// The NLB routes (with the body limit on those that read one).

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU16;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -39,7 +39,7 @@ use tracing::{info, warn};
 use crate::auth::Users;
 use crate::metrics::{self, Metrics};
 use crate::model::{
-    backend_address, valid_name, BackendSet, Config, Lb, Lifecycle, Policy, Refusal,
+    backend_address, valid_name, Accepted, BackendSet, Config, Lb, Lifecycle, Policy, Refusal,
 };
 use crate::Api;
 
@@ -127,12 +127,12 @@ async fn create_set(
     JsonBody(body): JsonBody<CreateSet>,
 ) -> Result<Response, ApiError> {
     let policy = body.policy.unwrap_or(Policy::RoundRobin);
-    let id = app
+    let accepted = app
         .lb
         .create_set_keyed(&body.name, policy, key.as_deref())
         .map_err(|r| refusal(&app, r))?;
-    info!(set = %body.name, job = %app.api.uuid_of(id), "backend set creation accepted");
-    app.api.respond(id, wait).await
+    info!(set = %body.name, job = %app.api.uuid_of(accepted.job), "backend set creation accepted");
+    respond(&app, accepted, wait).await
 }
 
 async fn delete_set(
@@ -141,12 +141,12 @@ async fn delete_set(
     ReturnTimeout(wait): ReturnTimeout,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let id = app
+    let accepted = app
         .lb
         .delete_set_keyed(&name, key.as_deref())
         .map_err(|r| refusal(&app, r))?;
-    info!(set = %name, job = %app.api.uuid_of(id), "backend set deletion accepted");
-    app.api.respond(id, wait).await
+    info!(set = %name, job = %app.api.uuid_of(accepted.job), "backend set deletion accepted");
+    respond(&app, accepted, wait).await
 }
 
 async fn add_backend(
@@ -165,12 +165,12 @@ async fn add_backend(
         .with_target("ip"));
     }
     let addr = SocketAddr::new(body.ip, body.port.get());
-    let id = app
+    let accepted = app
         .lb
         .add_backend_keyed(&set, addr, key.as_deref())
         .map_err(|r| refusal(&app, r))?;
-    info!(%set, backend = %addr, job = %app.api.uuid_of(id), "backend addition accepted");
-    app.api.respond(id, wait).await
+    info!(%set, backend = %addr, job = %app.api.uuid_of(accepted.job), "backend addition accepted");
+    respond(&app, accepted, wait).await
 }
 
 async fn remove_backend(
@@ -179,12 +179,22 @@ async fn remove_backend(
     ReturnTimeout(wait): ReturnTimeout,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let id = app
+    let accepted = app
         .lb
         .remove_backend_keyed(&set, &backend, key.as_deref())
         .map_err(|r| refusal(&app, r))?;
-    info!(%set, %backend, job = %app.api.uuid_of(id), "backend removal accepted");
-    app.api.respond(id, wait).await
+    info!(%set, %backend, job = %app.api.uuid_of(accepted.job), "backend removal accepted");
+    respond(&app, accepted, wait).await
+}
+
+/// The answer for an accepted request: a new job is a submit, a replayed idempotency key's job
+/// is answered the same but counted as a replay.
+async fn respond(app: &App, accepted: Accepted, wait: Duration) -> Result<Response, ApiError> {
+    if accepted.replayed {
+        app.api.respond_again(accepted.job, wait).await
+    } else {
+        app.api.respond(accepted.job, wait).await
+    }
 }
 
 // ----- the configuration as JSON -----------------------------------------------------------

@@ -176,3 +176,45 @@ async fn r_idempotent_opc_retry_token_answers_the_same_work_request() {
         (404, Some("NotAuthorizedOrNotFound"))
     );
 }
+
+/// A replayed key (R-IDEMPOTENT) — `Idempotency-Key` or OCI's `opc-retry-token` — submits
+/// nothing, and `/metrics` counts it as a replay, not as a submit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_idempotent_a_replay_is_counted_as_a_replay_not_a_submit() {
+    let s = start(options(5), None).await;
+    let sets = format!(
+        "/20200501/networkLoadBalancers/{}/backendSets",
+        appliance::oci::NLB_ID
+    );
+    for _ in 0..3 {
+        let r = s
+            .send(
+                s.req("POST", "/api/lb/backend-sets")
+                    .header("Idempotency-Key", "m-1")
+                    .json(&json!({"name": "web"})),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let r = s
+            .send(
+                s.req("POST", &sets).header("opc-retry-token", "m-2").json(
+                    &json!({"name": "edge", "healthChecker": {"protocol": "TCP", "port": 80}}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    let text = s.call("GET", "/metrics").await.text;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("appliance_job_submits_total"), 2.0, "{text}");
+    assert_eq!(value("appliance_job_replays_total"), 4.0, "{text}");
+}

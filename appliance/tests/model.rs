@@ -398,11 +398,17 @@ fn r_idempotent_every_job_the_table_holds_can_carry_a_key() {
         let id = lb
             .create_set_keyed(&format!("s{k}"), Policy::RoundRobin, Some(key.as_bytes()))
             .unwrap_or_else(|e| panic!("create {k} of {capacity}: {e:?}"));
-        first.get_or_insert(id);
+        assert!(!id.replayed);
+        first.get_or_insert(id.job);
     }
     assert_eq!(engine.list().len(), capacity);
     let again = lb.create_set_keyed("s0", Policy::RoundRobin, Some(b"token-00000"));
-    assert_eq!(again.ok(), first, "a key asked again answers its job");
+    assert_eq!(
+        again.as_ref().map(|a| a.job).ok(),
+        first,
+        "a key asked again answers its job"
+    );
+    assert!(again.is_ok_and(|a| a.replayed), "and says it is a replay");
     let over = lb.create_set_keyed("over", Policy::RoundRobin, Some(b"token-over"));
     assert!(
         matches!(

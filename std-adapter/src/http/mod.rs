@@ -451,6 +451,22 @@ where
     /// [`JobsApi::submit`] does. [`JobsApi::close_polls`] ends the wait at once.
     pub async fn respond(&self, id: JobId, return_timeout: Duration) -> Result<Response, ApiError> {
         self.observe(|o| o.submitted());
+        self.answer_for(id, return_timeout).await
+    }
+
+    /// Answer a request whose idempotency key named job `id`, submitted by an earlier request
+    /// (R-IDEMPOTENT): as [`JobsApi::respond`] does, but reported to the observer as a replay
+    /// ([`ApiObserver::replayed`]), not as a submit.
+    pub async fn respond_again(
+        &self,
+        id: JobId,
+        return_timeout: Duration,
+    ) -> Result<Response, ApiError> {
+        self.observe(|o| o.replayed());
+        self.answer_for(id, return_timeout).await
+    }
+
+    async fn answer_for(&self, id: JobId, return_timeout: Duration) -> Result<Response, ApiError> {
         let uuid = self.uuid_of(id).to_string();
         let waited = if return_timeout.is_zero() {
             None

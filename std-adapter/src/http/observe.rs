@@ -29,6 +29,11 @@ pub trait ApiObserver: Send + Sync + 'static {
     /// [`super::JobsApi::respond`].
     fn submitted(&self) {}
 
+    /// A request's idempotency key named a job an earlier request submitted, and the answer
+    /// is that job ([`super::JobsApi::respond_again`], [`super::oci::accepted_again`]): no job
+    /// was added.
+    fn replayed(&self) {}
+
     /// A submit was refused ([`super::JobsApi::refused`]): `error` is the answer (503 when the
     /// table is full, 400 otherwise).
     fn refused(&self, error: &ApiError) {

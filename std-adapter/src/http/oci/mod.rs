@@ -329,10 +329,10 @@ fn headers(id: &OpcRequestId) -> HeaderMap {
     h
 }
 
-/// The answer of a mutating call that started (or, for a repeated `opc-retry-token`, had
-/// started) job `id`: `202 Accepted`, no body, `opc-work-request-id` and `opc-request-id` —
-/// what the SDK's `create_backend_set` and friends read. It leaves once the job is on disk
-/// (R-DURABLE), and counts as a submit for the observer.
+/// The answer of a mutating call that started job `id`: `202 Accepted`, no body,
+/// `opc-work-request-id` and `opc-request-id` — what the SDK's `create_backend_set` and
+/// friends read. It leaves once the job is on disk (R-DURABLE), and counts as a submit for
+/// the observer.
 pub async fn accepted<S, const T: usize, Tb>(
     api: &JobsApi<Tb>,
     id: JobId,
@@ -342,6 +342,32 @@ where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     api.observe(|o| o.submitted());
+    answer_accepted(api, id, request).await
+}
+
+/// The answer of a mutating call whose `opc-retry-token` named job `id`, started by an earlier
+/// call (R-IDEMPOTENT): as [`accepted`], but it counts as a replay for the observer
+/// ([`super::ApiObserver::replayed`]), not as a submit.
+pub async fn accepted_again<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    id: JobId,
+    request: &OpcRequestId,
+) -> Result<Response, OciError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    api.observe(|o| o.replayed());
+    answer_accepted(api, id, request).await
+}
+
+async fn answer_accepted<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    id: JobId,
+    request: &OpcRequestId,
+) -> Result<Response, OciError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
     let engine = api.engine();
     let revision = engine
         .get(id)
