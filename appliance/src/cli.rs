@@ -23,8 +23,9 @@ pub enum Storage {
     Memory,
     /// A directory (`--data-dir DIR`, by default `appliance-data` in the working directory,
     /// created on first start): the job table (`jobs.bin`, every acknowledged change on disk
-    /// before the answer leaves), the configuration (`config.json`) and the UUID instance tag
-    /// (`instance`), so a restart keeps every job, every backend set and every UUID.
+    /// before the answer leaves), the configuration (`config.json`), the UUID instance tag
+    /// (`instance`) and the idempotency key secret (`idempotency-secret`), so a restart keeps
+    /// every job, every backend set, every UUID and every idempotency key.
     Dir(PathBuf),
 }
 

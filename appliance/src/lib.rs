@@ -22,6 +22,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod keys;
 pub mod metrics;
 pub mod model;
 pub mod oci;
@@ -136,6 +137,10 @@ impl Appliance {
         let api = api
             .with_work_requests(oci::COMPARTMENT, oci::describe)
             .with_openapi(&routes::document(users.is_some()));
+        let key_secret = match &stored {
+            Some(s) => s.key_secret.clone(),
+            None => keys::KeySecret::random()?,
+        };
         let mut lb = Lb::new(engine.clone(), api.uuids());
         let durability = stored.as_ref().map(|s| s.durability.clone());
         if let Some(s) = stored {
@@ -157,6 +162,7 @@ impl Appliance {
         let app = App {
             api: api.clone(),
             lb: lb.clone(),
+            keys: key_secret,
         };
         let router = routes::router(app, metrics.clone(), users, limits);
 

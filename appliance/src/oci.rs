@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 use tracing::info;
 
 use crate::model::{backend_address, Accepted, Op, Policy};
-use crate::routes::{refusal, App};
+use crate::routes::{refusal, App, Caller};
 
 /// The appliance's OCID as a network load balancer.
 pub const NLB_ID: &str = "ocid1.networkloadbalancer.oc1..appliance";
@@ -210,6 +210,7 @@ async fn create_set(
     request: OpcRequestId,
     path: Result<PathParams<String>, ApiError>,
     query: QueryArgs,
+    caller: Caller,
     token: Result<RetryToken, ApiError>,
     body: Body<CreateBackendSet>,
 ) -> Result<Response, OciError> {
@@ -233,7 +234,11 @@ async fn create_set(
     };
     let accepted = app
         .lb
-        .create_set_keyed(&body.name, policy, key.as_deref())
+        .create_set_keyed(
+            &body.name,
+            policy,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| fail(refusal(&app, r)))?;
     info!(set = %body.name, job = %app.api.uuid_of(accepted.job), "backend set creation accepted (OCI)");
     acknowledged(&app, accepted, &request).await
@@ -258,6 +263,7 @@ async fn delete_set(
     request: OpcRequestId,
     path: Result<PathParams<(String, String)>, ApiError>,
     query: QueryArgs,
+    caller: Caller,
     token: Result<RetryToken, ApiError>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
@@ -268,7 +274,10 @@ async fn delete_set(
     let RetryToken(key) = token.map_err(fail)?;
     let accepted = app
         .lb
-        .delete_set_keyed(&name, key.as_deref())
+        .delete_set_keyed(
+            &name,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| fail(refusal(&app, r)))?;
     info!(set = %name, job = %app.api.uuid_of(accepted.job), "backend set deletion accepted (OCI)");
     acknowledged(&app, accepted, &request).await
@@ -279,6 +288,7 @@ async fn create_backend(
     request: OpcRequestId,
     path: Result<PathParams<(String, String)>, ApiError>,
     query: QueryArgs,
+    caller: Caller,
     token: Result<RetryToken, ApiError>,
     body: Body<CreateBackend>,
 ) -> Result<Response, OciError> {
@@ -304,7 +314,11 @@ async fn create_backend(
     let addr = SocketAddr::new(ip, body.port.get());
     let accepted = app
         .lb
-        .add_backend_keyed(&set, addr, key.as_deref())
+        .add_backend_keyed(
+            &set,
+            addr,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| fail(refusal(&app, r)))?;
     info!(%set, backend = %addr, job = %app.api.uuid_of(accepted.job), "backend addition accepted (OCI)");
     acknowledged(&app, accepted, &request).await
@@ -315,6 +329,7 @@ async fn delete_backend(
     request: OpcRequestId,
     path: Result<PathParams<(String, String, String)>, ApiError>,
     query: QueryArgs,
+    caller: Caller,
     token: Result<RetryToken, ApiError>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
@@ -325,7 +340,11 @@ async fn delete_backend(
     let RetryToken(key) = token.map_err(fail)?;
     let accepted = app
         .lb
-        .remove_backend_keyed(&set, &backend, key.as_deref())
+        .remove_backend_keyed(
+            &set,
+            &backend,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| fail(refusal(&app, r)))?;
     info!(%set, %backend, job = %app.api.uuid_of(accepted.job), "backend removal accepted (OCI)");
     acknowledged(&app, accepted, &request).await

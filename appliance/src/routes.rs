@@ -21,7 +21,8 @@ use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -36,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
-use crate::auth::Users;
+use crate::auth::{User, Users};
+use crate::keys::KeySecret;
 use crate::metrics::{self, Metrics};
 use crate::model::{
     backend_address, valid_name, Accepted, BackendSet, Config, Lb, Lifecycle, Policy, Refusal,
@@ -75,6 +77,31 @@ pub struct App {
     pub api: Api,
     /// The configuration.
     pub lb: Lb,
+    /// The secret idempotency keys are derived with ([`crate::keys`]).
+    pub keys: KeySecret,
+}
+
+impl App {
+    /// The key the job table keeps for a request's idempotency header (R-IDEMPOTENT): scoped
+    /// to the request's user and keyed with the appliance's secret ([`crate::keys`]), never the
+    /// header itself.
+    pub(crate) fn key(&self, caller: &Caller, header: Option<&[u8]>) -> Option<[u8; 32]> {
+        self.keys.scope(caller.0.as_deref(), header)
+    }
+}
+
+/// The authenticated user of a request, as the front layer found it (`None` without
+/// authentication).
+pub(crate) struct Caller(Option<Arc<str>>);
+
+impl<St: Send + Sync> FromRequestParts<St> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Self::Rejection> {
+        Ok(Caller(
+            parts.extensions.get::<User>().map(|u| u.name.clone()),
+        ))
+    }
 }
 
 // ----- requests -----------------------------------------------------------------------------
@@ -123,13 +150,18 @@ pub(crate) fn refusal(app: &App, r: Refusal) -> ApiError {
 async fn create_set(
     State(app): State<App>,
     ReturnTimeout(wait): ReturnTimeout,
+    caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<CreateSet>,
 ) -> Result<Response, ApiError> {
     let policy = body.policy.unwrap_or(Policy::RoundRobin);
     let accepted = app
         .lb
-        .create_set_keyed(&body.name, policy, key.as_deref())
+        .create_set_keyed(
+            &body.name,
+            policy,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| refusal(&app, r))?;
     info!(set = %body.name, job = %app.api.uuid_of(accepted.job), "backend set creation accepted");
     respond(&app, accepted, wait).await
@@ -139,11 +171,15 @@ async fn delete_set(
     State(app): State<App>,
     PathParams(name): PathParams<String>,
     ReturnTimeout(wait): ReturnTimeout,
+    caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
     let accepted = app
         .lb
-        .delete_set_keyed(&name, key.as_deref())
+        .delete_set_keyed(
+            &name,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| refusal(&app, r))?;
     info!(set = %name, job = %app.api.uuid_of(accepted.job), "backend set deletion accepted");
     respond(&app, accepted, wait).await
@@ -153,6 +189,7 @@ async fn add_backend(
     State(app): State<App>,
     PathParams(set): PathParams<String>,
     ReturnTimeout(wait): ReturnTimeout,
+    caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
     JsonBody(body): JsonBody<AddBackend>,
 ) -> Result<Response, ApiError> {
@@ -167,7 +204,11 @@ async fn add_backend(
     let addr = SocketAddr::new(body.ip, body.port.get());
     let accepted = app
         .lb
-        .add_backend_keyed(&set, addr, key.as_deref())
+        .add_backend_keyed(
+            &set,
+            addr,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| refusal(&app, r))?;
     info!(%set, backend = %addr, job = %app.api.uuid_of(accepted.job), "backend addition accepted");
     respond(&app, accepted, wait).await
@@ -177,11 +218,16 @@ async fn remove_backend(
     State(app): State<App>,
     PathParams((set, backend)): PathParams<(String, String)>,
     ReturnTimeout(wait): ReturnTimeout,
+    caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
     let accepted = app
         .lb
-        .remove_backend_keyed(&set, &backend, key.as_deref())
+        .remove_backend_keyed(
+            &set,
+            &backend,
+            app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
+        )
         .map_err(|r| refusal(&app, r))?;
     info!(%set, %backend, job = %app.api.uuid_of(accepted.job), "backend removal accepted");
     respond(&app, accepted, wait).await
@@ -309,6 +355,8 @@ async fn front(State(f): State<Arc<Front>>, req: Request, next: Next) -> Respons
         Ok(()) => match f.users.as_ref().map(|u| u.authorize(&req)) {
             Some(Err(refused)) => *refused,
             Some(Ok(u)) => {
+                let mut req = req;
+                req.extensions_mut().insert(u.clone());
                 user = Some(u);
                 next.run(req).await
             }

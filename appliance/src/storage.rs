@@ -1,7 +1,8 @@
 //! The appliance's data directory (`--data-dir`): the job table, kept durable by
 //! `jobstate_std::persist` (every acknowledged change on disk before its answer leaves), the
-//! configuration of backend sets, and the UUID instance tag, so a restart keeps every job,
-//! every set and every UUID a client holds.
+//! configuration of backend sets, the UUID instance tag and the idempotency key secret
+//! ([`crate::keys`]), so a restart keeps every job, every set, every UUID a client holds and
+//! every idempotency key.
 
 use std::fs::{self, File};
 use std::io::{self, Write as _};
@@ -13,6 +14,7 @@ use jobstate_std::persist::{Durability, FileStore};
 use jobstate_std::{Engine, EngineConfig};
 use tracing::{info, warn};
 
+use crate::keys::KeySecret;
 use crate::model::{Config, Jobs};
 
 /// What a data directory gives the appliance at start.
@@ -23,6 +25,8 @@ pub struct Opened {
     pub durability: Arc<Durability>,
     /// The UUID codec of this directory (the same across restarts).
     pub uuids: JobUuids,
+    /// The idempotency key secret of this directory (the same across restarts).
+    pub key_secret: KeySecret,
     /// The configuration kept from the last run.
     pub config: Config,
     /// Keeps the configuration on disk.
@@ -56,12 +60,14 @@ pub fn open(dir: &Path, engine_config: EngineConfig) -> io::Result<Opened> {
     };
     let durability = Arc::new(Durability::start(engine.clone(), store)?);
     let uuids = instance_tag(&dir.join("instance"))?;
+    let key_secret = KeySecret::load_or_create(&dir.join("idempotency-secret"))?;
     let config_file = Arc::new(ConfigFile::new(dir.join("config.json")));
     let config = config_file.load()?;
     Ok(Opened {
         engine,
         durability,
         uuids,
+        key_secret,
         config,
         config_file,
     })
@@ -130,11 +136,26 @@ impl ConfigFile {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with(path, bytes, false)
+}
+
+/// [`write_atomically`], the file readable and writable by its owner only (a secret).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with(path, bytes, true)
+}
+
+fn write_with(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     {
-        let mut f = File::create(&tmp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        if private {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }

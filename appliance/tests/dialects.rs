@@ -5,9 +5,9 @@
 
 mod support;
 
-use appliance::cli::Storage;
+use appliance::cli::{Storage, Users};
 use serde_json::{json, Value};
-use support::{assert_envelope, job_of, options, start, TempDir};
+use support::{assert_envelope, job_of, options, start, Running, TempDir, ADMIN};
 
 /// The same key for the same request answers the same job and adds nothing; for another
 /// request it is a 409 naming the job, and nothing changes; a malformed key is a 400.
@@ -217,4 +217,56 @@ async fn r_idempotent_a_replay_is_counted_as_a_replay_not_a_submit() {
     };
     assert_eq!(value("appliance_job_submits_total"), 2.0, "{text}");
     assert_eq!(value("appliance_job_replays_total"), 4.0, "{text}");
+}
+
+/// Idempotency keys are scoped to the authenticated user and keyed with the appliance's secret
+/// (R-IDEMPOTENT): two users sending the same token are two requests — each gets its own job,
+/// and one user's token never answers the other user's job — and each user's key still
+/// answers its job after a restart (the secret is kept in the data directory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_idempotent_keys_are_scoped_to_the_user_and_survive_a_restart() {
+    const OPS: (&str, &str) = ("ops", "0ps-pw");
+    let dir = TempDir::new("scoped-keys");
+    let mut o = options(5);
+    o.storage = Storage::Dir(dir.0.join("data"));
+    o.users = Users::Env(format!(
+        "{}:admin:{}\n{}:admin:{}\n",
+        ADMIN.0, ADMIN.1, OPS.0, OPS.1
+    ));
+    let create = |s: &Running, user: (&str, &str), name: &str| {
+        s.client
+            .post(s.url("/api/lb/backend-sets"))
+            .basic_auth(user.0, Some(user.1))
+            .header("Idempotency-Key", "shared-token")
+            .json(&json!({"name": name}))
+    };
+    let s = start(o.clone(), None).await;
+    let a = s.send(create(&s, ADMIN, "web")).await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let job_a = job_of(&a);
+    // Another user, the same token, another change: a job of its own, not a conflict.
+    let b = s.send(create(&s, OPS, "api")).await;
+    assert_eq!(b.status, 202, "{}", b.text);
+    let job_b = job_of(&b);
+    assert_ne!(job_a, job_b);
+    // The second user asks for the first user's change under the same token: the token is
+    // that user's own key, naming that user's job — never the first user's.
+    let c = s.send(create(&s, OPS, "web")).await;
+    assert_envelope(&c, 409);
+    assert_eq!(c.body["error"]["code"], "460781", "{}", c.text);
+    assert_eq!(c.body["job"]["uuid"], job_b.as_str());
+    // The same user and token: the same job.
+    let again = s.send(create(&s, ADMIN, "web")).await;
+    assert_eq!(job_of(&again), job_a);
+    s.ended(&job_a).await;
+    s.ended(&job_b).await;
+    s.stop().await;
+
+    let s = start(o, None).await;
+    let again = s.send(create(&s, ADMIN, "web")).await;
+    assert_eq!(again.status, 202, "{}", again.text);
+    assert_eq!(job_of(&again), job_a, "the key survived the restart");
+    let again = s.send(create(&s, OPS, "api")).await;
+    assert_eq!(job_of(&again), job_b, "the other user's too");
+    s.stop().await;
 }
