@@ -16,8 +16,10 @@
 //! * A **table watcher** waits for the table revision to pass a value; any change wakes it.
 //! * **Deadlines** sit in a hierarchical timing wheel (tokio's layout: 4 levels of 64 slots,
 //!   1 ms to 262 s a slot), threaded through the same entries: O(1) to add, O(1) to remove
-//!   when a wait ends first, amortised O(1) to expire. The timer thread settles the waits
-//!   whose deadline passed; a wait that ends first leaves nothing behind.
+//!   when a wait ends first, amortised O(1) to expire. A new wait goes to the wheel's fresh
+//!   list with its deadline as an instant; the timer thread places the fresh waits still
+//!   waiting in their slots at its next round, then settles the waits whose deadline passed;
+//!   a wait that ends first leaves nothing behind.
 //! * **Waking happens after the lock is released.** A settled waiter's `Waker` (or condition
 //!   variable) is taken out of its entry into a [`WakeList`], which wakes them once the
 //!   caller has dropped the engine lock (tokio's `WakeList` way): a waker may call back into
