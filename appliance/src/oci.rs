@@ -19,7 +19,9 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU16;
 
+use axum::extract::FromRequestParts;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, post};
@@ -190,6 +192,58 @@ struct CreateBackend {
     is_offline: Option<bool>,
 }
 
+/// What of `CreateBackendDetails` the appliance does not do is refused, never ignored: a
+/// backend is named `ip:port` (a `name` is taken only when it is that), every backend has
+/// weight 1, and none is drained, a backup or offline.
+fn supported(body: &CreateBackend, addr: SocketAddr) -> Result<(), ApiError> {
+    if let Some(name) = &body.name {
+        if *name != addr.to_string() {
+            return Err(ApiError::invalid(
+                "name",
+                format!("a backend is named by its address: \"name\" can only be \"{addr}\"; got {name:?}"),
+            ));
+        }
+    }
+    if let Some(w) = body.weight.filter(|w| *w != 1) {
+        return Err(ApiError::invalid(
+            "weight",
+            format!("every backend of this load balancer has weight 1; got {w}"),
+        ));
+    }
+    for (field, set) in [
+        ("isDrain", body.is_drain),
+        ("isBackup", body.is_backup),
+        ("isOffline", body.is_offline),
+    ] {
+        if set == Some(true) {
+            return Err(ApiError::invalid(
+                field,
+                format!("\"{field}\": true is not supported by this load balancer (false only)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The request headers of an NLB call: its `opc-retry-token` ([`RetryToken`]), and no
+/// `if-match` — refused, since the appliance keeps no ETags and so cannot honour the condition.
+struct Token(Option<Vec<u8>>);
+
+impl<St: Send + Sync> FromRequestParts<St> for Token {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(axum::http::header::IF_MATCH) {
+            return Err(ApiError::invalid(
+                "if-match",
+                "\"if-match\" is not supported: this load balancer has no ETags",
+            ));
+        }
+        let RetryToken(key) = RetryToken::from_request_parts(parts, state).await?;
+        Ok(Token(key))
+    }
+}
+
 fn check_nlb(id: &str) -> Result<(), ApiError> {
     if id == NLB_ID {
         Ok(())
@@ -211,7 +265,7 @@ async fn create_set(
     path: Result<PathParams<String>, ApiError>,
     query: QueryArgs,
     caller: Caller,
-    token: Result<RetryToken, ApiError>,
+    token: Result<Token, ApiError>,
     body: Body<CreateBackendSet>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
@@ -219,7 +273,7 @@ async fn create_set(
     query.finish().map_err(fail)?;
     let nlb = path;
     check_nlb(&nlb).map_err(fail)?;
-    let RetryToken(key) = token.map_err(fail)?;
+    let Token(key) = token.map_err(fail)?;
     let JsonBody(body) = body.map_err(fail)?;
     if body.backends.as_ref().is_some_and(|b| !b.is_empty()) {
         return Err(fail(ApiError::invalid(
@@ -264,14 +318,14 @@ async fn delete_set(
     path: Result<PathParams<(String, String)>, ApiError>,
     query: QueryArgs,
     caller: Caller,
-    token: Result<RetryToken, ApiError>,
+    token: Result<Token, ApiError>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
     let PathParams(path) = path.map_err(fail)?;
     query.finish().map_err(fail)?;
     let (nlb, name) = path;
     check_nlb(&nlb).map_err(fail)?;
-    let RetryToken(key) = token.map_err(fail)?;
+    let Token(key) = token.map_err(fail)?;
     let accepted = app
         .lb
         .delete_set_keyed(
@@ -289,7 +343,7 @@ async fn create_backend(
     path: Result<PathParams<(String, String)>, ApiError>,
     query: QueryArgs,
     caller: Caller,
-    token: Result<RetryToken, ApiError>,
+    token: Result<Token, ApiError>,
     body: Body<CreateBackend>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
@@ -297,7 +351,7 @@ async fn create_backend(
     query.finish().map_err(fail)?;
     let (nlb, set) = path;
     check_nlb(&nlb).map_err(fail)?;
-    let RetryToken(key) = token.map_err(fail)?;
+    let Token(key) = token.map_err(fail)?;
     let JsonBody(body) = body.map_err(fail)?;
     let Some(ip) = body.ip_address else {
         return Err(fail(ApiError::invalid(
@@ -312,6 +366,7 @@ async fn create_backend(
         )));
     }
     let addr = SocketAddr::new(ip, body.port.get());
+    supported(&body, addr).map_err(fail)?;
     let accepted = app
         .lb
         .add_backend_keyed(
@@ -330,14 +385,14 @@ async fn delete_backend(
     path: Result<PathParams<(String, String, String)>, ApiError>,
     query: QueryArgs,
     caller: Caller,
-    token: Result<RetryToken, ApiError>,
+    token: Result<Token, ApiError>,
 ) -> Result<Response, OciError> {
     let fail = |e: ApiError| OciError::from(e).with_request_id(&request);
     let PathParams(path) = path.map_err(fail)?;
     query.finish().map_err(fail)?;
     let (nlb, set, backend) = path;
     check_nlb(&nlb).map_err(fail)?;
-    let RetryToken(key) = token.map_err(fail)?;
+    let Token(key) = token.map_err(fail)?;
     let accepted = app
         .lb
         .remove_backend_keyed(
@@ -417,15 +472,15 @@ pub fn document(doc: &mut Value) {
     let create_backend_body = json!({"type": "object", "required": ["ipAddress", "port"],
         "additionalProperties": false,
         "properties": {
-            "name": {"type": "string"},
             "ipAddress": {"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}],
                           "not": {"enum": ["0.0.0.0"]}},
             "targetId": {"type": "string"},
             "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-            "weight": {"type": "integer", "minimum": 0, "maximum": 65535},
-            "isDrain": {"type": "boolean"},
-            "isBackup": {"type": "boolean"},
-            "isOffline": {"type": "boolean"}}});
+            "weight": {"type": "integer", "minimum": 1, "maximum": 1,
+                       "description": "Every backend has weight 1; another weight is a 400."},
+            "isDrain": {"type": "boolean", "enum": [false], "description": "`true` is a 400."},
+            "isBackup": {"type": "boolean", "enum": [false], "description": "`true` is a 400."},
+            "isOffline": {"type": "boolean", "enum": [false], "description": "`true` is a 400."}}});
     let mut op = |path: &str,
                   method: &str,
                   id: &str,
@@ -480,7 +535,7 @@ pub fn document(doc: &mut Value) {
         "/20200501/networkLoadBalancers/{networkLoadBalancerId}/backendSets/{backendSetName}/backends",
         "post",
         "oci_create_backend",
-        "CreateBackend: 202 with `opc-work-request-id`. A backend in 192.0.2.0/24 fails its health check.",
+        "CreateBackend: 202 with `opc-work-request-id`. A backend in 192.0.2.0/24 fails its health check. The subset this load balancer does: a backend is named `ipAddress:port` (a `name` is accepted only when it is that, so the schema leaves it out), `weight` 1, `isDrain`, `isBackup` and `isOffline` false; anything else is a 400 `InvalidParameter`, as is an `if-match` header on any NLB call (no ETags).",
         vec![nlb.clone(), set.clone()],
         Some((create_backend_body, json!({"ipAddress": "10.0.0.5", "port": 8080}))),
     );

@@ -270,3 +270,89 @@ async fn r_idempotent_keys_are_scoped_to_the_user_and_survive_a_restart() {
     assert_eq!(job_of(&again), job_b, "the other user's too");
     s.stop().await;
 }
+
+/// OCI's `CreateBackendDetails` beyond what the appliance does is refused with OCI's 400
+/// `InvalidParameter`, never accepted and ignored: a `name` other than `ip:port`, a weight
+/// other than 1, `isDrain` / `isBackup` / `isOffline` true; and `if-match` on any NLB call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_create_backend_refuses_what_it_would_ignore() {
+    let s = start(options(5), None).await;
+    let sets = format!(
+        "/20200501/networkLoadBalancers/{}/backendSets",
+        appliance::oci::NLB_ID
+    );
+    let r = s
+        .send(
+            s.req("POST", &sets)
+                .json(&json!({"name": "web", "healthChecker": {"protocol": "TCP"}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let backends = format!("{sets}/web/backends");
+    let jobs = s.app.api().engine().list().len();
+    for (body, target) in [
+        (
+            json!({"ipAddress": "10.0.0.5", "port": 80, "name": "frontend"}),
+            "name",
+        ),
+        (
+            json!({"ipAddress": "10.0.0.5", "port": 80, "name": "10.0.0.5:81"}),
+            "name",
+        ),
+        (
+            json!({"ipAddress": "10.0.0.5", "port": 80, "weight": 5}),
+            "weight",
+        ),
+        (
+            json!({"ipAddress": "10.0.0.5", "port": 80, "isDrain": true}),
+            "isDrain",
+        ),
+        (
+            json!({"ipAddress": "10.0.0.5", "port": 80, "isBackup": true}),
+            "isBackup",
+        ),
+        (
+            json!({"ipAddress": "10.0.0.5", "port": 80, "isOffline": true}),
+            "isOffline",
+        ),
+    ] {
+        let r = s.send(s.req("POST", &backends).json(&body)).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.body["code"], "InvalidParameter", "{body}");
+        assert!(
+            r.body["message"].as_str().unwrap().contains(target),
+            "{}",
+            r.text
+        );
+        assert!(r.headers.contains_key("opc-request-id"));
+    }
+    for (method, path) in [
+        ("POST", backends.clone()),
+        ("POST", sets.clone()),
+        ("DELETE", format!("{sets}/web")),
+        ("DELETE", format!("{backends}/10.0.0.5:80")),
+    ] {
+        let req = s.req(method, &path).header("if-match", "\"etag\"");
+        let req = if method == "POST" {
+            req.json(&json!({"name": "api", "ipAddress": "10.0.0.5", "port": 80}))
+        } else {
+            req
+        };
+        let r = s.send(req).await;
+        assert_eq!(r.status, 400, "{method} {path}: {}", r.text);
+        assert_eq!(r.body["code"], "InvalidParameter");
+        assert!(r.body["message"].as_str().unwrap().contains("if-match"));
+    }
+    assert_eq!(
+        s.app.api().engine().list().len(),
+        jobs,
+        "no refusal added a job"
+    );
+    // What it does do: the name it gives, the weight it has, the flags false.
+    let r = s
+        .send(s.req("POST", &backends).json(&json!({
+            "ipAddress": "10.0.0.5", "port": 80, "name": "10.0.0.5:80", "weight": 1,
+            "isDrain": false, "isBackup": false, "isOffline": false})))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+}

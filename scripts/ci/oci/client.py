@@ -150,6 +150,27 @@ try:
 except oci.exceptions.ServiceError as e:
     check(e.status == 404 and e.code == "NotAuthorizedOrNotFound", f"another NLB -> {e.status} {e.code}")
 
+# What the appliance does not do is refused, never ignored: a backend's name other than
+# ip:port, drain/backup/offline, if-match (no ETags).
+for what, call in [
+    ("a backend name other than ip:port", lambda: client.create_backend(
+        NLB, models.CreateBackendDetails(ip_address="10.0.0.8", port=80, name="frontend"), "web",
+        retry_strategy=oci.retry.NoneRetryStrategy())),
+    ("is_drain=True", lambda: client.create_backend(
+        NLB, models.CreateBackendDetails(ip_address="10.0.0.8", port=80, is_drain=True), "web",
+        retry_strategy=oci.retry.NoneRetryStrategy())),
+    ("if_match", lambda: client.delete_backend_set(
+        NLB, "web", if_match="etag", retry_strategy=oci.retry.NoneRetryStrategy())),
+]:
+    try:
+        call()
+        check(False, f"{what} refused")
+    except oci.exceptions.ServiceError as e:
+        check(e.status == 400 and e.code == "InvalidParameter", f"{what} -> {e.status} {e.code}")
+named = client.create_backend(NLB, models.CreateBackendDetails(ip_address="10.0.0.8", port=80,
+                                                                name="10.0.0.8:80"), "web")
+check(named.status == 202, "a backend named ip:port is accepted")
+
 # And the deletion, as a work request too.
 deleted = client.delete_backend_set(NLB, "web").headers["opc-work-request-id"]
 gone = oci.wait_until(client, client.get_work_request(deleted), "status", "SUCCEEDED",
