@@ -388,11 +388,13 @@ fn r_return_async_completed_and_submit_errors_typed() {
         )
     });
     // The job appears, a worker finishes it.
+    // The revision is read before looking, so a submit in between is a change the wait sees.
     let id = loop {
+        let seen = e.revision();
         if let Some(id) = e.start_next() {
             break id;
         }
-        e.wait_table(e.revision(), LONG);
+        e.wait_table(seen, LONG);
     };
     e.succeed(id, Severity::Normal, "ok").unwrap();
     assert!(matches!(
