@@ -24,7 +24,8 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -n 60 "$work/log" 2>/dev/null || true; exit 1; }
 
-# Steps of 700 ms: a cancel stays CANCELING until the worker's next checkpoint, within one step.
+# Steps of 700 ms: a cancel stays CANCELING until the worker's next checkpoint, within one step
+# (the client accepts CANCELED too when the job's log shows the cancel before the failure).
 RUST_LOG=info target/debug/appliance --ephemeral --listen 127.0.0.1:0 --step-ms 700 >"$work/log" 2>&1 &
 pid=$!
 addr=""
