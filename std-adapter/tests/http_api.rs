@@ -1125,3 +1125,30 @@ async fn list_paging_by_a_changing_field_follows_the_moving_order() {
         "a field that never changes: every job exactly once"
     );
 }
+
+/// `JobsApi::router()` serves every dialect's paths (docs/http.md, Mounting it): a service
+/// route of its own on one of them makes the merge panic, at start-up rather than at a
+/// request; a route beside them merges.
+#[test]
+fn router_merge_with_a_route_on_a_dialect_path_panics() {
+    let api: http_support::Api = jobstate_std::http::JobsApi::new(jobstate_std::Engine::new(
+        jobstate_std::EngineConfig::default(),
+    ));
+    for path in [
+        "/api/cluster/jobs",
+        "/20200501/workRequests",
+        "/api/management-server/jobs",
+        "/api/v3/jobs",
+    ] {
+        let api = api.clone();
+        let merged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            axum::Router::<()>::new()
+                .route(path, axum::routing::get(|| async { "mine" }))
+                .merge(api.router())
+        }));
+        assert!(merged.is_err(), "{path}: merged without a panic");
+    }
+    let _ok: axum::Router = axum::Router::new()
+        .route("/api/mine", axum::routing::get(|| async { "mine" }))
+        .merge(api.router());
+}

@@ -392,6 +392,11 @@ where
     /// The routes of the binding, to merge into the service's router (at the root: the
     /// links the binding prints are absolute paths). Add [`fallback`] to the service's router
     /// for enveloped 404s on unknown paths.
+    ///
+    /// Every dialect is served: `/api/cluster/jobs…` and `/api/openapi.json` (ONTAP),
+    /// `/20200501/workRequests…` (OCI), `/api/management-server/jobs…` (Unified Manager) and
+    /// `/api/v3/jobs…` (Deploy). A service router with a route of its own on one of those
+    /// paths makes `Router::merge` panic (axum refuses overlapping routes).
     pub fn router<St: Clone + Send + Sync + 'static>(&self) -> Router<St> {
         let m = || error::method_not_allowed;
         Router::new()

@@ -147,7 +147,7 @@ pub fn document() -> Value {
                          "description": "Page size; `_links.next` leads to the next page.",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 10_000}},
                         {"name": "order_by", "in": "query", "required": false,
-                         "description": "Sort by one field, `asc` (the default) or `desc`; ties in submit order. Absent values (`end_time` of a live job) sort first ascending. Paging is stable over `uuid`, `description`, `create_time` and `priority`; the other fields change as jobs run, and a job whose value changes between two pages can cross the cursor (repeated or missed).",
+                         "description": "Sort by one field, `asc` (the default) or `desc`; ties by create time (to the millisecond), then by job id (epoch, slot generation, slot index) — not always submit order — and reversed with `desc`. Absent values (`end_time` of a live job) sort first ascending. Paging is stable over `uuid`, `description`, `create_time` and `priority`; the other fields change as jobs run, and a job whose value changes between two pages can cross the cursor (repeated or missed).",
                          "schema": {"type": "string", "pattern": format!("^ *{ORDER} *( (asc|desc) *)?$")}},
                         {"name": "start", "in": "query", "required": false,
                          "description": "Paging cursor; copy it from `_links.next` (it belongs to the `order_by` it was made with).",

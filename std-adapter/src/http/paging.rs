@@ -1,5 +1,7 @@
 //! Paging and ordering of job lists, shared by the dialects: a position is the record's sort
-//! value (for an ordered list) and its submit order (submit time, then id), and a page starts
+//! value (for an ordered list) and its place in the default order — create time (kept to the
+//! millisecond), then the id's bytes (epoch, slot generation, slot index), which is not always
+//! submit order within a millisecond; `desc` reverses all of it — and a page starts
 //! after the cursor's position in the order as the list stands when that page is read.
 //!
 //! Over a fixed order — submit order, or `order_by` a field no job ever changes (`uuid`,
@@ -96,7 +98,8 @@ impl SortValue {
     }
 }
 
-/// `order_by=<field> [asc|desc]` of the job list: one field, ties broken by submit order.
+/// `order_by=<field> [asc|desc]` of the job list: one field, ties broken by the default order
+/// ([`Key`]: create time to the millisecond, then id), reversed with `desc`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct OrderBy {
     pub(crate) field: &'static str,
