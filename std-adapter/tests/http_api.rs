@@ -1152,3 +1152,47 @@ fn router_merge_with_a_route_on_a_dialect_path_panics() {
         .route("/api/mine", axum::routing::get(|| async { "mine" }))
         .merge(api.router());
 }
+
+/// R-CONTROL with R-RETRY: a resume that reaches a running job whose lease ran out, with
+/// attempts left, queues it again (the core's lease check comes first); the refusal describes
+/// the job as the request left it — `queued` — not as `running`.
+#[cfg(feature = "retry")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_control_a_resume_that_finds_the_lease_lost_answers_queued() {
+    let mut cfg = config(KEEP);
+    cfg.timer_thread = false;
+    let s = serve(cfg, false).await;
+    let minute = jobstate::Duration::from_secs(60);
+    let id = s
+        .engine
+        .submit(
+            NewJob::new(Spec::Hold)
+                .options(JobOptions {
+                    lease: Some(jobstate::Duration::from_millis(1)),
+                    ..JobOptions::DEFAULT
+                })
+                .retry(jobstate::RetryPolicy::exponential(3, minute, minute)),
+        )
+        .unwrap();
+    s.engine.start(id).unwrap();
+    // No sweep runs: wait on the engine's clock until the lease has run out.
+    let deadline = s.engine.now() + jobstate::Duration::from_millis(2);
+    while s.engine.now() < deadline {
+        std::hint::spin_loop();
+    }
+    let r = s
+        .patch(&format!(
+            "/api/cluster/jobs/{}?action=resume",
+            s.api.uuid_of(id)
+        ))
+        .await;
+    assert_envelope(&r, 409);
+    assert_eq!(r.body["error"]["code"], "458776", "{:?}", r.body);
+    assert_eq!(
+        r.body["error"]["message"], "the job is not running (queued)",
+        "{:?}",
+        r.body
+    );
+    let job = s.engine.get(id).unwrap();
+    assert_eq!((job.state(), job.attempt()), (State::Queued, 2));
+}
