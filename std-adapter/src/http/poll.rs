@@ -5,11 +5,15 @@
 use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use jobstate::{Condition, Job, JobError, JobId, LookupError, Revision, State, Table};
+use serde_json::Value;
 
 use super::error::{ApiError, ErrorCode};
 use super::observe::PollEnd;
 use super::rfc3339;
+use super::view::JobView;
 use super::JobsApi;
 use crate::engine::EngineTable;
 use crate::error::WaitError;
@@ -217,4 +221,32 @@ where
         _ => conflict(ErrorCode::InvalidState, e.to_string()),
     }
     .with_target(uuid)
+}
+
+/// A job's answer in a dialect that prints a [`JobView`] as JSON: `render` prints the job (from
+/// its snapshot, or its tombstone once removed) and the answer leaves once what it reports is on
+/// disk (R-DURABLE); a job that is not there is the lookup error, naming `key` as the client
+/// wrote it.
+pub(crate) async fn view_answer<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    key: &str,
+    id: JobId,
+    found: Result<Snapshot<S, T>, LookupError>,
+    render: fn(&JobView<'_>) -> Value,
+) -> Result<Response, ApiError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    match found {
+        Ok(s) => {
+            api.acknowledge(s.revision()).await?;
+            Ok(Json(render(&JobView::from_snapshot(&s, api.uuids()))).into_response())
+        }
+        Err(LookupError::Expired(Some(t))) => {
+            let engine = api.engine();
+            let v = JobView::from_tombstone(&t, api.uuid_of(id), |i| engine.to_system_time(i));
+            Ok(Json(render(&v)).into_response())
+        }
+        Err(e) => Err(api.lookup_error(key, e)),
+    }
 }

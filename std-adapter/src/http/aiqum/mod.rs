@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use jobstate::{Condition, Job, JobId, LookupError, Outcome, Severity, State as JobState, Table};
+use jobstate::{Condition, Job, Outcome, Severity, State as JobState, Table};
 use serde_json::{json, Map, Value};
 
 use super::error::{method_not_allowed, ApiError};
@@ -29,7 +29,6 @@ use super::rfc3339::Rfc3339;
 use super::view::JobView;
 use super::JobsApi;
 use crate::engine::EngineTable;
-use crate::snapshot::Snapshot;
 
 /// Where the dialect serves its jobs.
 pub const JOBS: &str = "/api/management-server/jobs";
@@ -131,30 +130,7 @@ where
         Some(timeout) if live => poll::long_poll(&api, id, Condition::Terminal, timeout).await,
         _ => now,
     };
-    answer(&api, &key, id, found).await
-}
-
-async fn answer<S, const T: usize, Tb>(
-    api: &JobsApi<Tb>,
-    key: &str,
-    id: JobId,
-    found: Result<Snapshot<S, T>, LookupError>,
-) -> Result<Response, ApiError>
-where
-    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
-{
-    match found {
-        Ok(s) => {
-            api.acknowledge(s.revision()).await?;
-            Ok(Json(job(&JobView::from_snapshot(&s, api.uuids()))).into_response())
-        }
-        Err(LookupError::Expired(Some(t))) => {
-            let engine = api.engine();
-            let v = JobView::from_tombstone(&t, api.uuid_of(id), |i| engine.to_system_time(i));
-            Ok(Json(job(&v)).into_response())
-        }
-        Err(e) => Err(api.lookup_error(key, e)),
-    }
+    poll::view_answer(&api, &key, id, found, job).await
 }
 
 /// `GET /api/management-server/jobs`: the most recent first.

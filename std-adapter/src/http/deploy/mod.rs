@@ -19,7 +19,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use jobstate::{Job, JobId, LookupError, State as JobState, Table};
+use jobstate::{Job, State as JobState, Table};
 use serde_json::{json, Map, Value};
 
 use super::error::{method_not_allowed, ApiError};
@@ -30,7 +30,6 @@ use super::rfc3339::Rfc3339;
 use super::view::JobView;
 use super::JobsApi;
 use crate::engine::EngineTable;
-use crate::snapshot::Snapshot;
 
 /// Where the dialect serves its jobs.
 pub const JOBS: &str = "/api/v3/jobs";
@@ -91,30 +90,6 @@ pub fn job(v: &JobView<'_>) -> Value {
 
 type Api<Tb> = State<JobsApi<Tb>>;
 
-/// The answer with the job (or its tombstone), once what it reports is on disk.
-async fn answer<S, const T: usize, Tb>(
-    api: &JobsApi<Tb>,
-    uuid: &str,
-    id: JobId,
-    found: Result<Snapshot<S, T>, LookupError>,
-) -> Result<Response, ApiError>
-where
-    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
-{
-    match found {
-        Ok(s) => {
-            api.acknowledge(s.revision()).await?;
-            Ok(Json(job(&JobView::from_snapshot(&s, api.uuids()))).into_response())
-        }
-        Err(LookupError::Expired(Some(t))) => {
-            let engine = api.engine();
-            let v = JobView::from_tombstone(&t, api.uuid_of(id), |i| engine.to_system_time(i));
-            Ok(Json(job(&v)).into_response())
-        }
-        Err(e) => Err(api.lookup_error(uuid, e)),
-    }
-}
-
 /// `GET /api/v3/jobs/{job_id}`: at once, or a long-poll.
 async fn get_job<S, const T: usize, Tb>(
     State(api): Api<Tb>,
@@ -136,7 +111,7 @@ where
         },
         _ => now,
     };
-    answer(&api, &uuid, id, found).await
+    poll::view_answer(&api, &uuid, id, found, job).await
 }
 
 /// `GET /api/v3/jobs`: every job, oldest first.
