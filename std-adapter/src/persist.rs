@@ -560,6 +560,13 @@ impl DShared {
             let mut st = self.lock();
             match &result {
                 Ok(r) => {
+                    if st.status.last_error.is_some() {
+                        tracing::info!(
+                            revision = r.get(),
+                            failures = st.status.failures,
+                            "the job file is saved again"
+                        );
+                    }
                     st.status.durable = st.status.durable.max(*r);
                     st.status.saves = st.status.saves.saturating_add(1);
                     st.status.last_error = None;
@@ -567,6 +574,15 @@ impl DShared {
                     st.failed_up_to = None;
                 }
                 Err(e) => {
+                    // Logged when saving starts failing (and counted every time): a disk that
+                    // stays full does not flood the log with one line per attempt.
+                    if st.status.last_error.is_none() {
+                        tracing::warn!(
+                            error = %e,
+                            waiting = (self.revision)().get().saturating_sub(st.status.durable.get()),
+                            "the job file cannot be saved: changes stay in memory, waiters are answered not durable"
+                        );
+                    }
                     st.status.failures = st.status.failures.saturating_add(1);
                     st.status.last_error = Some(NotDurable {
                         kind: e.kind(),

@@ -90,6 +90,7 @@ fn r_durable_concurrent_submitters_share_saves() {
 
 #[test]
 fn r_durable_a_failed_save_is_an_error_to_the_waiter_then_recovers() {
+    log_lines();
     let dir = TempDir::new("fail");
     let sub = dir.0.join("not-yet");
     let store = FileStore::new(sub.join("jobs.bin"));
@@ -99,6 +100,12 @@ fn r_durable_a_failed_save_is_an_error_to_the_waiter_then_recovers() {
     let err = durable.wait(engine.revision(), LONG).unwrap_err();
     assert_eq!(err.kind, std::io::ErrorKind::NotFound, "{err}");
     assert!(durable.status().last_error.is_some());
+    // Logged once when saving starts failing, whichever thread saved.
+    let logged = log_lines();
+    assert!(
+        logged.contains("the job file cannot be saved"),
+        "not logged: {logged}"
+    );
     // The directory appears: the next attempt saves everything.
     std::fs::create_dir_all(&sub).unwrap();
     engine.submit(NewJob::new("b".into())).unwrap();
@@ -108,6 +115,33 @@ fn r_durable_a_failed_save_is_an_error_to_the_waiter_then_recovers() {
         status.last_error.is_none() && status.failures >= 1,
         "{status:?}"
     );
+    assert!(log_lines().contains("the job file is saved again"));
+}
+
+/// What the process logged so far (a global subscriber writing into memory, set once).
+fn log_lines() -> String {
+    use std::sync::{Mutex, OnceLock};
+    static LOG: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    let log = *LOG.get_or_init(|| {
+        let log: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Sink(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || Sink(log))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        log
+    });
+    String::from_utf8_lossy(&log.lock().unwrap()).into_owned()
 }
 
 #[test]
