@@ -299,8 +299,10 @@ impl Entry {
 }
 
 /// Wakers to wake, and a replaced one to drop, once the registry and the lock are released: no
-/// foreign code (an executor's wake or drop) runs while the registry is borrowed. The room is
-/// the caller's (`W` places on its stack).
+/// executor's wake or drop runs while the registry is borrowed (a waker is still cloned there,
+/// when a future registers). The room is the caller's (`W` places on its stack). Without
+/// `std` there is no unwinding to contain: a waker whose `wake` panics ends the wake-ups still
+/// in the room, so wakers must not panic (embassy's and RTIC's do not).
 struct Deferred<'r> {
     wake: &'r mut VecView<Waker>,
     dropped: Option<Waker>,

@@ -484,12 +484,12 @@ impl<Tb: EngineTable> Shared<Tb> {
             let round = catch_unwind(AssertUnwindSafe(|| self.timer_round(&mut wl)));
             wl.wake_all();
             drop(wl);
-            let sleep = match round {
+            let (sleep, planned) = match round {
                 Ok(None) => return,
-                Ok(Some(sleep)) => sleep,
+                Ok(Some(sleep)) => (sleep, true),
                 Err(panic) => {
                     sync::forget_payload(panic);
-                    StdDuration::from_millis(1)
+                    (StdDuration::from_millis(1), false)
                 }
             };
             if sleep.is_zero() {
@@ -500,6 +500,16 @@ impl<Tb: EngineTable> Shared<Tb> {
                 return;
             }
             if st.timer.kicked {
+                continue;
+            }
+            // Sleep until the wake-up the round planned, measured now: waking this round's
+            // wakers took time, and a wait registered meanwhile relied on the planned instant
+            // (it wakes the thread only for an earlier deadline).
+            let sleep = match st.timer.wake_at {
+                Some(at) if planned => at.saturating_duration_since(self.std_now()),
+                _ => sleep,
+            };
+            if sleep.is_zero() {
                 continue;
             }
             drop(sync::wait_timeout(
