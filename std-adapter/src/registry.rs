@@ -1058,6 +1058,42 @@ mod tests {
         wl.wake_all();
     }
 
+    /// Waits registered while the wheel's clock has moved on are placed right: one whose
+    /// deadline already passed is due at the next round, the others at their own tick (in
+    /// whatever level and part-way slot that falls), none early.
+    #[test]
+    #[cfg_attr(miri, ignore = "5,000 ticks, each checking every wait: minutes under Miri")]
+    fn fresh_waits_placed_after_the_clock_moved_are_due_at_their_deadline() {
+        let id = job();
+        let mut r: Registry<u8> = Registry::new(4);
+        let base = StdInstant::now();
+        let at = |k: u64| base + std::time::Duration::from_millis(k);
+        let tick_of = |t: StdInstant| t.saturating_duration_since(base).as_millis() as u64;
+        let mut wl = WakeList::new();
+        // The clock moves to 1,000 with nothing placed.
+        for now in 0..=1_000u64 {
+            while r.expire_due(now, 64, &mut wl) {}
+        }
+        let whens = [3u64, 999, 1_000, 1_001, 1_063, 1_064, 1_100, 4_100, 5_000];
+        let keys: Vec<(u64, usize)> = whens
+            .iter()
+            .map(|&w| {
+                let key = r.register_at(Watch::Job(id, Condition::Terminal), wake(), Some(at(w)));
+                (w, key)
+            })
+            .collect();
+        while r.place_fresh(4, tick_of) {}
+        for now in 1_000..=5_000u64 {
+            while r.expire_due(now, 64, &mut wl) {}
+            for (when, key) in &keys {
+                let due = (*when).max(1_000) <= now;
+                assert_eq!(r.is_settled(*key), due, "deadline {when}, now {now}");
+            }
+        }
+        assert_eq!(r.wheel.len, 0);
+        wl.wake_all();
+    }
+
     #[test]
     fn notify_settles_only_holding_waiters_and_keeps_lazy_ones_until_the_end() {
         let id = job();
