@@ -1062,7 +1062,10 @@ mod tests {
     /// deadline already passed is due at the next round, the others at their own tick (in
     /// whatever level and part-way slot that falls), none early.
     #[test]
-    #[cfg_attr(miri, ignore = "5,000 ticks, each checking every wait: minutes under Miri")]
+    #[cfg_attr(
+        miri,
+        ignore = "5,000 ticks, each checking every wait: minutes under Miri"
+    )]
     fn fresh_waits_placed_after_the_clock_moved_are_due_at_their_deadline() {
         let id = job();
         let mut r: Registry<u8> = Registry::new(4);
