@@ -74,7 +74,9 @@ impl Default for Config {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Expired {
-    /// Jobs failed with `TimedOut` (deadline or lease), not counting their dependents.
+    /// Jobs whose deadline or lease passed, not counting their dependents: failed with
+    /// `TimedOut`, or — a lost lease with retry attempts left (feature `retry`) — queued again
+    /// for their next attempt.
     pub timed_out: usize,
     /// Terminal jobs removed because their retention passed.
     pub removed: usize,
