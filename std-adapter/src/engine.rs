@@ -860,3 +860,51 @@ where
         jobs.into_iter().map(|j| self.snapshot(j)).collect()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Waker};
+    use std::time::{Duration as StdDuration, Instant as StdInstant};
+
+    use jobstate::{Condition, NewJob};
+
+    use super::{Engine, EngineConfig, FRESH_BATCH};
+
+    /// Many long waits registered at once are placed in the wheel as they come — the timer
+    /// thread is woken each time [`FRESH_BATCH`] of them are left unplaced — not all at the
+    /// first deadline, a minute away (where every one of them would be late), nor at the
+    /// thread's 30-second safety round.
+    #[test]
+    #[cfg_attr(miri, ignore = "a timer thread on the real clock")]
+    fn the_timer_thread_places_fresh_waits_every_batch_not_at_the_first_deadline() {
+        let e: Engine<jobstate::JobTable<u32, 4>> = Engine::new(EngineConfig::default());
+        let id = e.submit(NewJob::new(1)).unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut held = Vec::new();
+        let mut peak = 0;
+        let n = 2 * FRESH_BATCH;
+        for _ in 0..n {
+            let mut f = Box::pin(e.wait_async(id, Condition::Terminal, StdDuration::from_secs(60)));
+            assert!(Pin::new(&mut f).poll(&mut cx).is_pending());
+            held.push(f);
+            peak = peak.max(e.shared().lock().waiters.fresh_len());
+        }
+        assert_eq!(e.waiting(), n);
+        assert!(peak >= FRESH_BATCH - 1, "the fresh list reached {peak}");
+        // The timer thread, woken when a batch was left, places it long before the deadlines
+        // (60 s) and its safety round (30 s); a bound of 10 s keeps a failure from hanging.
+        let bound = StdInstant::now() + StdDuration::from_secs(10);
+        while e.shared().lock().waiters.fresh_len() >= FRESH_BATCH {
+            assert!(
+                StdInstant::now() < bound,
+                "a batch of fresh waits left unplaced"
+            );
+            std::thread::yield_now();
+        }
+        assert_eq!(e.waiting(), n);
+        drop(held);
+        assert_eq!(e.waiting(), 0);
+    }
+}
