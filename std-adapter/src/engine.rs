@@ -862,6 +862,7 @@ where
 }
 
 #[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::future::Future;
     use std::pin::Pin;
