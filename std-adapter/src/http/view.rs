@@ -215,3 +215,21 @@ pub fn history<Tb: EngineTable>(engine: &Engine<Tb>, id: JobId) -> History {
         History { entries, complete }
     })
 }
+
+/// Put the times a job has into a dialect's JSON object under the dialect's names (RFC 3339;
+/// a time the job does not have yet is left out), then its `_links.self` to `href`.
+pub(crate) fn put_times_and_link(
+    m: &mut serde_json::Map<String, serde_json::Value>,
+    times: &[(&str, Option<SystemTime>)],
+    href: String,
+) {
+    for (name, t) in times {
+        if let Some(t) = t {
+            m.insert(
+                (*name).into(),
+                serde_json::Value::String(super::rfc3339::format(*t)),
+            );
+        }
+    }
+    m.insert("_links".into(), serde_json::json!({"self": {"href": href}}));
+}

@@ -25,8 +25,7 @@ use super::extract::UuidSegment;
 use super::paging::{self, Position};
 use super::params::{Args, MAX_TIMEOUT_SECS};
 use super::poll;
-use super::rfc3339::Rfc3339;
-use super::view::JobView;
+use super::view::{put_times_and_link, JobView};
 use super::JobsApi;
 use crate::engine::EngineTable;
 
@@ -93,19 +92,14 @@ pub fn job(v: &JobView<'_>) -> Value {
     if let Some(c) = v.code() {
         m.insert("code".into(), json!(c));
     }
-    let time = |t: std::time::SystemTime| json!(Rfc3339(t).to_string());
-    for (name, t) in [
-        ("submit_time", v.create_time),
-        ("start_time", v.start_time),
-        ("completion_time", v.end_time),
-    ] {
-        if let Some(t) = t {
-            m.insert(name.into(), time(t));
-        }
-    }
-    m.insert(
-        "_links".into(),
-        json!({"self": {"href": format!("{JOBS}/{key}")}}),
+    put_times_and_link(
+        &mut m,
+        &[
+            ("submit_time", v.create_time),
+            ("start_time", v.start_time),
+            ("completion_time", v.end_time),
+        ],
+        format!("{JOBS}/{key}"),
     );
     Value::Object(m)
 }

@@ -26,8 +26,7 @@ use super::error::{method_not_allowed, ApiError};
 use super::extract::UuidSegment;
 use super::params::{Args, MAX_TIMEOUT_SECS};
 use super::poll;
-use super::rfc3339::Rfc3339;
-use super::view::JobView;
+use super::view::{put_times_and_link, JobView};
 use super::JobsApi;
 use crate::engine::EngineTable;
 
@@ -70,20 +69,15 @@ pub fn job(v: &JobView<'_>) -> Value {
     if let Some(p) = v.progress {
         m.insert("percent_complete".into(), json!(p));
     }
-    let time = |t: std::time::SystemTime| json!(Rfc3339(t).to_string());
-    for (name, t) in [
-        ("create_time", v.create_time),
-        ("start_time", v.start_time),
-        ("end_time", v.end_time),
-        ("last_modified", v.last_modified),
-    ] {
-        if let Some(t) = t {
-            m.insert(name.into(), time(t));
-        }
-    }
-    m.insert(
-        "_links".into(),
-        json!({"self": {"href": format!("{JOBS}/{uuid}")}}),
+    put_times_and_link(
+        &mut m,
+        &[
+            ("create_time", v.create_time),
+            ("start_time", v.start_time),
+            ("end_time", v.end_time),
+            ("last_modified", v.last_modified),
+        ],
+        format!("{JOBS}/{uuid}"),
     );
     Value::Object(m)
 }
