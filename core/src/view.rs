@@ -277,6 +277,15 @@ pub struct Job<S, const T: usize = 64> {
 }
 
 impl<S, const T: usize> Job<S, T> {
+    /// Give the snapshot a store's identity (a one-job record's id and revisions are the
+    /// store's, not the record's).
+    #[cfg(feature = "persist")]
+    pub(crate) fn relabel(&mut self, id: JobId, revision: Revision, state_revision: Revision) {
+        self.id = id;
+        self.revision = revision;
+        self.state_revision = state_revision;
+    }
+
     /// The job's id.
     pub fn id(&self) -> JobId {
         self.id

@@ -42,6 +42,19 @@ impl Clock {
         }
     }
 
+    /// The wall clock itself: table instants are microseconds since the Unix epoch. For
+    /// stores shared by several processes (each reads the same instants the same way).
+    pub fn unix() -> Self {
+        let origin = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        let mut clock = Self::starting_at(Instant::from_micros(origin));
+        clock.wall = UNIX_EPOCH
+            .checked_add(StdDuration::from_micros(origin))
+            .unwrap_or(clock.wall);
+        clock
+    }
+
     /// The current table instant.
     pub fn now(&self) -> Instant {
         self.instant_of(StdInstant::now())

@@ -105,6 +105,7 @@ mod error;
 mod region;
 mod registry;
 mod snapshot;
+pub mod store;
 mod sync;
 mod wait;
 mod worker;
@@ -119,5 +120,6 @@ pub use engine::{Engine, EngineConfig, EngineTable, DEFAULT_MAX_WAIT, MAX_RETURN
 pub use error::{StartError, SubmitWaitError, WaitError};
 pub use jobstate::{Submitted, Waited};
 pub use snapshot::Snapshot;
+pub use store::{JobStore, StoreError};
 pub use wait::{SubmitWaitFuture, TableWaitFuture, TableWaited, WaitFuture};
 pub use worker::{Canceled, Failure, JobContext, ShutdownReport, Success, WorkerPool};

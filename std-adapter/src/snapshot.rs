@@ -20,7 +20,8 @@ pub struct Snapshot<S, const T: usize = 64> {
 }
 
 impl<S, const T: usize> Snapshot<S, T> {
-    pub(crate) fn new(job: Job<S, T>, clock: Clock) -> Self {
+    /// A snapshot of `job` whose instants read on `clock` (for stores other than the engine).
+    pub fn new(job: Job<S, T>, clock: Clock) -> Self {
         Self { job, clock }
     }
 

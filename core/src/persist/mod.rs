@@ -79,6 +79,9 @@ use crate::table::JobTable;
 use crate::time::{self, Instant, Ms};
 
 mod decode;
+mod record;
+
+pub use record::JobRecord;
 
 /// The first bytes of every image.
 pub const MAGIC: [u8; 4] = *b"JOBS";

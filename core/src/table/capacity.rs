@@ -147,6 +147,20 @@ pub trait Table {
     fn request_resume(&mut self, id: JobId, now: Instant) -> Result<(), JobError>;
     /// [`JobTable::request_cancel`].
     fn request_cancel(&mut self, id: JobId, now: Instant) -> Result<(), JobError>;
+    /// A client's request by value (R-CONTROL): [`Table::request_pause`],
+    /// [`Table::request_resume`] or [`Table::request_cancel`].
+    fn request(
+        &mut self,
+        id: JobId,
+        request: crate::Request,
+        now: Instant,
+    ) -> Result<(), JobError> {
+        match request {
+            crate::Request::Pause => self.request_pause(id, now),
+            crate::Request::Resume => self.request_resume(id, now),
+            crate::Request::Cancel => self.request_cancel(id, now),
+        }
+    }
     /// [`JobTable::expire`].
     fn expire(&mut self, now: Instant) -> Expired;
 

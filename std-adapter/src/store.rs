@@ -1,0 +1,219 @@
+//! The seam between the clients' side of the engine and where the jobs live: [`JobStore`].
+//!
+//! The HTTP binding reads and changes jobs only through this trait, so it serves the same
+//! dialects over the in-process [`Engine`] (this crate) or over a store shared by several
+//! replicas (`jobstate-etcd`, one etcd key per job). The trait is object safe (its futures are
+//! boxed), so a binding holds an `Arc<dyn JobStore<S, T>>` and does not know which one it has.
+//!
+//! Every rule stays in the core: the engine applies them to its table, a record store applies
+//! them to each job's record ([`jobstate::persist::JobRecord`]). What a store adds is where
+//! the job lives and how waiters hear of changes; what can go wrong beyond the core's refusals
+//! is [`StoreError::Unavailable`] (the store could not be reached or did not commit).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use jobstate::{
+    Condition, Job, JobError, JobId, LookupError, NewJob, Request, Revision, State, SubmitError,
+    Waited,
+};
+
+use crate::clock::Clock;
+use crate::engine::{Engine, EngineTable};
+use crate::error::WaitError;
+use crate::snapshot::Snapshot;
+
+/// A boxed future of a [`JobStore`] call.
+pub type Pending<'a, R> = Pin<Box<dyn Future<Output = R> + Send + 'a>>;
+
+/// Why a store call did not do what it was asked.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// The id leads to no job.
+    Lookup(LookupError),
+    /// The core refused the change (its state, options or input).
+    Job(JobError),
+    /// The core refused the submit.
+    Submit(SubmitError),
+    /// The store could not be reached, or did not confirm the commit: nothing is known to
+    /// have changed, and the caller may retry.
+    Unavailable(Arc<str>),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Lookup(e) => e.fmt(f),
+            StoreError::Job(e) => e.fmt(f),
+            StoreError::Submit(e) => e.fmt(f),
+            StoreError::Unavailable(why) => write!(f, "the job store is unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<LookupError> for StoreError {
+    fn from(e: LookupError) -> Self {
+        StoreError::Lookup(e)
+    }
+}
+
+impl From<JobError> for StoreError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::Lookup(l) => StoreError::Lookup(l),
+            e => StoreError::Job(e),
+        }
+    }
+}
+
+impl From<SubmitError> for StoreError {
+    fn from(e: SubmitError) -> Self {
+        StoreError::Submit(e)
+    }
+}
+
+impl From<WaitError> for StoreError {
+    fn from(WaitError::Lookup(e): WaitError) -> Self {
+        StoreError::Lookup(e)
+    }
+}
+
+/// A client request that was taken: the job's state after it, and the revision of its last
+/// state change (wait for a change after it to see the request take effect).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requested {
+    /// The state after the request (a cancel of a queued job ends it at once).
+    pub state: State,
+    /// The revision of the job's last state change.
+    pub state_revision: Revision,
+}
+
+/// A refused client request, with the job's state as the request left it (the request itself
+/// may have ended a job whose deadline had passed), when it can still be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Why.
+    pub error: StoreError,
+    /// The job's state.
+    pub state: Option<State>,
+}
+
+/// Where the jobs live, as the clients' side sees it: the in-process [`Engine`], or a store
+/// shared by replicas. See the [module docs](self).
+pub trait JobStore<S, const T: usize>: Send + Sync + 'static {
+    /// The mapping of the store's instants to the wall clock.
+    fn clock(&self) -> Clock;
+
+    /// Submit a job; answers its id once the store has it (committed, and — with a durable
+    /// engine — as durable as the engine makes it).
+    fn submit<'a>(&'a self, job: NewJob<'a, S>) -> Pending<'a, Result<JobId, StoreError>>
+    where
+        S: 'a;
+
+    /// One job.
+    fn get(&self, id: JobId) -> Pending<'_, Result<Snapshot<S, T>, StoreError>>;
+
+    /// Every job, oldest first.
+    fn list(&self) -> Pending<'_, Result<Vec<Snapshot<S, T>>, StoreError>>;
+
+    /// Wait up to `timeout` for `condition` on job `id` (R-WAIT, R-LONGPOLL): the job when the
+    /// condition holds, or as it is at the timeout (`timed_out`).
+    fn wait(
+        &self,
+        id: JobId,
+        condition: Condition,
+        timeout: StdDuration,
+    ) -> Pending<'_, Result<Waited<Snapshot<S, T>>, StoreError>>;
+
+    /// A client's request on job `id` (R-CONTROL).
+    fn request(&self, id: JobId, request: Request) -> Pending<'_, Result<Requested, Refusal>>;
+
+    /// The store's current revision (R-VERSION).
+    fn revision(&self) -> Pending<'_, Result<Revision, StoreError>>;
+
+    /// How long until a submit can find room (R-FULL): zero when there is room now, the time
+    /// until the oldest ended job's retention passes otherwise, `None` while every place holds
+    /// a live job.
+    fn free_in(&self) -> Pending<'_, Option<StdDuration>>;
+}
+
+impl<S, const T: usize, Tb> JobStore<S, T> for Engine<Tb>
+where
+    Tb: EngineTable + jobstate::Table<Spec = S, Job = Job<S, T>>,
+    S: Clone + Send + Sync + 'static,
+{
+    fn clock(&self) -> Clock {
+        *Engine::clock(self)
+    }
+
+    fn submit<'a>(&'a self, job: NewJob<'a, S>) -> Pending<'a, Result<JobId, StoreError>>
+    where
+        S: 'a,
+    {
+        let r = Engine::submit(self, job).map_err(|e| StoreError::Submit(e.error));
+        Box::pin(std::future::ready(r))
+    }
+
+    fn get(&self, id: JobId) -> Pending<'_, Result<Snapshot<S, T>, StoreError>> {
+        Box::pin(std::future::ready(
+            Engine::get(self, id).map_err(StoreError::from),
+        ))
+    }
+
+    fn list(&self) -> Pending<'_, Result<Vec<Snapshot<S, T>>, StoreError>> {
+        Box::pin(std::future::ready(Ok(Engine::list(self))))
+    }
+
+    fn wait(
+        &self,
+        id: JobId,
+        condition: Condition,
+        timeout: StdDuration,
+    ) -> Pending<'_, Result<Waited<Snapshot<S, T>>, StoreError>> {
+        let wait = self.wait_async(id, condition, timeout);
+        Box::pin(async move { wait.await.map_err(StoreError::from) })
+    }
+
+    fn request(&self, id: JobId, request: Request) -> Pending<'_, Result<Requested, Refusal>> {
+        // The request and the state it left, under one lock: a worker acting on the request
+        // right after cannot make a wait from that state revision miss the change.
+        let r = self.update(|t, now| {
+            let before = t.get(id).map(|j| j.state()).ok();
+            let result = t.request(id, request, now);
+            let after = t.get(id).map(|j| (j.state(), j.state_revision())).ok();
+            match (result, after) {
+                (Ok(()), Some((state, state_revision))) => Ok(Requested {
+                    state,
+                    state_revision,
+                }),
+                (Ok(()), None) => Err(Refusal {
+                    error: StoreError::Lookup(LookupError::NotFound),
+                    state: before,
+                }),
+                (Err(e), after) => Err(Refusal {
+                    error: StoreError::from(e),
+                    state: after.map(|(s, _)| s).or(before),
+                }),
+            }
+        });
+        Box::pin(std::future::ready(r))
+    }
+
+    fn revision(&self) -> Pending<'_, Result<Revision, StoreError>> {
+        Box::pin(std::future::ready(Ok(Engine::revision(self))))
+    }
+
+    fn free_in(&self) -> Pending<'_, Option<StdDuration>> {
+        let now = self.now();
+        let at = self.with_table(|t| t.next_free_at());
+        Box::pin(std::future::ready(at.map(|at| {
+            StdDuration::from_micros(at.as_micros().saturating_sub(now.as_micros()))
+        })))
+    }
+}
