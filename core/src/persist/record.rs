@@ -61,6 +61,7 @@ impl<S, const T: usize> JobRecord<S, T> {
     /// (a record holds one job). The refusal hands the job back.
     ///
     /// [`SubmitError::DependenciesFull`]: crate::SubmitError::DependenciesFull
+    #[allow(clippy::result_large_err)] // the refusal hands the whole job back (R-FULL)
     pub fn create<'a>(
         job: NewJob<'a, S>,
         config: Config,
