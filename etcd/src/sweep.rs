@@ -1,0 +1,104 @@
+//! The replica's background duties: keep its lease alive, and run the core's timers
+//! (deadlines, heartbeat leases, retry backoffs, retention) on the jobs whose timer is due.
+//! Every replica sweeps; a compare-and-swap makes each expiry happen once.
+
+use std::sync::Weak;
+use std::time::Duration as StdDuration;
+
+use jobstate::JobError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::store::{EtcdStore, Inner};
+
+/// Renew the lease at a third of its time to live. A renewal that fails is retried at once
+/// (the claims stay as long as the lease has time left).
+pub(crate) async fn keep_lease<S, const T: usize>(inner: Weak<Inner<S, T>>) {
+    let Some((mut client, lease, ttl)) = inner
+        .upgrade()
+        .map(|i| (i.client.clone(), i.lease, i.config.lease_ttl))
+    else {
+        return;
+    };
+    let every = (ttl / 3).max(StdDuration::from_millis(100));
+    loop {
+        if let Ok((mut keeper, mut answers)) = client.lease_keep_alive(lease).await {
+            loop {
+                if inner.strong_count() == 0 {
+                    return;
+                }
+                if keeper.keep_alive().await.is_err() {
+                    break;
+                }
+                match answers.message().await {
+                    Ok(Some(a)) if a.ttl() > 0 => {}
+                    // The lease is gone (expired while this replica could not reach etcd):
+                    // its claims went with it; the jobs were interrupted elsewhere.
+                    _ => break,
+                }
+                tokio::time::sleep(every).await;
+            }
+        }
+        if inner.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+}
+
+/// Sleep to the earliest timer of the index, then apply the core's `expire` to every due job
+/// (a job whose retention passed is removed, lowering the job count).
+pub(crate) async fn timers<S, const T: usize>(inner: Weak<Inner<S, T>>)
+where
+    S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    loop {
+        let Some(store) = inner.upgrade().map(|inner| EtcdStore { inner }) else {
+            return;
+        };
+        let now = store.inner.clock.now();
+        let (due, next) = match store.inner.index.lock() {
+            Ok(index) => (index.due(now), index.next_timer()),
+            Err(_) => return,
+        };
+        for id in due {
+            store.expire_one(id).await;
+        }
+        let timers_moved = store.inner.timers_moved.clone();
+        let moved = timers_moved.notified();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        let sleep = match next {
+            Some(at) if at > now => StdDuration::from_micros(at.as_micros() - now.as_micros()),
+            Some(_) => StdDuration::from_millis(50),
+            None => StdDuration::from_secs(3600),
+        };
+        drop(store);
+        tokio::select! {
+            () = &mut moved => {}
+            () = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+impl<S, const T: usize> EtcdStore<S, T>
+where
+    S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Apply the core's timers to job `id` at now; remove its record once empty.
+    async fn expire_one(&self, id: jobstate::JobId) {
+        let changed = self
+            .change(
+                id,
+                |r, now| {
+                    r.expire(now);
+                    Ok::<_, JobError>(r.is_empty())
+                },
+                |_| (vec![], vec![]),
+            )
+            .await;
+        if let Ok((true, stored)) = changed {
+            let _ = self.remove(id, stored.mod_revision).await;
+        }
+    }
+}
