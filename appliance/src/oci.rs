@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use tracing::info;
 
 use crate::model::{backend_address, Accepted, Op, Policy};
-use crate::routes::{refusal, App, Caller};
+use crate::routes::{taken, App, Caller};
 
 /// The appliance's OCID as a network load balancer.
 pub const NLB_ID: &str = "ocid1.networkloadbalancer.oc1..appliance";
@@ -286,14 +286,16 @@ async fn create_set(
         NlbPolicy::ThreeTuple => Policy::ThreeTuple,
         NlbPolicy::FiveTuple => Policy::FiveTuple,
     };
-    let accepted = app
-        .lb
-        .create_set_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.create_set_keyed(
             &body.name,
             policy,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| fail(refusal(&app, r)))?;
+        ),
+    )
+    .await
+    .map_err(fail)?;
     info!(set = %body.name, job = %app.api.uuid_of(accepted.job), "backend set creation accepted (OCI)");
     acknowledged(&app, accepted, &request).await
 }
@@ -326,13 +328,15 @@ async fn delete_set(
     let (nlb, name) = path;
     check_nlb(&nlb).map_err(fail)?;
     let Token(key) = token.map_err(fail)?;
-    let accepted = app
-        .lb
-        .delete_set_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.delete_set_keyed(
             &name,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| fail(refusal(&app, r)))?;
+        ),
+    )
+    .await
+    .map_err(fail)?;
     info!(set = %name, job = %app.api.uuid_of(accepted.job), "backend set deletion accepted (OCI)");
     acknowledged(&app, accepted, &request).await
 }
@@ -367,14 +371,16 @@ async fn create_backend(
     }
     let addr = SocketAddr::new(ip, body.port.get());
     supported(&body, addr).map_err(fail)?;
-    let accepted = app
-        .lb
-        .add_backend_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.add_backend_keyed(
             &set,
             addr,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| fail(refusal(&app, r)))?;
+        ),
+    )
+    .await
+    .map_err(fail)?;
     info!(%set, backend = %addr, job = %app.api.uuid_of(accepted.job), "backend addition accepted (OCI)");
     acknowledged(&app, accepted, &request).await
 }
@@ -393,14 +399,16 @@ async fn delete_backend(
     let (nlb, set, backend) = path;
     check_nlb(&nlb).map_err(fail)?;
     let Token(key) = token.map_err(fail)?;
-    let accepted = app
-        .lb
-        .remove_backend_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.remove_backend_keyed(
             &set,
             &backend,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| fail(refusal(&app, r)))?;
+        ),
+    )
+    .await
+    .map_err(fail)?;
     info!(%set, %backend, job = %app.api.uuid_of(accepted.job), "backend removal accepted (OCI)");
     acknowledged(&app, accepted, &request).await
 }

@@ -121,7 +121,15 @@ struct AddBackend {
     port: NonZeroU16,
 }
 
-pub(crate) fn refusal(app: &App, r: Refusal) -> ApiError {
+/// The accepted request, or the envelope of its refusal.
+pub(crate) async fn taken<A>(app: &App, r: Result<A, Refusal>) -> Result<A, ApiError> {
+    match r {
+        Ok(a) => Ok(a),
+        Err(r) => Err(refusal(app, r).await),
+    }
+}
+
+pub(crate) async fn refusal(app: &App, r: Refusal) -> ApiError {
     match r {
         Refusal::BadName(name) => ApiError::invalid(
             "name",
@@ -143,7 +151,7 @@ pub(crate) fn refusal(app: &App, r: Refusal) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidState, message)
                 .with_target(target)
         }
-        Refusal::Submit(e) => app.api.refused(e),
+        Refusal::Submit(e) => app.api.refused(e).await,
     }
 }
 
@@ -155,14 +163,15 @@ async fn create_set(
     JsonBody(body): JsonBody<CreateSet>,
 ) -> Result<Response, ApiError> {
     let policy = body.policy.unwrap_or(Policy::RoundRobin);
-    let accepted = app
-        .lb
-        .create_set_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.create_set_keyed(
             &body.name,
             policy,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| refusal(&app, r))?;
+        ),
+    )
+    .await?;
     info!(set = %body.name, job = %app.api.uuid_of(accepted.job), "backend set creation accepted");
     respond(&app, accepted, wait).await
 }
@@ -174,13 +183,14 @@ async fn delete_set(
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let accepted = app
-        .lb
-        .delete_set_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.delete_set_keyed(
             &name,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| refusal(&app, r))?;
+        ),
+    )
+    .await?;
     info!(set = %name, job = %app.api.uuid_of(accepted.job), "backend set deletion accepted");
     respond(&app, accepted, wait).await
 }
@@ -202,14 +212,15 @@ async fn add_backend(
         .with_target("ip"));
     }
     let addr = SocketAddr::new(body.ip, body.port.get());
-    let accepted = app
-        .lb
-        .add_backend_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.add_backend_keyed(
             &set,
             addr,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| refusal(&app, r))?;
+        ),
+    )
+    .await?;
     info!(%set, backend = %addr, job = %app.api.uuid_of(accepted.job), "backend addition accepted");
     respond(&app, accepted, wait).await
 }
@@ -221,14 +232,15 @@ async fn remove_backend(
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
 ) -> Result<Response, ApiError> {
-    let accepted = app
-        .lb
-        .remove_backend_keyed(
+    let accepted = taken(
+        &app,
+        app.lb.remove_backend_keyed(
             &set,
             &backend,
             app.key(&caller, key.as_deref()).as_ref().map(|k| &k[..]),
-        )
-        .map_err(|r| refusal(&app, r))?;
+        ),
+    )
+    .await?;
     info!(%set, %backend, job = %app.api.uuid_of(accepted.job), "backend removal accepted");
     respond(&app, accepted, wait).await
 }
@@ -299,7 +311,7 @@ async fn get_set(
     _: NoQuery,
 ) -> Result<Response, ApiError> {
     if !valid_name(&name) {
-        return Err(refusal(&app, Refusal::BadName(name)));
+        return Err(refusal(&app, Refusal::BadName(name)).await);
     }
     let config = app.lb.snapshot();
     match config.sets.get(&name) {
@@ -318,7 +330,7 @@ async fn get_set(
             .with_job(JobLink::new(&job)))
         }
         Some(set) => Ok(Json(view(&app, set)).into_response()),
-        None => Err(refusal(&app, Refusal::NoSet(name))),
+        None => Err(refusal(&app, Refusal::NoSet(name)).await),
     }
 }
 

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use jobstate::{
-    Condition, Job, JobError, JobId, LookupError, NewJob, Request, Revision, State, SubmitError,
-    Waited,
+    Condition, EventKind, Job, JobError, JobId, LookupError, NewJob, Request, Revision, State,
+    SubmitError, Waited,
 };
 
 use crate::clock::Clock;
@@ -104,6 +104,54 @@ pub struct Refusal {
     pub state: Option<State>,
 }
 
+/// One of a job's events, as the journal kept it (R-JOURNAL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The revision the event took.
+    pub revision: Revision,
+    /// What happened.
+    pub kind: EventKind,
+    /// The logged line of a log event, while the log ring still holds it.
+    pub line: Option<String>,
+}
+
+/// A job's events from the journal, oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    /// The events the journal still holds.
+    pub entries: Vec<Entry>,
+    /// Whether they go back to the job's submission (otherwise earlier ones were compacted
+    /// away, or dropped by a restart: the journal is not persisted; a store without a journal
+    /// answers none, incomplete).
+    pub complete: bool,
+}
+
+/// The events of job `id` that the engine's journal still holds.
+pub(crate) fn journal_history<Tb: EngineTable>(engine: &Engine<Tb>, id: JobId) -> History {
+    engine.with_table(|t| {
+        let read = |after: Revision| {
+            t.journal(after).map(|events| {
+                events
+                    .filter(|e| e.job == id)
+                    .map(|e| Entry {
+                        revision: e.revision,
+                        kind: e.kind,
+                        line: e.line().map(str::to_owned),
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        let entries = match read(Revision::new(0)) {
+            Ok(entries) => entries,
+            Err(c) => read(Revision::new(c.oldest.get().saturating_sub(1))).unwrap_or_default(),
+        };
+        let complete = entries
+            .first()
+            .is_some_and(|e| e.kind == EventKind::Submitted);
+        History { entries, complete }
+    })
+}
+
 /// Where the jobs live, as the clients' side sees it: the in-process [`Engine`], or a store
 /// shared by replicas. See the [module docs](self).
 pub trait JobStore<S, const T: usize>: Send + Sync + 'static {
@@ -141,6 +189,14 @@ pub trait JobStore<S, const T: usize>: Send + Sync + 'static {
     /// until the oldest ended job's retention passes otherwise, `None` while every place holds
     /// a live job.
     fn free_in(&self) -> Pending<'_, Option<StdDuration>>;
+
+    /// The events of job `id` the store still knows, oldest first (R-JOURNAL): the engine
+    /// reads its journal; a store without one answers an empty, incomplete [`History`] (what
+    /// this default does).
+    fn history(&self, id: JobId) -> Pending<'_, Result<History, StoreError>> {
+        let _ = id;
+        Box::pin(std::future::ready(Ok(History::default())))
+    }
 }
 
 impl<S, const T: usize, Tb> JobStore<S, T> for Engine<Tb>
@@ -215,5 +271,9 @@ where
         Box::pin(std::future::ready(at.map(|at| {
             StdDuration::from_micros(at.as_micros().saturating_sub(now.as_micros()))
         })))
+    }
+
+    fn history(&self, id: JobId) -> Pending<'_, Result<History, StoreError>> {
+        Box::pin(std::future::ready(Ok(journal_history(self, id))))
     }
 }

@@ -34,7 +34,7 @@ use super::ontap::wire::JobLink;
 /// | `460777` | 413 | the request body is larger than the service takes |
 /// | `460778` | 414 | the request target (path and query) is too long |
 /// | `460779` | 431 | the request's header fields are too large or too many |
-/// | `460780` | 503 | the service is at its connection cap or shutting down (see `Retry-After`) |
+/// | `460780` | 503 | the service is at its connection cap or shutting down, a change could not be saved, or the job store could not be reached (see `Retry-After`) |
 /// | `460781` | 409 | an idempotency key already names a job of another request |
 /// | `460782` | 503 | no room for another idempotency key (see `Retry-After`) |
 /// | the job's own code | 400 | a job that ended within `return_timeout` failed |
@@ -71,7 +71,7 @@ pub enum ErrorCode {
     UriTooLong,
     /// The header fields are too large or too many.
     HeadersTooLarge,
-    /// At the connection cap, or shutting down.
+    /// At the connection cap, shutting down, a change not saved, or the job store not reached.
     Unavailable,
     /// A job action on a job that already ended (ONTAP 458762).
     AlreadyTerminal,

@@ -8,8 +8,9 @@
 //! `202 Accepted` with `{"job":{"uuid":…,"_links":{"self":{"href":"/api/cluster/jobs/<uuid>"}}}}`
 //! (or `200` with the finished job when `return_timeout` let it end in time); the client then
 //! reads `GET /api/cluster/jobs/<uuid>` — long-polling with `poll_timeout` and `last_modified` —
-//! until `state` is `success` or `failure`. [`JobsApi`] serves exactly that over an
-//! [`Engine`], as an `axum` [`Router`] to merge into the service's own:
+//! until `state` is `success` or `failure`. [`JobsApi`] serves exactly that over a job store
+//! (an [`Engine`], or another [`JobStore`]), as an `axum` [`Router`] to merge into the
+//! service's own:
 //!
 //! | route | what |
 //! | --- | --- |
@@ -23,6 +24,15 @@
 //!
 //! The service's own asynchronous endpoints answer through [`JobsApi::submit`], which
 //! submits the job and turns [`Submitted`] into `202` or `200` (R-RETURN).
+//!
+//! ## The store
+//!
+//! The binding reads and changes jobs only through a [`JobStore`] ([`JobsApi::store`]):
+//! [`JobsApi::new`] serves the engine's jobs, and [`JobsApi::with_store`] serves another
+//! store's — one shared by several replicas — the same way: every dialect's reads, lists and
+//! long-polls, the job actions, submits and their answers. A store that cannot answer
+//! ([`StoreError::Unavailable`]) is a 503 with the error envelope and `Retry-After: 1`.
+//! Durable acknowledgements (`JobsApi::with_durability`, feature `persist`) are the engine's.
 //!
 //! ## The job record
 //!
@@ -57,7 +67,7 @@
 //! Every refusal is `{"error":{"code":"…","message":"…","target":"…"}}` ([`ApiError`],
 //! codes in [`ErrorCode`]): 400 for a malformed or unknown parameter, 404 for no such job,
 //! 409 when the job's state or options refuse an action, 503 with `Retry-After` when the
-//! table is full. A caller's mistake is never a 5xx (R-INPUT).
+//! table is full or the job store cannot be reached. A caller's mistake is never a 5xx (R-INPUT).
 //!
 //! ## Example
 //!
@@ -118,6 +128,7 @@ use uuid::Uuid;
 use crate::engine::{Engine, EngineTable};
 use crate::error::SubmitWaitError;
 use crate::snapshot::Snapshot;
+use crate::store::{JobStore, StoreError};
 
 pub use error::{fallback, method_not_allowed, ApiError, ErrorCode};
 pub use extract::{
@@ -150,10 +161,26 @@ impl Default for ApiConfig {
     }
 }
 
-/// The binding over one engine: its router, its UUID codec and the helpers of the service's
+/// The tables a binding serves, and the store it holds for one: `dyn JobStore<S, T>` for a
+/// table of `Job<S, T>`. Implemented for every such table; there is nothing to implement.
+pub trait ApiTable: Table {
+    /// The store of the table's jobs, as the binding holds it.
+    type Store: ?Sized + Send + Sync + 'static;
+}
+
+impl<S, const T: usize, Tb> ApiTable for Tb
+where
+    Tb: Table<Spec = S, Job = Job<S, T>>,
+    S: 'static,
+{
+    type Store = dyn JobStore<S, T>;
+}
+
+/// The binding over one job store: its router, its UUID codec and the helpers of the service's
 /// own endpoints. Cheap to clone; use it as (part of) the router state.
-pub struct JobsApi<Tb: Table> {
+pub struct JobsApi<Tb: ApiTable> {
     engine: Engine<Tb>,
+    store: Arc<Tb::Store>,
     uuids: JobUuids,
     config: ApiConfig,
     openapi: Bytes,
@@ -167,10 +194,11 @@ pub struct JobsApi<Tb: Table> {
     durability: Option<Arc<crate::persist::Durability>>,
 }
 
-impl<Tb: Table> Clone for JobsApi<Tb> {
+impl<Tb: ApiTable> Clone for JobsApi<Tb> {
     fn clone(&self) -> Self {
         Self {
             engine: self.engine.clone(),
+            store: self.store.clone(),
             uuids: self.uuids,
             config: self.config,
             openapi: self.openapi.clone(),
@@ -184,7 +212,7 @@ impl<Tb: Table> Clone for JobsApi<Tb> {
     }
 }
 
-impl<Tb: Table> std::fmt::Debug for JobsApi<Tb> {
+impl<Tb: ApiTable> std::fmt::Debug for JobsApi<Tb> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobsApi")
             .field("uuids", &self.uuids)
@@ -205,11 +233,13 @@ impl Drop for PollGuard {
 impl<S, const T: usize, Tb> JobsApi<Tb>
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+    S: Clone + Send + Sync + 'static,
 {
-    /// The binding over `engine`, with a random instance tag ([`JobUuids::random`]) and the
-    /// default settings.
+    /// The binding over `engine` (its store, too), with a random instance tag
+    /// ([`JobUuids::random`]) and the default settings.
     pub fn new(engine: Engine<Tb>) -> Self {
         Self {
+            store: Arc::new(engine.clone()),
             engine,
             uuids: JobUuids::random(),
             config: ApiConfig::default(),
@@ -222,7 +252,12 @@ where
             durability: None,
         }
     }
+}
 
+impl<S, const T: usize, Tb> JobsApi<Tb>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
     /// Say what each job is as an OCI work request (`operationType`, `resources[]`) and the
     /// compartment the work requests belong to (`compartmentId`; a list of another
     /// compartment is empty). Without it every job reads as operation `JOB` with no
@@ -272,6 +307,18 @@ where
         Ok(())
     }
 
+    /// Serve the jobs of `store` instead of the engine's (a store shared by several replicas):
+    /// every route, submit and answer of the binding reads and changes jobs through it.
+    pub fn with_store(mut self, store: Arc<dyn JobStore<S, T>>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// The store the binding serves.
+    pub fn store(&self) -> &Arc<dyn JobStore<S, T>> {
+        &self.store
+    }
+
     /// Use this UUID codec (fix the instance tag when the table outlives the process).
     pub fn with_uuids(mut self, uuids: JobUuids) -> Self {
         self.uuids = uuids;
@@ -315,7 +362,8 @@ where
         }
     }
 
-    /// The engine.
+    /// The in-process engine, for the service's own use; with another store
+    /// ([`JobsApi::with_store`]) the binding does not use it.
     pub fn engine(&self) -> &Engine<Tb> {
         &self.engine
     }
@@ -437,7 +485,8 @@ where
     /// does (R-RETURN): `202` with the job link, or — when the job ended within
     /// `return_timeout` — `200` with `{"job": <record>}` if it succeeded, or the error
     /// envelope (400, the job's code and message, and the job link) if it failed. A refused
-    /// submit answers 400, or 503 with `Retry-After` when the table is full (R-FULL).
+    /// submit answers 400, or 503 with `Retry-After` when the table is full (R-FULL) or the
+    /// store cannot be reached.
     /// [`JobsApi::close_polls`] ends the wait at once (202, or the job as it is).
     pub async fn submit(
         &self,
@@ -445,9 +494,15 @@ where
         return_timeout: Duration,
     ) -> Result<Response, ApiError> {
         if return_timeout > Duration::from_secs(MAX_TIMEOUT_SECS) {
-            return Err(self.submit_error(SubmitWaitError::ReturnTimeoutOutOfRange));
+            return Err(self
+                .submit_error(SubmitWaitError::ReturnTimeoutOutOfRange)
+                .await);
         }
-        let id = self.engine.submit(job).map_err(|e| self.refused(e))?;
+        let id = match self.store.submit(job).await {
+            Ok(id) => id,
+            Err(StoreError::Submit(e)) => return Err(self.refused(e).await),
+            Err(e) => return Err(self.store_error("", e)),
+        };
         self.respond(id, return_timeout).await
     }
 
@@ -477,26 +532,29 @@ where
             None
         } else {
             let wait = self
-                .engine
-                .wait_async(id, jobstate::Condition::Terminal, return_timeout);
+                .store
+                .wait(id, jobstate::Condition::Terminal, return_timeout);
             self.unless_closing(wait).await
         };
         let submitted = match waited {
-            None => self.engine.get(id).map(Submitted::Accepted),
-            Some(w) => w
-                .map(|w| {
-                    if w.timed_out {
-                        Submitted::Accepted(w.job)
-                    } else {
-                        Submitted::Completed(w.job)
-                    }
-                })
-                .map_err(|crate::WaitError::Lookup(e)| e),
+            None => self.store.get(id).await.map(Submitted::Accepted),
+            Some(w) => w.map(|w| {
+                if w.timed_out {
+                    Submitted::Accepted(w.job)
+                } else {
+                    Submitted::Completed(w.job)
+                }
+            }),
         };
+        let submitted = self.found(&uuid, submitted)?;
         // The submit, and whatever the answer reports, is on disk before it leaves.
         let reported = match &submitted {
             Ok(Submitted::Accepted(s) | Submitted::Completed(s)) => s.revision(),
-            _ => self.engine.revision(),
+            _ => self
+                .store
+                .revision()
+                .await
+                .map_err(|e| self.store_error(&uuid, e))?,
         };
         self.acknowledge(reported).await?;
         match submitted {
@@ -533,9 +591,9 @@ where
     }
 
     /// The envelope of a refused submit-and-wait.
-    pub fn submit_error(&self, e: SubmitWaitError) -> ApiError {
+    pub async fn submit_error(&self, e: SubmitWaitError) -> ApiError {
         match e {
-            SubmitWaitError::Submit(e) => self.refused(e),
+            SubmitWaitError::Submit(e) => self.refused(e).await,
             SubmitWaitError::ReturnTimeoutOutOfRange => ApiError::invalid(
                 "return_timeout",
                 format!("\"return_timeout\" must be from 0 to {MAX_TIMEOUT_SECS} seconds"),
@@ -547,15 +605,21 @@ where
     /// dependency pool) is full, else 400 naming the input at fault.
     ///
     /// Takes the core's [`SubmitError`] or a whole [`jobstate::Refused`].
-    pub fn refused(&self, e: impl Into<SubmitError>) -> ApiError {
+    pub async fn refused(&self, e: impl Into<SubmitError>) -> ApiError {
         let e = e.into();
-        let error = self.refusal_of(e);
+        let error = self.refusal_of(e).await;
         self.observe(|o| o.refused(&error));
         error
     }
 
-    fn refusal_of(&self, e: SubmitError) -> ApiError {
+    async fn refusal_of(&self, e: SubmitError) -> ApiError {
         use axum::http::StatusCode;
+        let retry_after = match e {
+            SubmitError::TableFull | SubmitError::DependenciesFull | SubmitError::KeysFull => {
+                self.retry_after_secs().await
+            }
+            _ => 1,
+        };
         let bad = |target: &str| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -570,13 +634,13 @@ where
                 ErrorCode::TableFull,
                 "the job table is full; retry later",
             )
-            .with_retry_after(self.retry_after_secs()),
+            .with_retry_after(retry_after),
             SubmitError::DependenciesFull => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::TableFull,
                 "the job table has no room for more dependencies; retry later",
             )
-            .with_retry_after(self.retry_after_secs()),
+            .with_retry_after(retry_after),
             SubmitError::TextTooLong { field, .. } => bad(field.as_str()),
             SubmitError::TooManyDependencies
             | SubmitError::DuplicateDependency(_)
@@ -596,7 +660,7 @@ where
                 ErrorCode::KeysFull,
                 "no room for another idempotency key; retry later",
             )
-            .with_retry_after(self.retry_after_secs()),
+            .with_retry_after(retry_after),
             _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::SubmitRefused,
@@ -605,18 +669,71 @@ where
         }
     }
 
-    /// Seconds until a submit can find a slot (the core's
-    /// [`next_free_at`](jobstate::JobTable::next_free_at): the end of the oldest terminal
-    /// job's retention), or the configured default while every slot holds a live job.
-    fn retry_after_secs(&self) -> u64 {
-        let now = self.engine.now();
-        match self.engine.with_table(|t| t.next_free_at()) {
-            Some(at) if at > now => {
-                let millis = at.as_millis().saturating_sub(now.as_millis());
-                millis.div_ceil(1_000).max(1)
+    /// Seconds until a submit can find a slot ([`JobStore::free_in`]: the end of the oldest
+    /// terminal job's retention), or the configured default while every slot holds a live
+    /// job.
+    async fn retry_after_secs(&self) -> u64 {
+        match self.store.free_in().await {
+            Some(wait) if !wait.is_zero() => {
+                u64::try_from(wait.as_millis().div_ceil(1_000).max(1)).unwrap_or(u64::MAX)
             }
             Some(_) => 1,
             None => self.config.retry_after.as_secs().max(1),
+        }
+    }
+
+    /// Job `id` from the store: the job, or why the id leads to nothing (a tombstone's outcome
+    /// among them); a store that could not answer is the 503 envelope.
+    pub(crate) async fn lookup(
+        &self,
+        key: &str,
+        id: JobId,
+    ) -> Result<Result<Snapshot<S, T>, LookupError>, ApiError> {
+        self.found(key, self.store.get(id).await)
+    }
+
+    /// Every job, oldest first, from the store; a store that could not answer is the 503
+    /// envelope.
+    pub(crate) async fn list_jobs(&self) -> Result<Vec<Snapshot<S, T>>, ApiError> {
+        self.store.list().await.map_err(|e| self.store_error("", e))
+    }
+
+    /// A store's answer about one job, with the lookup errors kept apart for the dialect to
+    /// answer (404, or a tombstone); any other error is its envelope.
+    pub(crate) fn found<V>(
+        &self,
+        key: &str,
+        r: Result<V, StoreError>,
+    ) -> Result<Result<V, LookupError>, ApiError> {
+        match r {
+            Ok(v) => Ok(Ok(v)),
+            Err(StoreError::Lookup(e)) => Ok(Err(e)),
+            Err(e) => Err(self.store_error(key, e)),
+        }
+    }
+
+    /// The envelope of a store's error: 503 (`Retry-After: 1`) for a store that could not
+    /// answer, 404 for an id that leads to nothing, 409 for a refused change, 400 for a
+    /// refused submit.
+    pub(crate) fn store_error(&self, key: &str, e: StoreError) -> ApiError {
+        use axum::http::StatusCode;
+        match e {
+            StoreError::Lookup(e) => self.lookup_error(key, e),
+            StoreError::Unavailable(why) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                format!("the job store is unavailable: {why}; retry later"),
+            )
+            .with_retry_after(1),
+            StoreError::Job(e) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidState, e.to_string())
+                    .with_target(key)
+            }
+            StoreError::Submit(e) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::SubmitRefused,
+                e.to_string(),
+            ),
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use jobstate::{Condition, Job, JobError, JobId, LookupError, Revision, State, Table};
+use jobstate::{Condition, Job, JobError, JobId, LookupError, Request, Revision, State, Table};
 use serde_json::Value;
 
 use super::error::{ApiError, ErrorCode};
@@ -16,8 +16,8 @@ use super::rfc3339;
 use super::view::JobView;
 use super::JobsApi;
 use crate::engine::EngineTable;
-use crate::error::WaitError;
 use crate::snapshot::Snapshot;
+use crate::store::{Refusal, StoreError};
 
 /// What "changed" means for the ONTAP dialect's long-poll (`last_modified`, `revision`), as the
 /// condition to wait for — or `None` when the job has changed already, or ended (a terminal
@@ -72,37 +72,39 @@ pub(crate) fn state_change_after<S, const T: usize>(
 
 /// Wait up to `timeout` for `condition` on job `id` (R-LONGPOLL), counted in
 /// [`JobsApi::long_polls`] and reported to the observer; [`JobsApi::close_polls`] ends it
-/// with the job as it is. Answers the job when the wait ended (a timeout is not an error).
+/// with the job as it is. Answers the job when the wait ended (a timeout is not an error);
+/// a store that could not answer is the 503 envelope (`key` names the job as the client wrote
+/// it).
 pub(crate) async fn long_poll<S, const T: usize, Tb>(
     api: &JobsApi<Tb>,
+    key: &str,
     id: JobId,
     condition: Condition,
     timeout: Duration,
-) -> Result<Snapshot<S, T>, LookupError>
+) -> Result<Result<Snapshot<S, T>, LookupError>, ApiError>
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
-    let engine = api.engine();
     if api.is_closing() {
-        return engine.get(id);
+        return api.lookup(key, id).await;
     }
     let _in_flight = api.poll_guard();
-    let wait = engine.wait_async(id, condition, timeout);
+    let wait = api.store().wait(id, condition, timeout);
     let (waited, end) = match api.unless_closing(wait).await {
-        Some(Ok(w)) if w.timed_out => (Ok(w.job), PollEnd::TimedOut),
+        Some(Ok(w)) if w.timed_out => (Ok(Ok(w.job)), PollEnd::TimedOut),
         Some(Ok(w)) => {
             let latency = SystemTime::now()
                 .duration_since(w.job.modified_at())
                 .unwrap_or_default();
-            (Ok(w.job), PollEnd::Woken { latency })
+            (Ok(Ok(w.job)), PollEnd::Woken { latency })
         }
-        Some(Err(WaitError::Lookup(e))) => (
-            Err(e),
+        Some(Err(e)) => (
+            api.found(key, Err(e)),
             PollEnd::Woken {
                 latency: Duration::ZERO,
             },
         ),
-        None => (engine.get(id), PollEnd::Closed),
+        None => (api.lookup(key, id).await, PollEnd::Closed),
     };
     api.observe(|o| o.long_poll_ended(end));
     waited
@@ -132,42 +134,43 @@ pub(crate) async fn act<S, const T: usize, Tb>(
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
-    let engine = api.engine();
-    let request: fn(&mut Tb, JobId, jobstate::Instant) -> Result<(), JobError> = match action {
-        Action::Pause => Tb::request_pause,
-        Action::Resume => Tb::request_resume,
-        Action::Cancel => Tb::request_cancel,
+    let request = match action {
+        Action::Pause => Request::Pause,
+        Action::Resume => Request::Resume,
+        Action::Cancel => Request::Cancel,
     };
-    // The request and the state revision it was made at, under one lock: a worker that acts
-    // on the request right after cannot make the wait below miss that state change. A refusal
-    // describes the job as the request left it — the request itself may have ended it (its
-    // deadline had passed) or queued it again (a lost lease with retries left); the state
-    // from before serves only when the job cannot be read after.
-    let (result, at, state) = engine.update(|t, now| {
-        let before = t.get(id).map(|j| j.state()).ok();
-        let result = request(t, id, now);
-        let after = t.get(id).map(|j| (j.state(), j.state_revision()));
-        let state = after.as_ref().ok().map(|(s, _)| *s).or(before);
-        (result, after.map(|(_, r)| r), state)
-    });
-    result.map_err(|e| control_refusal(api, uuid, e, state))?;
-    let condition = match (action, at) {
-        (Action::Pause, Ok(at)) => Condition::StateChangedSince(at),
-        (Action::Cancel, Ok(_)) => Condition::Terminal,
-        _ => return Ok(engine.get(id)),
+    // The store answers the state revision the request was made at, taken with the request: a
+    // worker that acts on the request right after cannot make the wait below miss that state
+    // change. A refusal describes the job as the request left it — the request itself may
+    // have ended it (its deadline had passed) or queued it again (a lost lease with retries
+    // left).
+    let at = match api.store().request(id, request).await {
+        Ok(r) => r.state_revision,
+        Err(Refusal {
+            error: StoreError::Job(e),
+            state,
+        }) => return Err(control_refusal(api, uuid, e, state)),
+        Err(Refusal {
+            error: StoreError::Lookup(e),
+            state,
+        }) => return Err(control_refusal(api, uuid, JobError::Lookup(e), state)),
+        Err(Refusal { error, .. }) => return Err(api.store_error(uuid, error)),
+    };
+    let condition = match action {
+        Action::Pause => Condition::StateChangedSince(at),
+        Action::Cancel => Condition::Terminal,
+        Action::Resume => return api.lookup(uuid, id).await,
     };
     if wait.is_zero() {
-        return Ok(engine.get(id));
+        return api.lookup(uuid, id).await;
     }
-    Ok(
-        match api
-            .unless_closing(engine.wait_async(id, condition, wait))
-            .await
-        {
-            Some(w) => w.map(|w| w.job).map_err(|WaitError::Lookup(e)| e),
-            None => engine.get(id),
-        },
-    )
+    match api
+        .unless_closing(api.store().wait(id, condition, wait))
+        .await
+    {
+        Some(w) => api.found(uuid, w.map(|w| w.job)),
+        None => api.lookup(uuid, id).await,
+    }
 }
 
 /// The envelope of a refused job action (pause, resume, cancel), for every dialect: the
@@ -243,8 +246,8 @@ where
             Ok(Json(render(&JobView::from_snapshot(&s, api.uuids()))).into_response())
         }
         Err(LookupError::Expired(Some(t))) => {
-            let engine = api.engine();
-            let v = JobView::from_tombstone(&t, api.uuid_of(id), |i| engine.to_system_time(i));
+            let clock = api.store().clock();
+            let v = JobView::from_tombstone(&t, api.uuid_of(id), |i| clock.to_system_time(i));
             Ok(Json(render(&v)).into_response())
         }
         Err(e) => Err(api.lookup_error(key, e)),

@@ -11,12 +11,13 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use jobstate::{Detail, EventKind, FailReason, JobId, Outcome, Revision, State, Tombstone};
+use jobstate::{Detail, FailReason, JobId, Outcome, State, Tombstone};
 use uuid::Uuid;
 
 use super::ids::JobUuids;
 use crate::engine::{Engine, EngineTable};
 use crate::snapshot::Snapshot;
+pub use crate::store::{Entry, History};
 
 /// A job as the dialects print it. Build it with [`JobView::from_snapshot`] or
 /// [`JobView::from_tombstone`].
@@ -169,51 +170,10 @@ impl<'a> JobView<'a> {
     }
 }
 
-/// One of a job's events, as the journal kept it (R-JOURNAL).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// The revision the event took.
-    pub revision: Revision,
-    /// What happened.
-    pub kind: EventKind,
-    /// The logged line of a log event, while the log ring still holds it.
-    pub line: Option<String>,
-}
-
-/// A job's events from the journal, oldest first.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct History {
-    /// The events the journal still holds.
-    pub entries: Vec<Entry>,
-    /// Whether they go back to the job's submission (otherwise earlier ones were compacted
-    /// away, or dropped by a restart: the journal is not persisted).
-    pub complete: bool,
-}
-
-/// The events of job `id` that the engine's journal still holds.
+/// The events of job `id` that the engine's journal still holds (what
+/// [`JobStore::history`](crate::JobStore::history) answers for an [`Engine`]).
 pub fn history<Tb: EngineTable>(engine: &Engine<Tb>, id: JobId) -> History {
-    engine.with_table(|t| {
-        let read = |after: Revision| {
-            t.journal(after).map(|events| {
-                events
-                    .filter(|e| e.job == id)
-                    .map(|e| Entry {
-                        revision: e.revision,
-                        kind: e.kind,
-                        line: e.line().map(str::to_owned),
-                    })
-                    .collect::<Vec<_>>()
-            })
-        };
-        let entries = match read(Revision::new(0)) {
-            Ok(entries) => entries,
-            Err(c) => read(Revision::new(c.oldest.get().saturating_sub(1))).unwrap_or_default(),
-        };
-        let complete = entries
-            .first()
-            .is_some_and(|e| e.kind == EventKind::Submitted);
-        History { entries, complete }
-    })
+    crate::store::journal_history(engine, id)
 }
 
 /// Put the times a job has into a dialect's JSON object under the dialect's names (RFC 3339;

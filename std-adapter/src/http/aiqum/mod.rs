@@ -118,10 +118,12 @@ where
     let poll = args.seconds("poll_timeout", 1..=MAX_TIMEOUT_SECS)?;
     args.finish()?;
     let id = api.job_id(&key)?;
-    let now = api.engine().get(id);
+    let now = api.lookup(&key, id).await?;
     let live = now.as_ref().is_ok_and(|s| !s.is_terminal());
     let found = match poll {
-        Some(timeout) if live => poll::long_poll(&api, id, Condition::Terminal, timeout).await,
+        Some(timeout) if live => {
+            poll::long_poll(&api, &key, id, Condition::Terminal, timeout).await?
+        }
         _ => now,
     };
     poll::view_answer(&api, &key, id, found, job).await
@@ -146,7 +148,7 @@ where
         None => None,
     };
     args.finish()?;
-    let jobs = api.engine().list();
+    let jobs = api.list_jobs().await?;
     let newest = jobs.iter().map(|j| j.revision()).max().unwrap_or_default();
     api.acknowledge(newest).await?;
     let total = jobs.len();

@@ -97,10 +97,10 @@ where
     let last_modified = args.time("last_modified")?;
     args.finish()?;
     let id = api.job_id(&uuid)?;
-    let now = api.engine().get(id);
+    let now = api.lookup(&uuid, id).await?;
     let found = match (poll, &now) {
         (Some(timeout), Ok(s)) => match poll::state_change_after(s, last_modified) {
-            Some(condition) => poll::long_poll(&api, id, condition, timeout).await,
+            Some(condition) => poll::long_poll(&api, &uuid, id, condition, timeout).await?,
             None => now,
         },
         _ => now,
@@ -114,7 +114,7 @@ where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     args.finish()?;
-    let jobs = api.engine().list();
+    let jobs = api.list_jobs().await?;
     let newest = jobs.iter().map(|j| j.revision()).max().unwrap_or_default();
     api.acknowledge(newest).await?;
     let records: Vec<Value> = jobs

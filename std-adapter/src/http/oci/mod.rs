@@ -368,13 +368,17 @@ async fn answer_accepted<S, const T: usize, Tb>(
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
-    let engine = api.engine();
-    let revision = engine
-        .get(id)
-        .map_or_else(|_| engine.revision(), |s| s.revision());
-    api.acknowledge(revision)
-        .await
-        .map_err(|e| OciError::from(e).with_request_id(request))?;
+    let fail = |e: ApiError| OciError::from(e).with_request_id(request);
+    let key = api.uuid_of(id).hyphenated().to_string();
+    let revision = match api.lookup(&key, id).await.map_err(fail)? {
+        Ok(s) => s.revision(),
+        Err(_) => api
+            .store()
+            .revision()
+            .await
+            .map_err(|e| fail(api.store_error(&key, e)))?,
+    };
+    api.acknowledge(revision).await.map_err(fail)?;
     let mut h = headers(request);
     if let Ok(v) = HeaderValue::try_from(api.uuid_of(id).hyphenated().to_string()) {
         h.insert(OPC_WORK_REQUEST_ID.clone(), v);
@@ -445,7 +449,7 @@ where
     };
     let wr = api.work_requests.clone();
     let jobs = if l.compartment == wr.compartment {
-        api.engine().list()
+        api.list_jobs().await.map_err(fail)?
     } else {
         Vec::new()
     };
@@ -478,7 +482,7 @@ where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
     let id = job(api, uuid)?;
-    match api.engine().get(id) {
+    match api.lookup(uuid, id).await? {
         Ok(s) => {
             api.acknowledge(s.revision()).await?;
             Ok((id, Found::Job(Box::new(s))))
@@ -499,8 +503,8 @@ where
     match found {
         Found::Job(s) => JobView::from_snapshot(s, api.uuids()),
         Found::Gone(t) => {
-            let engine = api.engine();
-            JobView::from_tombstone(t, api.uuid_of(id), |i| engine.to_system_time(i))
+            let clock = api.store().clock();
+            JobView::from_tombstone(t, api.uuid_of(id), |i| clock.to_system_time(i))
         }
     }
 }
@@ -675,7 +679,11 @@ where
     }
     let v = view_of(&api, id, &found);
     let history = match found {
-        Found::Job(_) => view::history(api.engine(), id),
+        Found::Job(_) => api
+            .store()
+            .history(id)
+            .await
+            .map_err(|e| fail(api.store_error(&uuid, e)))?,
         Found::Gone(_) => view::History::default(),
     };
     let lines = if errors {

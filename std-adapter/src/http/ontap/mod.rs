@@ -45,10 +45,9 @@ where
     match found {
         Ok(snapshot) => Json(Record::from_snapshot(&snapshot, api.uuids(), fields)).into_response(),
         Err(LookupError::Expired(Some(tomb))) => {
-            let engine = api.engine();
-            let record = Record::from_tombstone(&tomb, api.uuid_of(id), fields, |t| {
-                engine.to_system_time(t)
-            });
+            let clock = api.store().clock();
+            let record =
+                Record::from_tombstone(&tomb, api.uuid_of(id), fields, |t| clock.to_system_time(t));
             Json(record).into_response()
         }
         Err(e) => api.lookup_error(uuid, e).into_response(),
@@ -70,11 +69,11 @@ where
     let revision = args.number("revision", 0..=u64::MAX)?;
     args.finish()?;
     let id = api.job_id(&uuid)?;
-    let now = api.engine().get(id);
+    let now = api.lookup(&uuid, id).await?;
     let waited = match (poll, &now) {
         (Some(timeout), Ok(snapshot)) => {
             match poll::change_after(snapshot, last_modified, revision) {
-                Some(condition) => poll::long_poll(&api, id, condition, timeout).await,
+                Some(condition) => poll::long_poll(&api, &uuid, id, condition, timeout).await?,
                 None => now,
             }
         }
@@ -153,7 +152,7 @@ where
     args.seconds("return_timeout", 0..=MAX_TIMEOUT_SECS)?;
     args.finish()?;
 
-    let mut jobs = api.engine().list();
+    let mut jobs = api.list_jobs().await?;
     // What the list reports is on disk before it leaves (R-DURABLE).
     let newest = jobs.iter().map(|j| j.revision()).max().unwrap_or_default();
     api.acknowledge(newest).await?;
