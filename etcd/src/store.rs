@@ -259,6 +259,7 @@ where
         let key = self.inner.keys.job(id);
         let count_key = self.inner.keys.count();
         let mut client = self.client();
+        let mut failures = 0u32;
         for _ in 0..CAS_TRIES {
             let (count, count_rev) = read_count(&mut client, &count_key).await?;
             if count >= self.inner.config.capacity {
@@ -273,8 +274,20 @@ where
                     TxnOp::put(count_key.as_str(), (count + 1).to_string(), None),
                     TxnOp::put(key.as_str(), value.clone(), None),
                 ]);
-            let resp = client.txn(txn).await.map_err(unavailable)?;
-            if resp.succeeded() {
+            match client.txn(txn).await {
+                Ok(resp) if resp.succeeded() => return Ok(id),
+                Ok(_) => {}
+                // The outcome is unknown (a leader change, a lost connection): the id is this
+                // submit's alone, so whether the commit happened is whether the key exists.
+                Err(e) => {
+                    failures += 1;
+                    if failures > RETRIES {
+                        return Err(unavailable(e));
+                    }
+                    tokio::time::sleep(backoff(failures)).await;
+                }
+            }
+            if exists(&mut client, &key).await? {
                 return Ok(id);
             }
         }
@@ -297,10 +310,7 @@ where
         let options = GetOptions::new()
             .with_prefix()
             .with_sort(SortTarget::Create, SortOrder::Ascend);
-        let resp = client
-            .get(self.inner.keys.jobs(), Some(options))
-            .await
-            .map_err(unavailable)?;
+        let resp = get(&mut client, &self.inner.keys.jobs(), Some(options)).await?;
         let mut out = Vec::with_capacity(resp.kvs().len());
         for kv in resp.kvs() {
             let Some(id) = self.inner.keys.job_of(kv.key()) else {
@@ -318,19 +328,13 @@ where
     /// The cluster's current revision.
     pub async fn revision(&self) -> Result<Revision, StoreError> {
         let mut client = self.client();
-        let resp = client
-            .get(self.inner.keys.count(), None)
-            .await
-            .map_err(unavailable)?;
+        let resp = get(&mut client, &self.inner.keys.count(), None).await?;
         Ok(revision_of(resp.header().map_or(0, |h| h.revision())))
     }
 
     pub(crate) async fn read(&self, id: JobId) -> Result<Stored<S, T>, StoreError> {
         let mut client = self.client();
-        let resp = client
-            .get(self.inner.keys.job(id), None)
-            .await
-            .map_err(unavailable)?;
+        let resp = get(&mut client, &self.inner.keys.job(id), None).await?;
         let kv = resp.kvs().first().ok_or_else(|| self.missing(id))?;
         Stored::decode(kv.value(), kv.mod_revision(), kv.create_revision())
     }
@@ -583,9 +587,43 @@ where
     }
 }
 
+/// How many times a read (or a submit of unknown outcome) is tried again after an etcd error
+/// (a leader change, a member down) before it answers `Unavailable`.
+const RETRIES: u32 = 6;
+
+/// The pause before try `n` + 1: 50 ms doubling, 1.6 s at most.
+fn backoff(n: u32) -> StdDuration {
+    StdDuration::from_millis(50u64 << n.min(5))
+}
+
+/// A read, tried again on an etcd error (reads change nothing).
+pub(crate) async fn get(
+    client: &mut Client,
+    key: &str,
+    options: Option<GetOptions>,
+) -> Result<etcd_client::GetResponse, StoreError> {
+    let mut failures = 0;
+    loop {
+        match client.get(key, options.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(e) => {
+                failures += 1;
+                if failures > RETRIES {
+                    return Err(unavailable(e));
+                }
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+    }
+}
+
+async fn exists(client: &mut Client, key: &str) -> Result<bool, StoreError> {
+    Ok(!get(client, key, None).await?.kvs().is_empty())
+}
+
 /// The job count and its key's mod revision (0, 0 before the first submit).
 async fn read_count(client: &mut Client, key: &str) -> Result<(u64, i64), StoreError> {
-    let resp = client.get(key, None).await.map_err(unavailable)?;
+    let resp = get(client, key, None).await?;
     Ok(match resp.kvs().first() {
         Some(kv) => (
             std::str::from_utf8(kv.value())

@@ -85,20 +85,28 @@ impl<S, const T: usize> EtcdStore<S, T>
 where
     S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    /// Apply the core's timers to job `id` at now; remove its record once empty.
+    /// Apply the core's timers to job `id` at now. A job whose retention passed goes in one
+    /// transaction with the count (never an empty record first: a submit that hears of the
+    /// removal finds the room).
     async fn expire_one(&self, id: jobstate::JobId) {
-        let changed = self
+        let Ok(mut stored) = self.read(id).await else {
+            return;
+        };
+        let read_at = stored.mod_revision;
+        stored.record.expire(self.inner.clock.now());
+        if stored.record.is_empty() {
+            let _ = self.remove(id, read_at).await;
+            return;
+        }
+        let _ = self
             .change(
                 id,
                 |r, now| {
                     r.expire(now);
-                    Ok::<_, JobError>(r.is_empty())
+                    Ok::<_, JobError>(())
                 },
                 |_| (vec![], vec![]),
             )
             .await;
-        if let Ok((true, stored)) = changed {
-            let _ = self.remove(id, stored.mod_revision).await;
-        }
     }
 }
