@@ -90,6 +90,15 @@ wait "$client_pid" || fail "the cluster client failed"
 grep -q "^DONE" <(printf '%s\n' "$line") || fail "the cluster client stopped early"
 echo "== etcd: the HTTP scenario passed"
 
+echo "== etcd: NetApp's netapp-ontap client against every replica"
+venv=target/ci-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" || { apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check netapp-ontap
+env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE "$venv/bin/python" scripts/ci/etcd/ontap_client.py \
+  "127.0.0.1:${ports[6]}" "127.0.0.1:${ports[7]}" "127.0.0.1:${ports[8]}" || fail "netapp-ontap client"
+
 if [ -f etcd/examples/bench.rs ]; then
   echo "== etcd: benchmark (release; figures reported against baselines of the same run)"
   timeout 900 cargo run --release -q -p jobstate-etcd --example bench
