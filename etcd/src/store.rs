@@ -161,7 +161,7 @@ where
             _spec: std::marker::PhantomData,
         });
         let store = Self { inner };
-        let from = store.load_index().await?;
+        let from = store.reload_index().await?;
         let tasks = vec![
             tokio::spawn(crate::watch::run(Arc::downgrade(&store.inner), from)),
             tokio::spawn(crate::sweep::keep_lease(Arc::downgrade(&store.inner))),
@@ -192,23 +192,6 @@ where
 
     pub(crate) fn client(&self) -> Client {
         self.inner.client.clone()
-    }
-
-    /// Read every job record and index it; answers the revision the read was made at.
-    async fn load_index(&self) -> Result<i64, StoreError> {
-        let mut client = self.client();
-        let resp = client
-            .get(
-                self.inner.keys.jobs(),
-                Some(GetOptions::new().with_prefix()),
-            )
-            .await
-            .map_err(unavailable)?;
-        let at = resp.header().map_or(0, |h| h.revision());
-        for kv in resp.kvs() {
-            self.index_kv(kv);
-        }
-        Ok(at)
     }
 
     /// Put one `jobs/<id>` key-value into the local index (runnable queue and timers).

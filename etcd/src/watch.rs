@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::store::{unavailable, EtcdStore, Inner};
+use crate::store::{EtcdStore, Inner};
 use crate::value::Stored;
 
 /// The newest thing the watch saw of one job.
@@ -312,15 +312,14 @@ where
     S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// Read every job record again into a fresh index; answers the revision of the read.
-    async fn reload_index(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn reload_index(&self) -> Result<i64, StoreError> {
         let mut client = self.client();
-        let resp = client
-            .get(
-                self.inner.keys.jobs(),
-                Some(GetOptions::new().with_prefix()),
-            )
-            .await
-            .map_err(unavailable)?;
+        let resp = crate::store::get(
+            &mut client,
+            &self.inner.keys.jobs(),
+            Some(GetOptions::new().with_prefix()),
+        )
+        .await?;
         if let Ok(mut index) = self.inner.index.lock() {
             index.clear();
         }
