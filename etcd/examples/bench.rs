@@ -19,7 +19,7 @@
 //! sizes.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
