@@ -3,6 +3,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `jobs/<id>` | one job: its state revision and its record image ([`crate::value`]) |
+//! | `tombs/<id>` | what is left of a job after its retention: its record holding only the tombstone, under a lease that ends it after `tombstone_ttl` |
 //! | `claims/<id>` | the replica running the job, attached to that replica's lease |
 //! | `count` | how many job records exist (the cluster-wide capacity check) |
 //! | `epoch` | the last id epoch a replica took (each replica start takes the next) |
@@ -58,6 +59,10 @@ impl Keys {
 
     pub(crate) fn job(&self, id: JobId) -> String {
         format!("{}jobs/{}", self.prefix, hex(id))
+    }
+
+    pub(crate) fn tomb(&self, id: JobId) -> String {
+        format!("{}tombs/{}", self.prefix, hex(id))
     }
 
     pub(crate) fn claims(&self) -> String {

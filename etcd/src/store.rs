@@ -43,6 +43,10 @@ pub struct EtcdConfig {
     pub lease_ttl: StdDuration,
     /// How long one etcd request may take before it answers `Unavailable`. Default 5 s.
     pub request_timeout: StdDuration,
+    /// How long the tombstone of a removed job is kept (R-RETAIN): a late poller learns how
+    /// the job ended for ⅞ to all of it, then the id answers `Expired` without one. Default
+    /// 1 h.
+    pub tombstone_ttl: StdDuration,
 }
 
 impl EtcdConfig {
@@ -55,6 +59,7 @@ impl EtcdConfig {
             table: jobstate::Config::DEFAULT,
             lease_ttl: StdDuration::from_secs(5),
             request_timeout: StdDuration::from_secs(5),
+            tombstone_ttl: StdDuration::from_secs(3600),
         }
     }
 }
@@ -110,6 +115,9 @@ pub(crate) struct Inner<S, const T: usize> {
     /// Signalled when the earliest timer may have moved.
     pub(crate) timers_moved: Arc<Notify>,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The lease tombstones are put under now, and when it was granted: a new one every
+    /// eighth of `tombstone_ttl`, never renewed, so tombstones end with their lease.
+    pub(crate) tomb_lease: tokio::sync::Mutex<Option<(i64, std::time::Instant)>>,
     pub(crate) _spec: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -158,6 +166,7 @@ where
             runnable: Notify::new(),
             timers_moved: Arc::new(Notify::new()),
             tasks: Mutex::new(Vec::new()),
+            tomb_lease: tokio::sync::Mutex::new(None),
             _spec: std::marker::PhantomData,
         });
         let store = Self { inner };
@@ -318,13 +327,26 @@ where
     pub(crate) async fn read(&self, id: JobId) -> Result<Stored<S, T>, StoreError> {
         let mut client = self.client();
         let resp = get(&mut client, &self.inner.keys.job(id), None).await?;
-        let kv = resp.kvs().first().ok_or_else(|| self.missing(id))?;
-        Stored::decode(kv.value(), kv.mod_revision(), kv.create_revision())
+        match resp.kvs().first() {
+            Some(kv) => Stored::decode(kv.value(), kv.mod_revision(), kv.create_revision()),
+            None => Err(self.missing(id).await),
+        }
     }
 
-    /// The lookup error of an id with no record: an id this cluster never issued is
-    /// `NotFound`; one it issued and removed after its retention is `Expired`.
-    pub(crate) fn missing(&self, id: JobId) -> StoreError {
+    /// The lookup error of an id with no record (R-RETAIN): its tombstone while kept; an id
+    /// this cluster issued is `Expired` after that, any other `NotFound`.
+    pub(crate) async fn missing(&self, id: JobId) -> StoreError {
+        let mut client = self.client();
+        if let Ok(resp) = get(&mut client, &self.inner.keys.tomb(id), None).await {
+            if let Some(t) = resp.kvs().first().and_then(|kv| {
+                Stored::<S, T>::decode(kv.value(), kv.mod_revision(), kv.create_revision())
+                    .ok()?
+                    .record
+                    .tombstone(id)
+            }) {
+                return StoreError::Lookup(LookupError::Expired(Some(t)));
+            }
+        }
         let issued = id.epoch() != 0 && id.index() == 0 && id.generation() != 0;
         StoreError::Lookup(if issued {
             LookupError::Expired(None)
@@ -461,10 +483,18 @@ where
         }
     }
 
-    /// Remove job `id`'s record (its retention passed) and lower the job count, in one
-    /// transaction compared against both.
-    pub(crate) async fn remove(&self, id: JobId, mod_revision: i64) -> Result<bool, StoreError> {
+    /// Remove job `id`'s record (its retention passed), keep its tombstone (`tomb`: the record
+    /// holding only the tombstone) and lower the job count, in one transaction compared
+    /// against the record and the count.
+    pub(crate) async fn remove(
+        &self,
+        id: JobId,
+        mod_revision: i64,
+        tomb: Vec<u8>,
+    ) -> Result<bool, StoreError> {
         let key = self.inner.keys.job(id);
+        let tomb_key = self.inner.keys.tomb(id);
+        let tomb_options = PutOptions::new().with_lease(self.tomb_lease().await?);
         let count_key = self.inner.keys.count();
         let mut client = self.client();
         for _ in 0..CAS_TRIES {
@@ -481,6 +511,7 @@ where
                         None,
                     ),
                     TxnOp::delete(key.as_str(), None),
+                    TxnOp::put(tomb_key.as_str(), tomb.clone(), Some(tomb_options.clone())),
                 ]);
             let resp = client.txn(txn).await.map_err(unavailable)?;
             if resp.succeeded() {
@@ -498,6 +529,30 @@ where
             }
         }
         Ok(false)
+    }
+
+    /// The lease to put a tombstone under now.
+    async fn tomb_lease(&self) -> Result<i64, StoreError> {
+        let ttl = self
+            .inner
+            .config
+            .tombstone_ttl
+            .max(StdDuration::from_secs(8));
+        let mut lease = self.inner.tomb_lease.lock().await;
+        if let Some((id, at)) = *lease {
+            if at.elapsed() < ttl / 8 {
+                return Ok(id);
+            }
+        }
+        let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let id = self
+            .client()
+            .lease_grant(secs, None)
+            .await
+            .map_err(unavailable)?
+            .id();
+        *lease = Some((id, std::time::Instant::now()));
+        Ok(id)
     }
 
     /// How long until a submit finds room: zero below the capacity, else the time to the

@@ -95,7 +95,9 @@ where
         let read_at = stored.mod_revision;
         stored.record.expire(self.inner.clock.now());
         if stored.record.is_empty() {
-            let _ = self.remove(id, read_at).await;
+            if let Ok(tomb) = crate::value::encode(&stored.record, None) {
+                let _ = self.remove(id, read_at, tomb).await;
+            }
             return;
         }
         let _ = self

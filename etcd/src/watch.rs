@@ -370,7 +370,7 @@ where
                     current = Some(Stored::decode(&value, mod_revision, create_revision)?);
                 }
                 Some(Seen::Deleted { mod_revision }) if mod_revision > known => {
-                    return Err(StoreError::Lookup(LookupError::Expired(None)));
+                    return Err(self.missing(id).await);
                 }
                 Some(Seen::Resync) => current = Some(self.read(id).await?),
                 _ => {}

@@ -207,7 +207,8 @@ async fn r_persist_a_replica_that_dies_mid_job_loses_its_claims_and_its_jobs_end
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs etcd on PATH: scripts/ci/57-etcd.sh"]
-async fn r_full_the_capacity_is_cluster_wide_and_frees_after_retention() {
+async fn r_full_and_r_retain_the_capacity_is_cluster_wide_frees_after_retention_and_a_tombstone_stays(
+) {
     let cluster = Cluster::start(3);
     let mut c = config(&cluster);
     c.capacity = 3;

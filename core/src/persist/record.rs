@@ -7,7 +7,9 @@
 //! applies exactly the rules an in-process table applies — none is written again outside the
 //! core. What a one-job record cannot hold is the store's: the job's id in the store, its
 //! revisions (the store's own, [`JobRecord::snapshot`] puts them in), other jobs (dependencies
-//! are refused: [`SubmitError::DependenciesFull`]), log lines and tombstones.
+//! are refused: [`SubmitError::UnknownDependency`], a record knows no other job) and log
+//! lines. Once the job's retention passes, the record keeps its tombstone
+//! ([`JobRecord::tombstone`]).
 //!
 //! ```
 //! use jobstate::persist::JobRecord;
@@ -27,6 +29,8 @@
 //! let job = again.snapshot(id, Revision::new(42), None).unwrap();
 //! assert_eq!(job.revision(), Revision::new(42));
 //! ```
+//!
+//! [`SubmitError::UnknownDependency`]: crate::SubmitError::UnknownDependency
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -57,10 +61,10 @@ impl<S, const T: usize> JobRecord<S, T> {
     }
 
     /// A record holding `job`, submitted at `now`. Refused as an in-process table refuses it
-    /// (text too long, invalid options); with dependencies, [`SubmitError::DependenciesFull`]
-    /// (a record holds one job). The refusal hands the job back.
+    /// (text too long, invalid options); with dependencies, [`SubmitError::UnknownDependency`]
+    /// (a record knows no other job). The refusal hands the job back.
     ///
-    /// [`SubmitError::DependenciesFull`]: crate::SubmitError::DependenciesFull
+    /// [`SubmitError::UnknownDependency`]: crate::SubmitError::UnknownDependency
     #[allow(clippy::result_large_err)] // the refusal hands the whole job back (R-FULL)
     pub fn create<'a>(
         job: NewJob<'a, S>,
@@ -81,6 +85,15 @@ impl<S, const T: usize> JobRecord<S, T> {
     /// The job's state.
     pub fn state(&self) -> Option<State> {
         self.job().map(|j| j.state())
+    }
+
+    /// What is left of the job once its retention passed at [`JobRecord::expire`] (R-RETAIN),
+    /// under the store's id: keep it where late pollers find it.
+    pub fn tombstone(&self, id: JobId) -> Option<crate::Tombstone> {
+        self.table
+            .tombstones()
+            .next()
+            .map(|t| crate::Tombstone { id, ..t })
     }
 
     /// Whether the record no longer holds a job (its retention passed at [`JobRecord::expire`]).
