@@ -92,8 +92,11 @@ fn args() -> Result<Args, String> {
             "--listen" => args.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--workers" => args.workers = value.parse().map_err(|e| format!("--workers: {e}"))?,
             "--lease-ttl-secs" => {
-                args.lease_ttl =
-                    Duration::from_secs(value.parse().map_err(|e| format!("--lease-ttl-secs: {e}"))?)
+                args.lease_ttl = Duration::from_secs(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--lease-ttl-secs: {e}"))?,
+                )
             }
             other => return Err(format!("unknown flag {other}")),
         }

@@ -115,6 +115,8 @@ pub(crate) struct Inner<S, const T: usize> {
     /// Signalled when the earliest timer may have moved.
     pub(crate) timers_moved: Arc<Notify>,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The job count and its mod revision as this replica last saw them.
+    pub(crate) count_seen: Mutex<Option<(u64, i64)>>,
     /// The lease tombstones are put under now, and when it was granted: a new one every
     /// eighth of `tombstone_ttl`, never renewed, so tombstones end with their lease.
     pub(crate) tomb_lease: tokio::sync::Mutex<Option<(i64, std::time::Instant)>>,
@@ -166,6 +168,7 @@ where
             runnable: Notify::new(),
             timers_moved: Arc::new(Notify::new()),
             tasks: Mutex::new(Vec::new()),
+            count_seen: Mutex::new(None),
             tomb_lease: tokio::sync::Mutex::new(None),
             _spec: std::marker::PhantomData,
         });
@@ -205,19 +208,33 @@ where
 
     /// Put one `jobs/<id>` key-value into the local index (runnable queue and timers).
     pub(crate) fn index_kv(&self, kv: &KeyValue) {
-        let Some(id) = self.inner.keys.job_of(kv.key()) else {
-            return;
-        };
-        let Ok(stored) =
-            Stored::<S, T>::decode(kv.value(), kv.mod_revision(), kv.create_revision())
-        else {
+        if let Some(id) = self.inner.keys.job_of(kv.key()) {
+            self.index_value(
+                id,
+                Arc::from(kv.value()),
+                kv.mod_revision(),
+                kv.create_revision(),
+            );
+        }
+    }
+
+    /// Put job `id`'s value at these revisions into the local index (from the watch, a read,
+    /// or this replica's own commit; an older revision than the index has changes nothing).
+    pub(crate) fn index_value(
+        &self,
+        id: JobId,
+        value: Arc<[u8]>,
+        mod_revision: i64,
+        create_revision: i64,
+    ) {
+        let Ok(stored) = Stored::<S, T>::decode(&value, mod_revision, create_revision) else {
             return;
         };
         let (runnable, timer) = {
             let Ok(mut index) = self.inner.index.lock() else {
                 return;
             };
-            index.put(id, &stored)
+            index.put(id, &stored, value)
         };
         if runnable {
             self.inner.runnable.notify_waiters();
@@ -252,10 +269,24 @@ where
         let count_key = self.inner.keys.count();
         let mut client = self.client();
         let mut failures = 0u32;
+        // The count this replica last saw: a submit that finds it current commits in one
+        // round trip; a stale one fails the compare and the same round trip reads the count.
+        let cached = self.inner.count_seen.lock().ok().and_then(|c| *c);
+        let (mut count, mut count_rev, mut fresh) = match cached {
+            Some((c, r)) => (c, r, false),
+            None => {
+                let (c, r) = read_count(&mut client, &count_key).await?;
+                (c, r, true)
+            }
+        };
         for _ in 0..CAS_TRIES {
-            let (count, count_rev) = read_count(&mut client, &count_key).await?;
             if count >= self.inner.config.capacity {
-                return Err(StoreError::Submit(SubmitError::TableFull));
+                if fresh {
+                    return Err(StoreError::Submit(SubmitError::TableFull));
+                }
+                (count, count_rev) = read_count(&mut client, &count_key).await?;
+                fresh = true;
+                continue;
             }
             let txn = Txn::new()
                 .when([
@@ -265,10 +296,29 @@ where
                 .and_then([
                     TxnOp::put(count_key.as_str(), (count + 1).to_string(), None),
                     TxnOp::put(key.as_str(), value.clone(), None),
+                ])
+                .or_else([
+                    TxnOp::get(count_key.as_str(), None),
+                    TxnOp::get(key.as_str(), None),
                 ]);
             match client.txn(txn).await {
-                Ok(resp) if resp.succeeded() => return Ok(id),
-                Ok(_) => {}
+                Ok(resp) if resp.succeeded() => {
+                    let rev = resp.header().map_or(0, |h| h.revision());
+                    self.saw_count(count + 1, rev);
+                    return Ok(id);
+                }
+                Ok(resp) => {
+                    let mut gets = resp.op_responses().into_iter().filter_map(|op| match op {
+                        etcd_client::TxnOpResponse::Get(g) => Some(g),
+                        _ => None,
+                    });
+                    (count, count_rev) = gets.next().map_or((0, 0), |g| count_of(g.kvs()));
+                    fresh = true;
+                    self.saw_count(count, count_rev);
+                    if gets.next().is_some_and(|g| !g.kvs().is_empty()) {
+                        return Ok(id);
+                    }
+                }
                 // The outcome is unknown (a leader change, a lost connection): the id is this
                 // submit's alone, so whether the commit happened is whether the key exists.
                 Err(e) => {
@@ -277,15 +327,32 @@ where
                         return Err(unavailable(e));
                     }
                     tokio::time::sleep(backoff(failures)).await;
+                    if exists(&mut client, &key).await? {
+                        return Ok(id);
+                    }
+                    (count, count_rev) = read_count(&mut client, &count_key).await?;
+                    fresh = true;
                 }
-            }
-            if exists(&mut client, &key).await? {
-                return Ok(id);
             }
         }
         Err(StoreError::Unavailable(
             "too many concurrent submits; retry".into(),
         ))
+    }
+
+    /// Remember the count at a revision (a newer one wins).
+    pub(crate) fn saw_count(&self, count: u64, revision: i64) {
+        if let Ok(mut seen) = self.inner.count_seen.lock() {
+            if seen.is_none_or(|(_, r)| r <= revision) {
+                *seen = Some((count, revision));
+            }
+        }
+    }
+
+    /// Job `id` as the local index has it (the watch's or this replica's latest value).
+    fn cached(&self, id: JobId) -> Option<Stored<S, T>> {
+        let (value, mod_revision, create_revision) = self.inner.index.lock().ok()?.value(id)?;
+        Stored::decode(&value, mod_revision, create_revision).ok()
     }
 
     /// One job as etcd has it now (a linearizable read).
@@ -368,14 +435,23 @@ where
     ) -> Result<(R, Stored<S, T>), (StoreError, Option<Stored<S, T>>)> {
         let key = self.inner.keys.job(id);
         let mut client = self.client();
+        // The value the watch (or this replica's last commit) left in the index saves a read
+        // when it is current; a stale one fails the compare, and a refusal is only ever
+        // answered from a fresh read.
+        let mut cached = self.cached(id);
         for _ in 0..CAS_TRIES {
-            let mut stored = self.read(id).await.map_err(|e| (e, None))?;
+            let from_cache = cached.is_some();
+            let mut stored = match cached.take() {
+                Some(s) => s,
+                None => self.read(id).await.map_err(|e| (e, None))?,
+            };
             let before_state = stored.record.state();
             let before = value::encode(&stored.record, Some(stored.state_revision))
                 .map_err(|e| (e, None))?;
             let now = self.inner.clock.now();
             let result = match change(&mut stored.record, now) {
                 Ok(r) => r,
+                Err(_) if from_cache => continue,
                 Err(e) => {
                     // A refusal can still have changed the record (a deadline that had passed
                     // fails the job first, R-DEADLINE): commit that, then refuse.
@@ -411,6 +487,10 @@ where
             let value = value::encode(&stored.record, after).map_err(|e| (e, None))?;
             let (mut compares, mut ops) = extra(&stored.record);
             if value == before && ops.is_empty() {
+                // Nothing to commit: answer only from a fresh read.
+                if from_cache {
+                    continue;
+                }
                 return Ok((result, stored));
             }
             compares.push(Compare::mod_revision(
@@ -418,6 +498,7 @@ where
                 CompareOp::Equal,
                 stored.mod_revision,
             ));
+            let written: Option<Arc<[u8]>> = (value != before).then(|| Arc::from(value.as_slice()));
             if value != before {
                 ops.push(TxnOp::put(key.as_str(), value, None));
             }
@@ -430,6 +511,9 @@ where
                 stored.mod_revision = rev;
                 if after.is_none() {
                     stored.state_revision = rev;
+                }
+                if let Some(v) = written {
+                    self.index_value(id, v, rev, stored.create_revision);
                 }
                 return Ok((result, stored));
             }
@@ -515,6 +599,10 @@ where
                 ]);
             let resp = client.txn(txn).await.map_err(unavailable)?;
             if resp.succeeded() {
+                self.saw_count(
+                    count.saturating_sub(1),
+                    resp.header().map_or(0, |h| h.revision()),
+                );
                 return Ok(true);
             }
             let still = client
@@ -661,8 +749,12 @@ async fn exists(client: &mut Client, key: &str) -> Result<bool, StoreError> {
 
 /// The job count and its key's mod revision (0, 0 before the first submit).
 async fn read_count(client: &mut Client, key: &str) -> Result<(u64, i64), StoreError> {
-    let resp = get(client, key, None).await?;
-    Ok(match resp.kvs().first() {
+    Ok(count_of(get(client, key, None).await?.kvs()))
+}
+
+/// The job count and its key's mod revision from a read of the `count` key.
+fn count_of(kvs: &[KeyValue]) -> (u64, i64) {
+    match kvs.first() {
         Some(kv) => (
             std::str::from_utf8(kv.value())
                 .ok()
@@ -671,7 +763,7 @@ async fn read_count(client: &mut Client, key: &str) -> Result<(u64, i64), StoreE
             kv.mod_revision(),
         ),
         None => (0, 0),
-    })
+    }
 }
 
 /// Take the next id epoch: a compare-and-swap increment of the `epoch` key, so every replica

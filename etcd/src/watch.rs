@@ -104,8 +104,10 @@ impl Waiters {
 }
 
 /// One job in the local index.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Entry {
+    value: Arc<[u8]>,
+    create_revision: i64,
     mod_revision: i64,
     runnable: Option<(Reverse<Priority>, i64)>,
     timer: Option<Instant>,
@@ -129,6 +131,7 @@ impl Index {
         &mut self,
         id: JobId,
         stored: &Stored<S, T>,
+        value: Arc<[u8]>,
     ) -> (bool, bool) {
         if let Some(e) = self.jobs.get(&id) {
             if e.mod_revision > stored.mod_revision {
@@ -139,6 +142,8 @@ impl Index {
         let r = &stored.record;
         let state = r.state();
         let entry = Entry {
+            value,
+            create_revision: stored.create_revision,
             mod_revision: stored.mod_revision,
             runnable: r.is_runnable().then(|| {
                 (
@@ -159,9 +164,10 @@ impl Index {
                 self.removals.insert((t, id));
             }
         }
-        self.jobs.insert(id, entry);
-        let became_runnable = entry.runnable.is_some() && old.is_none_or(|o| o.runnable.is_none());
+        let became_runnable =
+            entry.runnable.is_some() && old.as_ref().is_none_or(|o| o.runnable.is_none());
         let timer_moved = entry.timer != old.and_then(|o| o.timer);
+        self.jobs.insert(id, entry);
         (became_runnable, timer_moved)
     }
 
@@ -175,6 +181,13 @@ impl Index {
             self.removals.remove(&(t, id));
         }
         Some(e)
+    }
+
+    /// Job `id`'s latest value with its mod and create revisions.
+    pub(crate) fn value(&self, id: JobId) -> Option<(Arc<[u8]>, i64, i64)> {
+        self.jobs
+            .get(&id)
+            .map(|e| (e.value.clone(), e.mod_revision, e.create_revision))
     }
 
     /// Forget job `id` (its record was removed).

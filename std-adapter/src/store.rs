@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use jobstate::{
-    Condition, EventKind, Job, JobError, JobId, LookupError, NewJob, Request, Revision, State,
-    SubmitError, Waited,
+    Compacted, Condition, EventKind, Job, JobError, JobId, LookupError, NewJob, Request, Revision,
+    State, SubmitError, Waited,
 };
 
 use crate::clock::Clock;
@@ -42,6 +42,9 @@ pub enum StoreError {
     /// The store could not be reached, or did not confirm the commit: nothing is known to
     /// have changed, and the caller may retry.
     Unavailable(Arc<str>),
+    /// The changes asked for are older than the store keeps (R-JOURNAL): read the jobs again,
+    /// then follow changes from the revision of that read.
+    Compacted(Compacted),
 }
 
 impl fmt::Display for StoreError {
@@ -51,6 +54,7 @@ impl fmt::Display for StoreError {
             StoreError::Job(e) => e.fmt(f),
             StoreError::Submit(e) => e.fmt(f),
             StoreError::Unavailable(why) => write!(f, "the job store is unavailable: {why}"),
+            StoreError::Compacted(c) => c.fmt(f),
         }
     }
 }

@@ -729,6 +729,10 @@ where
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidState, e.to_string())
                     .with_target(key)
             }
+            StoreError::Compacted(c) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidState, c.to_string())
+                    .with_target(key)
+            }
             StoreError::Submit(e) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::SubmitRefused,
