@@ -63,4 +63,5 @@ mod watch;
 mod worker;
 
 pub use store::{EtcdConfig, EtcdStore};
+pub use watch::Changes;
 pub use worker::Claimed;

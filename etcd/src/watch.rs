@@ -416,3 +416,84 @@ where
         self.inner.waiters.len()
     }
 }
+
+/// The jobs that changed after a revision (R-JOURNAL), as [`EtcdStore::changes_since`]
+/// answers them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changes {
+    /// The revision of the newest change reported (follow on from it), or the revision the
+    /// wait ended at when nothing changed.
+    pub revision: jobstate::Revision,
+    /// The jobs changed or removed, each once, in the order of their first change.
+    pub jobs: Vec<JobId>,
+}
+
+impl<S, const T: usize> EtcdStore<S, T>
+where
+    S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// The jobs changed or removed after revision `after`, waiting up to `timeout` for the
+    /// first change when there is none yet — the table-wide journal read over etcd's history.
+    /// A revision etcd has compacted away answers [`StoreError::Compacted`] with the oldest
+    /// revision still kept: read the jobs again ([`EtcdStore::list`]), then follow on from
+    /// the revision of that read.
+    pub async fn changes_since(
+        &self,
+        after: jobstate::Revision,
+        timeout: StdDuration,
+    ) -> Result<Changes, StoreError> {
+        let start = i64::try_from(after.get())
+            .unwrap_or(i64::MAX)
+            .saturating_add(1);
+        let mut client = self.client();
+        let options = WatchOptions::new().with_prefix().with_start_revision(start);
+        let mut stream = client
+            .watch(self.inner.keys.jobs(), Some(options))
+            .await
+            .map_err(crate::store::unavailable)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, stream.message()).await {
+                Err(_) => {
+                    return Ok(Changes {
+                        revision: self.revision().await?,
+                        jobs: Vec::new(),
+                    })
+                }
+                Ok(m) => m.map_err(crate::store::unavailable)?,
+            };
+            let Some(resp) = message else {
+                return Err(StoreError::Unavailable("the watch ended".into()));
+            };
+            if resp.compact_revision() > 0 {
+                return Err(StoreError::Compacted(jobstate::Compacted {
+                    oldest: jobstate::Revision::new(
+                        u64::try_from(resp.compact_revision()).unwrap_or(0),
+                    ),
+                }));
+            }
+            if resp.canceled() {
+                return Err(StoreError::Unavailable(
+                    resp.cancel_reason().to_owned().into(),
+                ));
+            }
+            let mut jobs: Vec<JobId> = Vec::new();
+            let mut revision = 0;
+            for ev in resp.events() {
+                let Some(kv) = ev.kv() else { continue };
+                revision = revision.max(kv.mod_revision());
+                if let Some(id) = self.inner.keys.job_of(kv.key()) {
+                    if !jobs.contains(&id) {
+                        jobs.push(id);
+                    }
+                }
+            }
+            if !jobs.is_empty() {
+                return Ok(Changes {
+                    revision: jobstate::Revision::new(u64::try_from(revision).unwrap_or(0)),
+                    jobs,
+                });
+            }
+        }
+    }
+}

@@ -345,3 +345,51 @@ async fn quorum_holds_with_one_member_killed_and_nothing_acknowledged_is_lost() 
         assert_eq!(b.get(id).await.unwrap().state(), State::Queued);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd on PATH: scripts/ci/57-etcd.sh"]
+async fn r_journal_changes_since_a_revision_and_compacted_once_etcd_compacted_it() {
+    let cluster = Cluster::start(3);
+    let a = replica(&cluster).await;
+    let b = replica(&cluster).await;
+    let first = a.submit(job("1")).await.unwrap();
+    let before = a.revision().await.unwrap();
+    let second = a.submit(job("2")).await.unwrap();
+    a.request(first, Request::Cancel).await.unwrap();
+    // Both changes since `before`, each job once, read through another replica.
+    let changes = b
+        .changes_since(before, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let mut seen = changes.jobs.clone();
+    seen.sort();
+    let mut want = vec![first, second];
+    want.sort();
+    assert_eq!(seen, want);
+    // Nothing after the newest: the wait times out with no jobs.
+    let now = b.revision().await.unwrap();
+    let quiet = b
+        .changes_since(now, Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(quiet.jobs.is_empty());
+    // etcd compacts its history: a read from before the compaction is told so.
+    let mut client = etcd_client::Client::connect(cluster.endpoints(), None)
+        .await
+        .unwrap();
+    client
+        .compact(i64::try_from(now.get()).unwrap(), None)
+        .await
+        .unwrap();
+    let compacted = b.changes_since(before, Duration::from_secs(5)).await;
+    assert_eq!(
+        compacted,
+        Err(StoreError::Compacted(jobstate::Compacted { oldest: now }))
+    );
+    // Waits on jobs are unaffected.
+    let waited = b
+        .wait(first, Condition::Terminal, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(!waited.timed_out);
+}
