@@ -16,6 +16,8 @@
 //! | capacity (R-FULL) | a cluster-wide count, raised in the submit's transaction and compared against the value read |
 //! | deadlines, heartbeat leases, retention (R-DEADLINE, R-RETAIN) | the core's `expire` on each record whose timer is due, by whichever replica gets there first |
 //! | ids (R-ID) | (epoch, generation): each replica start takes a new epoch by a durable increment |
+//! | tombstones (R-RETAIN) | `<prefix>tombs/<id>`, put in the transaction that removes the job after its retention, under a lease that ends it |
+//! | the journal, `Compacted` (R-JOURNAL) | etcd's history: [`EtcdStore::changes_since`]; a compacted revision answers `StoreError::Compacted` |
 //!
 //! Every rule stays in the core: a record is a one-job table ([`JobRecord`]), and the
 //! store only reads it, lets the core change it at `now`, and writes it back under a
@@ -27,9 +29,8 @@
 //! [`EtcdStore::claim_next`] or run a pool with [`EtcdStore::work`].
 //!
 //! Not (yet) over etcd: dependencies between jobs (a record holds one job; a submit with
-//! dependencies is refused by the core's record), job log lines, tombstones after the
-//! retention (a removed job answers `Expired`), idempotency keys. docs/cluster.md has the
-//! guarantees, the failure modes and how to run a cluster.
+//! dependencies is refused by the core's record), job log lines, idempotency keys.
+//! docs/cluster.md has the guarantees, the failure modes and how to run a cluster.
 //!
 //! ```no_run
 //! use jobstate::NewJob;

@@ -393,3 +393,36 @@ async fn r_journal_changes_since_a_revision_and_compacted_once_etcd_compacted_it
         .unwrap();
     assert!(!waited.timed_out);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd on PATH: scripts/ci/57-etcd.sh"]
+async fn a_worker_whose_claim_is_no_longer_its_own_is_refused_and_commits_nothing() {
+    let cluster = Cluster::start(3);
+    let a = replica(&cluster).await;
+    let c = replica(&cluster).await;
+    let id = a.submit(job("taken")).await.unwrap();
+    let claimed = c.claim_next().await.unwrap();
+    let before = a.get(id).await.unwrap();
+    // The claim key now belongs to another lease (as after C's lease ran out and another
+    // holder took the job): C's worker must not change the job any more.
+    let mut raw = etcd_client::Client::connect(cluster.endpoints(), None)
+        .await
+        .unwrap();
+    let other = raw.lease_grant(60, None).await.unwrap().id();
+    let hex: String = id.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    raw.put(
+        format!("/jobstate/claims/{hex}"),
+        "someone else",
+        Some(etcd_client::PutOptions::new().with_lease(other)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        claimed.progress(50, "still mine?").await,
+        Err(StoreError::Job(jobstate::JobError::NotRunning))
+    );
+    assert!(claimed.succeed(Severity::Normal, "done").await.is_err());
+    let after = a.get(id).await.unwrap();
+    assert_eq!(after.state(), State::Running);
+    assert_eq!(after.revision(), before.revision());
+}
