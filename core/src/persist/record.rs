@@ -1,36 +1,4 @@
-//! One job kept on its own: the record of a store that keeps each job under its own key (the
-//! std adapter's etcd store keeps one etcd key per job).
-//!
-//! A [`JobRecord`] is a one-slot [`JobTable`] and its image: every transition runs through the
-//! table's own rules (R-TRANS, R-CONTROL, R-DEADLINE, R-RETRY, R-RETAIN), so a store that
-//! reads a record, applies one change at `now` and writes it back under a compare-and-swap
-//! applies exactly the rules an in-process table applies — none is written again outside the
-//! core. What a one-job record cannot hold is the store's: the job's id in the store, its
-//! revisions (the store's own, [`JobRecord::snapshot`] puts them in), other jobs (dependencies
-//! are refused: [`SubmitError::UnknownDependency`], a record knows no other job) and log
-//! lines. Once the job's retention passes, the record keeps its tombstone
-//! ([`JobRecord::tombstone`]).
-//!
-//! ```
-//! use jobstate::persist::JobRecord;
-//! use jobstate::{Config, Instant, NewJob, Revision, State};
-//!
-//! let t = Instant::from_millis;
-//! let mut record = JobRecord::<u8>::create(NewJob::new(7), Config::DEFAULT, t(0)).unwrap();
-//! record.start(t(1)).unwrap();
-//! let mut buf = [0u8; JobRecord::<u8>::size_bound(1)];
-//! let len = record.encode(&mut buf).unwrap();
-//!
-//! // Later, on another replica: read, change, write back.
-//! let mut again = JobRecord::<u8>::decode(&buf[..len]).unwrap();
-//! again.succeed(jobstate::Severity::Normal, "done", t(2)).unwrap();
-//! assert_eq!(again.state(), Some(State::Succeeded));
-//! # let id = again.job().unwrap().id();
-//! let job = again.snapshot(id, Revision::new(42), None).unwrap();
-//! assert_eq!(job.revision(), Revision::new(42));
-//! ```
-//!
-//! [`SubmitError::UnknownDependency`]: crate::SubmitError::UnknownDependency
+//! [`JobRecord`]: one job kept on its own, under the table's rules.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -48,7 +16,39 @@ use crate::NewJob;
 /// one tombstone (a ring needs one), no keys.
 type One<S, const T: usize> = JobTable<S, 1, T, 2, 0, 0, 1, 0>;
 
-/// One job and the table rules that apply to it (see the [module docs](self)).
+/// One job kept on its own: the record of a store that keeps each job under its own key (the
+/// std adapter's etcd store keeps one etcd key per job).
+///
+/// A [`JobRecord`] is a one-slot [`JobTable`] and its image: every transition runs through the
+/// table's own rules (R-TRANS, R-CONTROL, R-DEADLINE, R-RETRY, R-RETAIN), so a store that
+/// reads a record, applies one change at `now` and writes it back under a compare-and-swap
+/// applies exactly the rules an in-process table applies — none is written again outside the
+/// core. What a one-job record cannot hold is the store's: the job's id in the store, its
+/// revisions (the store's own, [`JobRecord::snapshot`] puts them in), other jobs (dependencies
+/// are refused: [`SubmitError::UnknownDependency`], a record knows no other job) and log
+/// lines. Once the job's retention passes, the record keeps its tombstone
+/// ([`JobRecord::tombstone`]).
+///
+/// ```
+/// use jobstate::persist::JobRecord;
+/// use jobstate::{Config, Instant, NewJob, Revision, State};
+///
+/// let t = Instant::from_millis;
+/// let mut record = JobRecord::<u8>::create(NewJob::new(7), Config::DEFAULT, t(0)).unwrap();
+/// record.start(t(1)).unwrap();
+/// let mut buf = [0u8; JobRecord::<u8>::size_bound(1)];
+/// let len = record.encode(&mut buf).unwrap();
+///
+/// // Later, on another replica: read, change, write back.
+/// let mut again = JobRecord::<u8>::decode(&buf[..len]).unwrap();
+/// again.succeed(jobstate::Severity::Normal, "done", t(2)).unwrap();
+/// assert_eq!(again.state(), Some(State::Succeeded));
+/// # let id = again.job().unwrap().id();
+/// let job = again.snapshot(id, Revision::new(42), None).unwrap();
+/// assert_eq!(job.revision(), Revision::new(42));
+/// ```
+///
+/// [`SubmitError::UnknownDependency`]: crate::SubmitError::UnknownDependency
 pub struct JobRecord<S, const T: usize = 64> {
     table: One<S, T>,
 }
