@@ -16,8 +16,8 @@ use crate::NewJob;
 /// one tombstone (a ring needs one), no keys.
 type One<S, const T: usize> = JobTable<S, 1, T, 2, 0, 0, 1, 0>;
 
-/// One job kept on its own: the record of a store that keeps each job under its own key (the
-/// std adapter's etcd store keeps one etcd key per job).
+/// One job kept on its own: the record of a store that keeps each job under its own key
+/// (`jobstate-etcd` keeps one etcd key per job).
 ///
 /// A [`JobRecord`] is a one-slot [`JobTable`] and its image: every transition runs through the
 /// table's own rules (R-TRANS, R-CONTROL, R-DEADLINE, R-RETRY, R-RETAIN), so a store that
