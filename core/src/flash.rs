@@ -54,7 +54,7 @@ use embedded_storage::nor_flash::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::persist::{DecodeError, EncodeError, Restored};
+use crate::persist::{DecodeError, EncodeError, Restored, CRC};
 use crate::table::JobTable;
 use crate::time::Instant;
 
@@ -63,7 +63,6 @@ pub const RECORD_MAGIC: [u8; 4] = *b"JSAB";
 /// Bytes of a record header before padding.
 pub const RECORD_HEADER: usize = 16;
 
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 /// Records are checked in chunks of this many bytes on the stack.
 const CHUNK: usize = 256;
 
@@ -187,6 +186,15 @@ impl<F: NorFlash> AbStore<F> {
     pub fn flash_mut(&mut self) -> &mut F {
         // Whatever the caller does to the flash, scan again before trusting the cache.
         self.newest = None;
+        &mut self.flash
+    }
+
+    /// The flash driver, for an operation that leaves what the flash holds as it is (a
+    /// driver's flush of written bytes, a sync): unlike [`AbStore::flash_mut`], the store keeps
+    /// what it knows of the newest record, so the next [`save`](AbStore::save) does not read and
+    /// check both slots again. Use [`AbStore::flash_mut`] for anything that may change the
+    /// contents, and after the driver reported an error.
+    pub fn flash_mut_unchanged(&mut self) -> &mut F {
         &mut self.flash
     }
 

@@ -71,7 +71,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::engine::{boxed_table, EngineTable};
-use crate::region::{RegionError, RegionFile, BLOCK};
+use crate::region::{write_at, RegionError, RegionFile, BLOCK};
 use crate::{Engine, EngineConfig};
 
 const FILE_MAGIC: [u8; 4] = *b"JSTF";
@@ -139,6 +139,8 @@ fn store_error(e: StoreError<RegionError>, file: &mut Option<Store>) -> io::Erro
 /// The open file and the record buffer, shared by a store's clones.
 struct Inner {
     store: Option<Store>,
+    /// The record being written: header area, then the payload (encoded in place, the buffer
+    /// kept from save to save).
     buf: Vec<u8>,
     /// The last payload's length: where the next encode starts.
     last_len: usize,
@@ -193,27 +195,38 @@ impl FileStore {
         PathBuf::from(name)
     }
 
-    /// A record payload of the table: prefix (wall-clock time of its `now`) and image.
-    fn encode_table<Tb: Table>(t: &Tb, wall: u64, hint: usize) -> io::Result<(Vec<u8>, Revision)>
+    /// Encode a record payload of the table — prefix (wall-clock time of its `now`) and
+    /// image — into `out` from `at` on, growing `out` when the image does not fit (`hint`: the
+    /// last payload's length). Answers the payload's length and the revision it covers.
+    fn encode_into<Tb: Table>(
+        t: &Tb,
+        wall: u64,
+        out: &mut Vec<u8>,
+        at: usize,
+        hint: usize,
+    ) -> io::Result<(usize, Revision)>
     where
         Tb::Spec: Serialize,
     {
+        let image_at = at.saturating_add(PREFIX);
         let first = hint.saturating_add(hint / 4).clamp(4096, MAX_IMAGE);
-        let mut out = vec![0u8; PREFIX.saturating_add(first)];
+        if out.len() < image_at.saturating_add(first) {
+            out.resize(image_at.saturating_add(first), 0);
+        }
         loop {
-            let image = out.get_mut(PREFIX..).unwrap_or_default();
+            let image = out.get_mut(image_at..).unwrap_or_default();
             match t.encode(image) {
                 Ok(len) => {
-                    let mut prefix = Vec::with_capacity(PREFIX);
-                    prefix.extend_from_slice(&FILE_MAGIC);
-                    prefix.push(FILE_FORMAT);
-                    prefix.extend_from_slice(&wall.to_le_bytes());
-                    prefix.extend_from_slice(&(!wall).to_le_bytes());
-                    if let Some(head) = out.get_mut(..PREFIX) {
-                        head.copy_from_slice(&prefix);
+                    if let Some(head) = out.get_mut(at..image_at) {
+                        let (magic, rest) = head.split_at_mut(FILE_MAGIC.len());
+                        magic.copy_from_slice(&FILE_MAGIC);
+                        let (format, rest) = rest.split_at_mut(1);
+                        format.fill(FILE_FORMAT);
+                        let (time, check) = rest.split_at_mut(8);
+                        time.copy_from_slice(&wall.to_le_bytes());
+                        check.copy_from_slice(&(!wall).to_le_bytes());
                     }
-                    out.truncate(PREFIX.saturating_add(len));
-                    return Ok((out, t.revision()));
+                    return Ok((PREFIX.saturating_add(len), t.revision()));
                 }
                 Err(EncodeError::BufferTooSmall) if out.len() < MAX_IMAGE => {
                     out.resize(out.len().saturating_mul(2), 0);
@@ -228,19 +241,24 @@ impl FileStore {
     where
         Tb::Spec: Serialize,
     {
-        Self::encode_from(engine, 0)
+        let mut out = Vec::new();
+        let (len, revision) = Self::encode_from(engine, &mut out, 0, 0)?;
+        out.truncate(len);
+        Ok((out, revision))
     }
 
     fn encode_from<Tb: EngineTable>(
         engine: &Engine<Tb>,
+        out: &mut Vec<u8>,
+        at: usize,
         hint: usize,
-    ) -> io::Result<(Vec<u8>, Revision)>
+    ) -> io::Result<(usize, Revision)>
     where
         Tb::Spec: Serialize,
     {
         engine.with_table(|t| {
             let wall = micros_since_epoch(engine.to_system_time(t.now()));
-            Self::encode_table(t, wall, hint)
+            Self::encode_into(t, wall, out, at, hint)
         })
     }
 
@@ -251,8 +269,11 @@ impl FileStore {
         Tb::Spec: Serialize,
     {
         let mut inner = self.lock();
-        let (payload, revision) = Self::encode_from(engine, inner.last_len)?;
-        self.write_payload(&mut inner, &payload)?;
+        let inner = &mut *inner;
+        // Encoded straight into the record buffer, after the record's header area.
+        let (len, revision) =
+            Self::encode_from(engine, &mut inner.buf, Store::HEADER_AREA, inner.last_len)?;
+        self.write_record(inner, len)?;
         Ok(revision)
     }
 
@@ -260,11 +281,23 @@ impl FileStore {
     /// record, durably.
     pub fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
         let mut inner = self.lock();
-        self.write_payload(&mut inner, bytes)
+        let need = Store::buffer_len(bytes.len());
+        if inner.buf.len() < need {
+            inner.buf.resize(need, 0);
+        }
+        if let Some(dst) = inner
+            .buf
+            .get_mut(Store::HEADER_AREA..Store::HEADER_AREA.saturating_add(bytes.len()))
+        {
+            dst.copy_from_slice(bytes);
+        }
+        self.write_record(&mut inner, bytes.len())
     }
 
-    fn write_payload(&self, inner: &mut Inner, payload: &[u8]) -> io::Result<()> {
-        let need = Store::buffer_len(payload.len());
+    /// Write the payload in `inner.buf[HEADER_AREA..HEADER_AREA + len]` as the file's newest
+    /// record, durably (one `pwrite`, one `fdatasync`).
+    fn write_record(&self, inner: &mut Inner, len: usize) -> io::Result<()> {
+        let need = Store::buffer_len(len);
         let fits = inner.store.is_some() && need <= inner.region;
         if !fits {
             self.open_or_grow(inner, need)?;
@@ -273,19 +306,24 @@ impl FileStore {
             inner.buf.resize(need, 0);
         }
         let Inner { store, buf, .. } = inner;
-        if let Some(dst) =
-            buf.get_mut(Store::HEADER_AREA..Store::HEADER_AREA.saturating_add(payload.len()))
-        {
-            dst.copy_from_slice(payload);
-        }
         let saved = match store.as_mut() {
-            Some(s) => s.save(buf, payload.len()).map(|_| ()),
+            Some(s) => s.save(buf, len).map(|_| ()),
             None => return Err(io::Error::other("store not open")),
         };
         saved.map_err(|e| store_error(e, store))?;
-        let synced = store.as_mut().map_or(Ok(()), |s| s.flash_mut().sync());
-        synced?;
-        inner.last_len = payload.len();
+        // The sync leaves the contents as the save made them: the store keeps knowing which
+        // region holds the newest record, and the next save reads neither region. When it
+        // fails, the store forgets, and the next save reads both regions again.
+        let synced = store
+            .as_mut()
+            .map_or(Ok(()), |s| s.flash_mut_unchanged().sync());
+        if let Err(e) = synced {
+            if let Some(s) = store.as_mut() {
+                s.flash_mut();
+            }
+            return Err(e);
+        }
+        inner.last_len = len;
         Ok(())
     }
 
@@ -330,6 +368,7 @@ impl FileStore {
             .truncate(true)
             .open(&tmp)?;
         f.set_len(u64::try_from(len).unwrap_or(u64::MAX))?;
+        preallocate(&f, len)?;
         let mut store = open_store(f, len)?;
         if let Some(payload) = carried {
             let mut buf = vec![0u8; Store::buffer_len(payload.len())];
@@ -371,14 +410,19 @@ impl FileStore {
         let wall_now = SystemTime::now();
         let (table, report) = Self::decode::<Tb>(&bytes, wall_now)?;
         // The new epoch on disk before the first new id (R-ID, R-DURABLE).
-        let (payload, _) =
-            Self::encode_table(&*table, micros_since_epoch(wall_now), bytes.len() / 2)
-                .map_err(LoadError::Io)?;
         {
             let mut inner = self.lock();
+            let inner = &mut *inner;
             inner.store = None;
-            self.write_payload(&mut inner, &payload)
-                .map_err(LoadError::Io)?;
+            let (len, _) = Self::encode_into(
+                &*table,
+                micros_since_epoch(wall_now),
+                &mut inner.buf,
+                Store::HEADER_AREA,
+                bytes.len() / 2,
+            )
+            .map_err(LoadError::Io)?;
+            self.write_record(inner, len).map_err(LoadError::Io)?;
         }
         Ok(Some((Engine::from_boxed_table(table, config), report)))
     }
@@ -445,6 +489,24 @@ impl FileStore {
             .map_err(LoadError::Decode)?;
         Ok((table, report))
     }
+}
+
+/// Write zeros over the whole file once, so that no save has to allocate blocks (a write into
+/// a hole makes the `fdatasync` after it commit the file system's metadata as well).
+fn preallocate(f: &File, len: usize) -> io::Result<()> {
+    const STEP: usize = 64 * 1024;
+    let zeros = vec![0u8; STEP.min(len)];
+    let mut at = 0usize;
+    while at < len {
+        let n = STEP.min(len.saturating_sub(at));
+        write_at(
+            f,
+            zeros.get(..n).unwrap_or_default(),
+            u64::try_from(at).unwrap_or(u64::MAX),
+        )?;
+        at = at.saturating_add(n);
+    }
+    Ok(())
 }
 
 fn open_store(f: File, len: usize) -> io::Result<Store> {
@@ -783,6 +845,9 @@ fn run<Tb: EngineTable>(
     min_interval: StdDuration,
 ) -> io::Result<()> {
     let mut last_attempt: Option<StdInstant> = None;
+    // When the thread saw unsaved changes first, and the durable revision then: a save since
+    // (a waiter's) restarts the delay.
+    let mut behind_since: Option<(StdInstant, Revision)> = None;
     loop {
         let stopping = shared.stop.load(Ordering::Acquire);
         let current = engine.revision();
@@ -794,6 +859,7 @@ fn run<Tb: EngineTable>(
         }
         let behind = st.status.durable < current;
         if !behind {
+            behind_since = None;
             if stopping {
                 return match &st.status.last_error {
                     None => Ok(()),
@@ -804,13 +870,24 @@ fn run<Tb: EngineTable>(
             let _ = engine.wait_table(current, STOP_CHECK);
             continue;
         }
-        let failing = st.status.last_error.is_some();
-        let pause = if failing {
-            RETRY_AFTER_FAILURE
-        } else {
-            min_interval
+        let seen = match behind_since {
+            Some((at, durable)) if durable == st.status.durable => at,
+            _ => {
+                let now = StdInstant::now();
+                behind_since = Some((now, st.status.durable));
+                now
+            }
         };
-        let left = last_attempt.map_or(StdDuration::ZERO, |t| pause.saturating_sub(t.elapsed()));
+        let left = if st.status.last_error.is_some() {
+            last_attempt.map_or(StdDuration::ZERO, |t| {
+                RETRY_AFTER_FAILURE.saturating_sub(t.elapsed())
+            })
+        } else {
+            // A change nobody waits for waits `min_interval` from when it was seen (and so
+            // from the last save): a waiter's save covers it meanwhile, and the background
+            // thread does not take the disk from waiters.
+            min_interval.saturating_sub(seen.elapsed())
+        };
         if !left.is_zero() && !stopping && st.wakers.is_empty() {
             let _ = shared.saved.wait_timeout(st, left.min(STOP_CHECK));
             continue;
@@ -819,6 +896,7 @@ fn run<Tb: EngineTable>(
         drop(st);
         shared.lead();
         last_attempt = Some(StdInstant::now());
+        behind_since = None;
         if stopping {
             let st = shared.lock();
             return match &st.status.last_error {

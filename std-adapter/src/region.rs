@@ -190,7 +190,7 @@ fn read_at(f: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
 }
 
 #[cfg(unix)]
-fn write_at(f: &File, buf: &[u8], at: u64) -> io::Result<()> {
+pub(crate) fn write_at(f: &File, buf: &[u8], at: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(f, buf, at)
 }
 
@@ -203,7 +203,7 @@ fn read_at(f: &File, buf: &mut [u8], at: u64) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_at(f: &File, buf: &[u8], at: u64) -> io::Result<()> {
+pub(crate) fn write_at(f: &File, buf: &[u8], at: u64) -> io::Result<()> {
     use std::io::{Seek, SeekFrom, Write};
     let mut f = f;
     f.seek(SeekFrom::Start(at))?;
