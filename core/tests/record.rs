@@ -139,3 +139,54 @@ fn r_persist_an_image_of_more_than_one_job_is_no_record() {
     let n = table.encode(&mut buf).unwrap();
     assert!(Record::decode(&buf[..n]).is_err());
 }
+
+#[test]
+fn r_cluster_a_lost_worker_releases_its_job_as_the_contract_says() {
+    let t0 = t(0);
+    let with = |options: JobOptions| {
+        let mut r = Record::create(NewJob::new(1).options(options), Config::DEFAULT, t0).unwrap();
+        r.start(t0).unwrap();
+        r
+    };
+    // Plain: TimedOut, the lease as the detail.
+    let mut plain = with(JobOptions::DEFAULT);
+    plain.worker_lost(t(1)).unwrap();
+    let job = plain.job().unwrap();
+    assert!(matches!(
+        job.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::TimedOut,
+            ..
+        })
+    ));
+    assert_eq!(job.detail(), Some(jobstate::Detail::Lease));
+    // Restartable: queued again, runnable.
+    let mut again = with(JobOptions {
+        restartable: true,
+        ..JobOptions::DEFAULT
+    });
+    again.worker_lost(t(1)).unwrap();
+    assert_eq!(again.state(), Some(State::Queued));
+    assert!(again.is_runnable());
+    // A pending cancel is honoured.
+    let mut canceled = with(JobOptions {
+        cancelable: true,
+        restartable: true,
+        ..JobOptions::DEFAULT
+    });
+    canceled.request(Request::Cancel, t(1)).unwrap();
+    canceled.worker_lost(t(2)).unwrap();
+    assert!(matches!(
+        canceled.job().unwrap().outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Canceled,
+            ..
+        })
+    ));
+    // Not held by a worker: refused, nothing changes.
+    let mut queued = Record::create(NewJob::new(1), Config::DEFAULT, t0).unwrap();
+    let before = queued.changes();
+    assert_eq!(queued.worker_lost(t(1)), Err(JobError::NotRunning));
+    assert_eq!(queued.changes(), before);
+    assert_eq!(plain.worker_lost(t(2)), Err(JobError::AlreadyTerminal));
+}

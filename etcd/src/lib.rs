@@ -12,7 +12,7 @@
 //! | revision (R-VERSION) | etcd's revision: a job's revision is its key's mod revision, never reused, also across replica restarts |
 //! | long-poll wake-up (R-LONGPOLL) | one watch per replica from the revision it read at; a change wakes only that job's waiters, on every replica |
 //! | a worker holding a job | `<prefix>claims/<id>`, put under the replica's etcd lease in the transaction that starts the job |
-//! | a replica that dies mid-job | its lease expires, etcd deletes its claims; the delete events make the other replicas fail those jobs `Interrupted` — or queue them again when restartable |
+//! | a replica that dies mid-job | its lease expires, etcd deletes its claims; the delete events make the other replicas apply the core's `worker_lost`: `Failed(TimedOut)`, or queued again when restartable (R-CLUSTER) |
 //! | capacity (R-FULL) | a cluster-wide count, raised in the submit's transaction and compared against the value read |
 //! | deadlines, heartbeat leases, retention (R-DEADLINE, R-RETAIN) | the core's `expire` on each record whose timer is due, by whichever replica gets there first |
 //! | ids (R-ID) | (epoch, generation): each replica start takes a new epoch by a durable increment |

@@ -661,33 +661,25 @@ where
     }
 
     /// Jobs left running or paused by a replica whose claim is gone (its lease expired):
-    /// each gets what a crash gives it — `Failed(Interrupted)`, or queued again when
-    /// restartable (the core's `fail_with(Interrupted)`).
+    /// each gets the core's `worker_lost` (R-CLUSTER) — queued again when restartable (or
+    /// retried by its policy), `Failed(TimedOut)` with the lease as the detail otherwise.
     pub(crate) async fn recover_lost_claims(&self) {
         let ids = match self.inner.index.lock() {
             Ok(index) => index.active(),
             Err(_) => return,
         };
         for id in ids {
-            self.interrupt_if_unclaimed(id).await;
+            self.release_if_unclaimed(id).await;
         }
     }
 
-    /// Interrupt job `id` if it is running or paused and nobody holds its claim.
-    pub(crate) async fn interrupt_if_unclaimed(&self, id: JobId) {
+    /// Release job `id` if it is running or paused and nobody holds its claim.
+    pub(crate) async fn release_if_unclaimed(&self, id: JobId) {
         let claim = self.inner.keys.claim(id);
         let _ = self
             .change(
                 id,
-                |r, now| match r.state() {
-                    Some(jobstate::State::Running | jobstate::State::Paused) => r.fail_with(
-                        jobstate::FailReason::Interrupted,
-                        None,
-                        "the replica running the job stopped",
-                        now,
-                    ),
-                    _ => Err(JobError::NotRunning),
-                },
+                |r, now| r.worker_lost(now),
                 |_| {
                     (
                         vec![Compare::create_revision(

@@ -305,9 +305,9 @@ where
                             );
                         } else if let Some(id) = keys.claim_of(kv.key()) {
                             // A claim ended: by its worker (the job ended with it, nothing to
-                            // do) or by its replica's lease running out (interrupt the job).
+                            // do) or by its replica's lease running out (release the job).
                             let store = store.clone();
-                            tokio::spawn(async move { store.interrupt_if_unclaimed(id).await });
+                            tokio::spawn(async move { store.release_if_unclaimed(id).await });
                         }
                     }
                 }

@@ -140,8 +140,7 @@ async fn r_trans_a_runnable_job_is_claimed_by_exactly_one_worker_across_replicas
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs etcd on PATH: scripts/ci/57-etcd.sh"]
-async fn r_persist_a_replica_that_dies_mid_job_loses_its_claims_and_its_jobs_end_as_after_a_crash()
-{
+async fn r_cluster_a_replica_that_dies_mid_job_releases_its_jobs_when_its_lease_ends() {
     let cluster = Cluster::start(3);
     let a = replica(&cluster).await;
     let plain = a.submit(job("plain")).await.unwrap();
@@ -166,17 +165,15 @@ async fn r_persist_a_replica_that_dies_mid_job_loses_its_claims_and_its_jobs_end
         .wait(plain, Condition::Terminal, Duration::from_secs(15))
         .await
         .unwrap();
-    assert!(
-        !ended.timed_out,
-        "the dead replica's job was not interrupted"
-    );
+    assert!(!ended.timed_out, "the dead replica's job was not released");
     assert!(matches!(
         ended.job.outcome(),
         Some(Outcome::Failed {
-            reason: FailReason::Interrupted,
+            reason: FailReason::TimedOut,
             ..
         })
     ));
+    assert_eq!(ended.job.detail(), Some(jobstate::Detail::Lease));
     let again = a.get(restartable).await.unwrap();
     let again = if again.state() == State::Queued {
         again

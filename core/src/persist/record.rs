@@ -205,6 +205,13 @@ impl<S, const T: usize> JobRecord<S, T> {
         self.table.request_cancel(id, now)
     }
 
+    /// [`JobTable::worker_lost`]: the worker holding the job is gone (its lease in the store
+    /// ended).
+    pub fn worker_lost(&mut self, now: Instant) -> Result<(), JobError> {
+        let id = self.id()?;
+        self.table.worker_lost(id, now)
+    }
+
     /// [`Table::request`](crate::Table::request): a client's request by value.
     pub fn request(&mut self, request: Request, now: Instant) -> Result<(), JobError> {
         let id = self.id()?;

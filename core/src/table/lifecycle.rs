@@ -357,6 +357,43 @@ impl<S> Core<'_, S> {
         );
     }
 
+    /// The worker holding a running or paused job is gone — its lease in a shared store ended
+    /// (R-CLUSTER): a pending cancel is honoured (`Canceled`); a restartable job goes back to
+    /// the queue; one whose retry policy allows another attempt is retried; any other fails
+    /// `TimedOut` (`Detail::Lease`), as when its own heartbeat lease runs out.
+    pub(crate) fn worker_lost(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
+        let i = self.enter(id, now)?;
+        let slot = self.slot(i).ok_or(LookupError::NotFound)?;
+        if !matches!(slot.phase, Phase::Running | Phase::Paused) {
+            return Err(JobError::NotRunning);
+        }
+        let (cancel, restartable) = (
+            slot.has(flag::CANCEL_REQUESTED),
+            slot.has(flag::RESTARTABLE),
+        );
+        self.clock(now);
+        if cancel {
+            self.finish(
+                i,
+                Self::failure(FailReason::Canceled),
+                Some(Detail::Canceled),
+                None,
+            );
+        } else if restartable {
+            self.requeue(i);
+        } else if self.retry_allowed(i) {
+            self.retry(i, "");
+        } else {
+            self.finish(
+                i,
+                Self::failure(FailReason::TimedOut),
+                Some(Detail::Lease),
+                None,
+            );
+        }
+        Ok(())
+    }
+
     // ----- client requests -----------------------------------------------------------------
 
     pub(crate) fn request_pause(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {

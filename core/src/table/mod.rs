@@ -502,6 +502,15 @@ impl<
         self.core().fail_with(id, reason, code, message, now)
     }
 
+    /// The worker holding a running or paused job is gone — its lease in a store shared by
+    /// several processes ended (R-CLUSTER): a pending cancel is honoured (`Canceled`), a
+    /// restartable job goes back to the queue, one with a retry left is retried, any other
+    /// fails `TimedOut` with [`Detail::Lease`](crate::Detail::Lease). `NotRunning` for a
+    /// queued job; a terminal one is `AlreadyTerminal`.
+    pub fn worker_lost(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
+        self.core().worker_lost(id, now)
+    }
+
     /// Ask a running job to pause at its next checkpoint (R-CONTROL). Asking again is a no-op.
     pub fn request_pause(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
         self.core().request_pause(id, now)
