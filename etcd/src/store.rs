@@ -104,8 +104,8 @@ pub(crate) struct Inner<S, const T: usize> {
     /// This replica's id epoch: ids are (epoch, generation), the epoch unique to this start.
     pub(crate) epoch: u32,
     pub(crate) next_generation: AtomicU32,
-    /// The etcd lease holding this replica's claims.
-    pub(crate) lease: i64,
+    /// The etcd lease holding this replica's claims (a new one once an old one expired).
+    pub(crate) lease: std::sync::atomic::AtomicI64,
     /// The UUID instance tag of the cluster.
     pub(crate) tag: u64,
     pub(crate) waiters: Waiters,
@@ -161,7 +161,7 @@ where
             clock: Clock::unix(),
             epoch,
             next_generation: AtomicU32::new(1),
-            lease,
+            lease: std::sync::atomic::AtomicI64::new(lease),
             tag,
             waiters: Waiters::default(),
             index: Mutex::new(Index::default()),
@@ -190,6 +190,12 @@ where
     /// The cluster's UUID instance tag (every replica prints a job's id the same way).
     pub fn uuid_tag(&self) -> u64 {
         self.inner.tag
+    }
+
+    /// The etcd lease that holds this replica's claims now (for operators: `etcdctl lease
+    /// timetolive`).
+    pub fn lease_id(&self) -> i64 {
+        self.inner.lease.load(Ordering::Relaxed)
     }
 
     /// This replica's id epoch.
@@ -696,7 +702,7 @@ where
 
     /// Put options that attach a key to this replica's lease.
     pub(crate) fn leased(&self) -> PutOptions {
-        PutOptions::new().with_lease(self.inner.lease)
+        PutOptions::new().with_lease(self.lease_id())
     }
 
     /// Jobs per id this replica's index holds.

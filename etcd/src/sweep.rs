@@ -12,16 +12,26 @@ use serde::Serialize;
 use crate::store::{EtcdStore, Inner};
 
 /// Renew the lease at a third of its time to live. A renewal that fails is retried at once
-/// (the claims stay as long as the lease has time left).
+/// (the claims stay as long as the lease has time left). A lease that expired anyway (this
+/// replica could not reach etcd for longer than the TTL) took its claims with it — the other
+/// replicas released those jobs — so the replica takes a new lease and goes on claiming.
 pub(crate) async fn keep_lease<S, const T: usize>(inner: Weak<Inner<S, T>>) {
-    let Some((mut client, lease, ttl)) = inner
+    let Some((mut client, ttl)) = inner
         .upgrade()
-        .map(|i| (i.client.clone(), i.lease, i.config.lease_ttl))
+        .map(|i| (i.client.clone(), i.config.lease_ttl))
     else {
         return;
     };
     let every = (ttl / 3).max(StdDuration::from_millis(100));
+    let ttl_secs = i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX);
     loop {
+        let Some(lease) = inner
+            .upgrade()
+            .map(|i| i.lease.load(std::sync::atomic::Ordering::Relaxed))
+        else {
+            return;
+        };
+        let mut expired = false;
         if let Ok((mut keeper, mut answers)) = client.lease_keep_alive(lease).await {
             loop {
                 if inner.strong_count() == 0 {
@@ -32,8 +42,10 @@ pub(crate) async fn keep_lease<S, const T: usize>(inner: Weak<Inner<S, T>>) {
                 }
                 match answers.message().await {
                     Ok(Some(a)) if a.ttl() > 0 => {}
-                    // The lease is gone (expired while this replica could not reach etcd):
-                    // its claims went with it; the jobs were interrupted elsewhere.
+                    Ok(Some(_)) => {
+                        expired = true;
+                        break;
+                    }
                     _ => break,
                 }
                 tokio::time::sleep(every).await;
@@ -41,6 +53,15 @@ pub(crate) async fn keep_lease<S, const T: usize>(inner: Weak<Inner<S, T>>) {
         }
         if inner.strong_count() == 0 {
             return;
+        }
+        if expired {
+            if let Ok(granted) = client.lease_grant(ttl_secs, None).await {
+                if let Some(i) = inner.upgrade() {
+                    i.lease
+                        .store(granted.id(), std::sync::atomic::Ordering::Relaxed);
+                }
+                continue;
+            }
         }
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }

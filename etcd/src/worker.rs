@@ -99,14 +99,21 @@ where
         Ok(None)
     }
 
-    /// Wait until a job can be claimed, and claim it.
+    /// Wait until a job can be claimed, and claim it. An unavailable store (etcd out of
+    /// reach, or this replica's lease expired and not yet replaced) is waited out too.
     pub async fn claim_next(&self) -> Result<Claimed<S, T>, StoreError> {
         loop {
             let runnable = self.inner.runnable.notified();
             tokio::pin!(runnable);
             runnable.as_mut().enable();
-            if let Some(c) = self.claim().await? {
-                return Ok(c);
+            match self.claim().await {
+                Ok(Some(c)) => return Ok(c),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "claim: the store is unavailable; trying again");
+                    tokio::time::sleep(StdDuration::from_millis(200)).await;
+                    continue;
+                }
             }
             // Woken by a job that became runnable; the timeout covers a wake-up lost to a
             // watch reconnect.
@@ -184,7 +191,7 @@ where
         change: impl FnMut(&mut JobRecord<S, T>, jobstate::Instant) -> Result<R, JobError>,
     ) -> Result<R, StoreError> {
         let claim = self.store.inner.keys.claim(self.id);
-        let lease = self.store.inner.lease;
+        let lease = self.store.lease_id();
         self.store
             .change(self.id, change, |r| {
                 let compares = vec![Compare::lease(claim.as_str(), CompareOp::Equal, lease)];

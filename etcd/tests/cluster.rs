@@ -423,3 +423,37 @@ async fn a_worker_whose_claim_is_no_longer_its_own_is_refused_and_commits_nothin
     assert_eq!(after.state(), State::Running);
     assert_eq!(after.revision(), before.revision());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd on PATH: scripts/ci/57-etcd.sh"]
+async fn r_cluster_a_replica_whose_lease_expired_takes_a_new_one_and_goes_on_working() {
+    let cluster = Cluster::start(3);
+    let a = replica(&cluster).await;
+    let c = replica(&cluster).await;
+    let held = a.submit(job("held")).await.unwrap();
+    let claimed = c.claim_next().await.unwrap();
+    assert_eq!(claimed.id(), held);
+    // C's lease ends (as after a partition longer than its TTL).
+    let old = c.lease_id();
+    let mut raw = etcd_client::Client::connect(cluster.endpoints(), None)
+        .await
+        .unwrap();
+    raw.lease_revoke(old).await.unwrap();
+    let released = a
+        .wait(held, Condition::Terminal, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!released.timed_out);
+    assert_eq!(released.job.detail(), Some(jobstate::Detail::Lease));
+    assert!(claimed.progress(10, "too late").await.is_err());
+    // C takes a new lease and claims and runs new work.
+    let next = a.submit(job("next")).await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(15), c.claim_next())
+        .await
+        .expect("no claim after the lease expired")
+        .unwrap();
+    assert_eq!(again.id(), next);
+    assert_ne!(c.lease_id(), old);
+    again.succeed(Severity::Normal, "done").await.unwrap();
+    assert_eq!(a.get(next).await.unwrap().state(), State::Succeeded);
+}
