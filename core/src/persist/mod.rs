@@ -312,14 +312,81 @@ impl Out<'_> {
             .buf
             .get_mut(self.pos..)
             .ok_or(EncodeError::BufferTooSmall)?;
-        let used = postcard::to_slice(v, rest)
-            .map_err(|e| match e {
+        let used = postcard::serialize_with_flavor(v, Cursor { buf: rest, pos: 0 }).map_err(
+            |e| match e {
                 postcard::Error::SerializeBufferFull => EncodeError::BufferTooSmall,
                 _ => EncodeError::Spec,
-            })?
-            .len();
+            },
+        )?;
         self.pos = self.pos.saturating_add(used);
         Ok(())
+    }
+}
+
+/// postcard's output into a slice — the same bytes as `postcard::to_slice` — copying the short
+/// runs an image is made of (varints, small fields) with moves of a known length instead of a
+/// call to `memcpy` for each.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+/// Copy `src` into `dst` (of the same length).
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    #[inline(always)]
+    fn fixed<const L: usize>(dst: &mut [u8], src: &[u8]) {
+        if let (Ok(d), Ok(s)) = (<&mut [u8; L]>::try_from(dst), <&[u8; L]>::try_from(src)) {
+            *d = *s;
+        }
+    }
+    match src.len() {
+        0 => {}
+        1 => fixed::<1>(dst, src),
+        2 => fixed::<2>(dst, src),
+        3 => fixed::<3>(dst, src),
+        4 => fixed::<4>(dst, src),
+        5 => fixed::<5>(dst, src),
+        6 => fixed::<6>(dst, src),
+        7 => fixed::<7>(dst, src),
+        8 => fixed::<8>(dst, src),
+        9 => fixed::<9>(dst, src),
+        10 => fixed::<10>(dst, src),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+impl postcard::ser_flavors::Flavor for Cursor<'_> {
+    type Output = usize;
+
+    #[inline(always)]
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        let dst = self
+            .buf
+            .get_mut(self.pos)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        *dst = b;
+        self.pos = self.pos.saturating_add(1);
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let end = self
+            .pos
+            .checked_add(data.len())
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        let dst = self
+            .buf
+            .get_mut(self.pos..end)
+            .ok_or(postcard::Error::SerializeBufferFull)?;
+        copy_short(dst, data);
+        self.pos = end;
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.pos)
     }
 }
 
@@ -632,5 +699,70 @@ impl<
             *dst = *src;
         }
         Ok(end)
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
+mod tests {
+    extern crate std;
+
+    use super::{Cursor, CRC};
+
+    /// The image's output flavor writes exactly what `postcard::to_slice` writes, for varints
+    /// of every length and texts of every short length and some long ones; and refuses a
+    /// buffer one byte short.
+    #[test]
+    fn cursor_writes_what_to_slice_writes() {
+        let texts: std::vec::Vec<std::string::String> =
+            (0..64).map(|k| "x".repeat(k % 40)).collect();
+        let long = "é".repeat(300);
+        let mut values: std::vec::Vec<(u64, u32, i64, &str)> = std::vec::Vec::new();
+        for (shift, text) in texts.iter().enumerate() {
+            let v = 1u64 << shift;
+            values.push((
+                v,
+                (v as u32).wrapping_sub(1),
+                (v as i64).wrapping_neg(),
+                text,
+            ));
+        }
+        values.push((u64::MAX, u32::MAX, i64::MIN, &long));
+        for v in &values {
+            let mut a = [0u8; 1024];
+            let mut b = [0u8; 1024];
+            let expected = postcard::to_slice(v, &mut a).unwrap().len();
+            let used = postcard::serialize_with_flavor(
+                v,
+                Cursor {
+                    buf: &mut b,
+                    pos: 0,
+                },
+            )
+            .unwrap();
+            assert_eq!(used, expected);
+            assert_eq!(a[..expected], b[..used]);
+            let short = postcard::serialize_with_flavor(
+                v,
+                Cursor {
+                    buf: &mut b[..expected - 1],
+                    pos: 0,
+                },
+            );
+            assert_eq!(short, Err(postcard::Error::SerializeBufferFull));
+        }
+    }
+
+    /// Whichever table the CRC uses (feature `fast-crc`), it computes zlib's CRC-32.
+    #[test]
+    fn crc_is_crc32() {
+        assert_eq!(CRC.checksum(b"123456789"), 0xCBF4_3926);
+        let bytes: std::vec::Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let slow = crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+        assert_eq!(CRC.checksum(&bytes), slow.checksum(&bytes));
     }
 }
