@@ -2,7 +2,7 @@
 
 use std::time::Duration as StdDuration;
 
-use jobstate::{Condition, JobId, NewJob, Request, Revision, Waited};
+use jobstate::{Condition, Directive, Expired, JobId, NewJob, Request, Revision, Severity, Waited};
 use jobstate_std::store::{Pending, Refusal, Requested, StoreError};
 use jobstate_std::{Clock, JobStore, Snapshot};
 use serde::de::DeserializeOwned;
@@ -52,5 +52,53 @@ where
 
     fn free_in(&self) -> Pending<'_, Option<StdDuration>> {
         Box::pin(EtcdStore::free_in(self))
+    }
+
+    fn claim(&self) -> Pending<'_, Result<Option<Snapshot<S, T>>, StoreError>> {
+        Box::pin(async move {
+            match EtcdStore::claim(self).await? {
+                Some(c) => self.get(c.id()).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn progress<'a>(
+        &'a self,
+        id: JobId,
+        percent: u8,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        Box::pin(self.worker_change(id, move |r, now| r.progress(percent, message, now)))
+    }
+
+    fn heartbeat(&self, id: JobId) -> Pending<'_, Result<(), StoreError>> {
+        Box::pin(self.worker_change(id, |r, now| r.heartbeat(now)))
+    }
+
+    fn checkpoint(&self, id: JobId) -> Pending<'_, Result<Directive, StoreError>> {
+        Box::pin(self.worker_change(id, |r, now| r.checkpoint(now)))
+    }
+
+    fn succeed<'a>(
+        &'a self,
+        id: JobId,
+        severity: Severity,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        Box::pin(self.worker_change(id, move |r, now| r.succeed(severity, message, now)))
+    }
+
+    fn fail<'a>(
+        &'a self,
+        id: JobId,
+        code: i32,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        Box::pin(self.worker_change(id, move |r, now| r.fail(code, message, now)))
+    }
+
+    fn expire(&self) -> Pending<'_, Result<Expired, StoreError>> {
+        Box::pin(self.expire_due())
     }
 }

@@ -82,9 +82,7 @@ where
             Ok(index) => (index.due(now), index.next_timer()),
             Err(_) => return,
         };
-        for id in due {
-            store.expire_one(id).await;
-        }
+        let _ = store.expire_ids(due).await;
         let timers_moved = store.inner.timers_moved.clone();
         let moved = timers_moved.notified();
         tokio::pin!(moved);
@@ -106,30 +104,55 @@ impl<S, const T: usize> EtcdStore<S, T>
 where
     S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
+    /// Run the timers that are due now on the jobs this replica indexes (R-DEADLINE,
+    /// R-RETAIN): what the sweep does by itself.
+    pub(crate) async fn expire_due(&self) -> Result<jobstate::Expired, jobstate_std::StoreError> {
+        let now = self.inner.clock.now();
+        let due = match self.inner.index.lock() {
+            Ok(index) => index.due(now),
+            Err(_) => Vec::new(),
+        };
+        Ok(self.expire_ids(due).await)
+    }
+
+    async fn expire_ids(&self, ids: Vec<jobstate::JobId>) -> jobstate::Expired {
+        let mut report = jobstate::Expired::default();
+        for id in ids {
+            let one = self.expire_one(id).await;
+            report.timed_out += one.timed_out;
+            report.removed += one.removed;
+        }
+        report
+    }
+
     /// Apply the core's timers to job `id` at now. A job whose retention passed goes in one
     /// transaction with the count (never an empty record first: a submit that hears of the
     /// removal finds the room).
-    async fn expire_one(&self, id: jobstate::JobId) {
+    async fn expire_one(&self, id: jobstate::JobId) -> jobstate::Expired {
+        let mut report = jobstate::Expired::default();
         let Ok(mut stored) = self.read(id).await else {
-            return;
+            return report;
         };
         let read_at = stored.mod_revision;
-        stored.record.expire(self.inner.clock.now());
+        let swept = stored.record.expire(self.inner.clock.now());
         if stored.record.is_empty() {
             if let Ok(tomb) = crate::value::encode(&stored.record, None) {
-                let _ = self.remove(id, read_at, tomb).await;
+                if let Ok(true) = self.remove(id, read_at, tomb).await {
+                    report.removed = swept.removed;
+                }
             }
-            return;
+            return report;
         }
-        let _ = self
+        if let Ok((swept, _)) = self
             .change(
                 id,
-                |r, now| {
-                    r.expire(now);
-                    Ok::<_, JobError>(())
-                },
+                |r, now| Ok::<_, JobError>(r.expire(now)),
                 |_| (vec![], vec![]),
             )
-            .await;
+            .await
+        {
+            report.timed_out = swept.timed_out;
+        }
+        report
     }
 }

@@ -121,6 +121,31 @@ where
         }
     }
 
+    /// Apply a worker's change to job `id` under its claim: compared against the claim still
+    /// being held by this replica's lease; the claim goes with the commit that takes the job
+    /// out of `Running`/`Paused`. A claim that is not this replica's any more answers
+    /// `NotRunning` and commits nothing.
+    pub(crate) async fn worker_change<R>(
+        &self,
+        id: JobId,
+        change: impl FnMut(&mut JobRecord<S, T>, jobstate::Instant) -> Result<R, JobError>,
+    ) -> Result<R, StoreError> {
+        let claim = self.inner.keys.claim(id);
+        let lease = self.lease_id();
+        self.change(id, change, |r| {
+            let compares = vec![Compare::lease(claim.as_str(), CompareOp::Equal, lease)];
+            let ops = if holding(r.state()) {
+                vec![]
+            } else {
+                vec![TxnOp::delete(claim.as_str(), None)]
+            };
+            (compares, ops)
+        })
+        .await
+        .map(|(r, _)| r)
+        .map_err(|(e, _)| e)
+    }
+
     /// Run `workers` workers on this replica: each claims a job, runs `handler` on it (in its
     /// own task: a panic fails that job with code 5, the worker goes on), and ends the job
     /// with the handler's answer. Stops when the returned handles are aborted or the store's
@@ -184,27 +209,11 @@ where
         &self.spec
     }
 
-    /// Apply a worker's change under the claim: compared against the claim still being this
-    /// replica's; the claim goes with the commit that takes the job out of `Running`/`Paused`.
     async fn act<R>(
         &self,
         change: impl FnMut(&mut JobRecord<S, T>, jobstate::Instant) -> Result<R, JobError>,
     ) -> Result<R, StoreError> {
-        let claim = self.store.inner.keys.claim(self.id);
-        let lease = self.store.lease_id();
-        self.store
-            .change(self.id, change, |r| {
-                let compares = vec![Compare::lease(claim.as_str(), CompareOp::Equal, lease)];
-                let ops = if holding(r.state()) {
-                    vec![]
-                } else {
-                    vec![TxnOp::delete(claim.as_str(), None)]
-                };
-                (compares, ops)
-            })
-            .await
-            .map(|(r, _)| r)
-            .map_err(|(e, _)| e)
+        self.store.worker_change(self.id, change).await
     }
 
     /// Report progress (R-PROGRESS).

@@ -457,3 +457,14 @@ async fn r_cluster_a_replica_whose_lease_expired_takes_a_new_one_and_goes_on_wor
     again.succeed(Severity::Normal, "done").await.unwrap();
     assert_eq!(a.get(next).await.unwrap().state(), State::Succeeded);
 }
+
+#[path = "../../std-adapter/tests/seam/scenario.rs"]
+mod scenario;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd on PATH: scripts/ci/57-etcd.sh"]
+async fn the_etcd_store_answers_the_shared_scenario_through_the_seam() {
+    let cluster = Cluster::start(3);
+    let a = replica(&cluster).await;
+    scenario::run(&a).await;
+}

@@ -1,5 +1,10 @@
 //! The seam between the clients' side of the engine and where the jobs live: [`JobStore`].
 //!
+//! It is the engine's API once more, as a trait: the clients' side (submit, get, list, wait,
+//! pause/resume/cancel, revision) and the workers' side (claim the next runnable job,
+//! progress, heartbeat, check-in, succeed, fail, run the timers). One scenario, written
+//! against `dyn JobStore`, runs over both stores in the tests.
+//!
 //! The HTTP binding reads and changes jobs only through this trait, so it serves the same
 //! dialects over the in-process [`Engine`] (this crate) or over a store shared by several
 //! replicas (`jobstate-etcd`, one etcd key per job). The trait is object safe (its futures are
@@ -17,8 +22,8 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use jobstate::{
-    Compacted, Condition, EventKind, Job, JobError, JobId, LookupError, NewJob, Request, Revision,
-    State, SubmitError, Waited,
+    Compacted, Condition, Directive, EventKind, Expired, Job, JobError, JobId, LookupError, NewJob,
+    Request, Revision, Severity, State, SubmitError, Waited,
 };
 
 use crate::clock::Clock;
@@ -201,6 +206,48 @@ pub trait JobStore<S, const T: usize>: Send + Sync + 'static {
         let _ = id;
         Box::pin(std::future::ready(Ok(History::default())))
     }
+
+    // ----- the worker side -------------------------------------------------------------------
+
+    /// Start the next runnable job for a worker of this process (R-SCHED: highest priority,
+    /// then oldest) and answer it as started, or `None` when no job is runnable now. In a
+    /// store shared by replicas the job is held under this replica's lease (R-CLUSTER).
+    fn claim(&self) -> Pending<'_, Result<Option<Snapshot<S, T>>, StoreError>>;
+
+    /// The worker's progress on a job it holds (R-PROGRESS).
+    fn progress<'a>(
+        &'a self,
+        id: JobId,
+        percent: u8,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>>;
+
+    /// The worker's heartbeat: renews the job's own lease, when it has one (R-DEADLINE).
+    fn heartbeat(&self, id: JobId) -> Pending<'_, Result<(), StoreError>>;
+
+    /// The worker's check-in (R-CONTROL): continue, pause (the job is paused now), or canceled
+    /// (the job ended canceled).
+    fn checkpoint(&self, id: JobId) -> Pending<'_, Result<Directive, StoreError>>;
+
+    /// The job succeeded (R-OUTCOME).
+    fn succeed<'a>(
+        &'a self,
+        id: JobId,
+        severity: Severity,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>>;
+
+    /// The job failed with the worker's own error (retried through the job's policy, R-RETRY).
+    fn fail<'a>(
+        &'a self,
+        id: JobId,
+        code: i32,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>>;
+
+    /// Run the timers now (R-DEADLINE, R-RETAIN): deadlines, leases, backoffs and retention
+    /// that are due. Both stores also run them by themselves.
+    fn expire(&self) -> Pending<'_, Result<Expired, StoreError>>;
 }
 
 impl<S, const T: usize, Tb> JobStore<S, T> for Engine<Tb>
@@ -279,5 +326,57 @@ where
 
     fn history(&self, id: JobId) -> Pending<'_, Result<History, StoreError>> {
         Box::pin(std::future::ready(Ok(journal_history(self, id))))
+    }
+
+    fn claim(&self) -> Pending<'_, Result<Option<Snapshot<S, T>>, StoreError>> {
+        let started = self
+            .start_next()
+            .map(|id| Engine::get(self, id).map_err(StoreError::from))
+            .transpose();
+        Box::pin(std::future::ready(started))
+    }
+
+    fn progress<'a>(
+        &'a self,
+        id: JobId,
+        percent: u8,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        let r = Engine::progress(self, id, percent, message).map_err(StoreError::from);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn heartbeat(&self, id: JobId) -> Pending<'_, Result<(), StoreError>> {
+        let r = Engine::heartbeat(self, id).map_err(StoreError::from);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn checkpoint(&self, id: JobId) -> Pending<'_, Result<Directive, StoreError>> {
+        let r = Engine::checkpoint(self, id).map_err(StoreError::from);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn succeed<'a>(
+        &'a self,
+        id: JobId,
+        severity: Severity,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        let r = Engine::succeed(self, id, severity, message).map_err(StoreError::from);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn fail<'a>(
+        &'a self,
+        id: JobId,
+        code: i32,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        let r = Engine::fail(self, id, code, message).map_err(StoreError::from);
+        Box::pin(std::future::ready(r))
+    }
+
+    fn expire(&self) -> Pending<'_, Result<Expired, StoreError>> {
+        Box::pin(std::future::ready(Ok(self.run_timers())))
     }
 }

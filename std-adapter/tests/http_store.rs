@@ -98,6 +98,56 @@ impl JobStore<String, T> for Counting {
         self.count("history");
         self.store().history(id)
     }
+
+    fn claim(&self) -> Pending<'_, Result<Option<Snapshot<String, T>>, StoreError>> {
+        self.count("claim");
+        self.store().claim()
+    }
+
+    fn progress<'a>(
+        &'a self,
+        id: JobId,
+        percent: u8,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        self.count("progress");
+        self.store().progress(id, percent, message)
+    }
+
+    fn heartbeat(&self, id: JobId) -> Pending<'_, Result<(), StoreError>> {
+        self.count("heartbeat");
+        self.store().heartbeat(id)
+    }
+
+    fn checkpoint(&self, id: JobId) -> Pending<'_, Result<jobstate::Directive, StoreError>> {
+        self.count("checkpoint");
+        self.store().checkpoint(id)
+    }
+
+    fn succeed<'a>(
+        &'a self,
+        id: JobId,
+        severity: jobstate::Severity,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        self.count("succeed");
+        self.store().succeed(id, severity, message)
+    }
+
+    fn fail<'a>(
+        &'a self,
+        id: JobId,
+        code: i32,
+        message: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        self.count("fail");
+        self.store().fail(id, code, message)
+    }
+
+    fn expire(&self) -> Pending<'_, Result<jobstate::Expired, StoreError>> {
+        self.count("expire");
+        self.store().expire()
+    }
 }
 
 /// A store that cannot be reached.
@@ -154,6 +204,39 @@ impl JobStore<String, T> for Down {
     }
 
     fn history(&self, _: JobId) -> Pending<'_, Result<History, StoreError>> {
+        down()
+    }
+
+    fn claim(&self) -> Pending<'_, Result<Option<Snapshot<String, T>>, StoreError>> {
+        down()
+    }
+
+    fn progress<'a>(&'a self, _: JobId, _: u8, _: &'a str) -> Pending<'a, Result<(), StoreError>> {
+        down()
+    }
+
+    fn heartbeat(&self, _: JobId) -> Pending<'_, Result<(), StoreError>> {
+        down()
+    }
+
+    fn checkpoint(&self, _: JobId) -> Pending<'_, Result<jobstate::Directive, StoreError>> {
+        down()
+    }
+
+    fn succeed<'a>(
+        &'a self,
+        _: JobId,
+        _: jobstate::Severity,
+        _: &'a str,
+    ) -> Pending<'a, Result<(), StoreError>> {
+        down()
+    }
+
+    fn fail<'a>(&'a self, _: JobId, _: i32, _: &'a str) -> Pending<'a, Result<(), StoreError>> {
+        down()
+    }
+
+    fn expire(&self) -> Pending<'_, Result<jobstate::Expired, StoreError>> {
         down()
     }
 }
