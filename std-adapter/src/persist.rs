@@ -6,7 +6,9 @@
 //!   writes one record into the region without the newest valid record and makes it durable
 //!   with **one** `fdatasync`; a crash at any point leaves the previous record or the new one
 //!   (a torn record fails its CRC). The file grows (rewritten whole, through a temporary file
-//!   and a rename) only when an image outgrows its region.
+//!   and a rename) only when an image outgrows its region; its regions are written with zeros
+//!   when the file is made, so no save allocates blocks. A save reads nothing back: the store
+//!   remembers which region holds the newest record (it reads both again after an error).
 //! * [`FileStore::load`] restores an engine with the core's restart policy
 //!   ([`jobstate::JobTable::restore_in_place`], into a table on the heap) and **saves it at once**,
 //!   before it can issue an id: the new epoch is durable, so a crash loop that restores the
@@ -692,7 +694,8 @@ pub type Persister = Durability;
 
 impl Durability {
     /// Save `engine` to `store`: every change a waiter waits for at once (the waiter leads the
-    /// save), every other change within [`Durability::BACKGROUND_DELAY`].
+    /// save), every other change within [`Durability::BACKGROUND_DELAY`] (or sooner, with the
+    /// next waiter's save).
     pub fn start<Tb: EngineTable>(engine: Engine<Tb>, store: FileStore) -> io::Result<Self>
     where
         Tb::Spec: Serialize,
@@ -700,14 +703,15 @@ impl Durability {
         Self::spawn(engine, store, Self::BACKGROUND_DELAY)
     }
 
-    /// How long after a save the background thread waits before it saves changes nobody waits
-    /// for (a worker's progress): long enough that it does not take the disk from waiters,
-    /// short enough that such changes are on disk soon.
+    /// How long after it sees a change nobody waits for (a worker's progress) the background
+    /// thread saves it, unless a waiter's save covered it meanwhile: long enough that it does
+    /// not take the disk from waiters, short enough that such changes are on disk soon.
     pub const BACKGROUND_DELAY: StdDuration = StdDuration::from_millis(10);
 
-    /// Like [`Durability::start`], but the background thread saves at most once per
-    /// `min_interval` (a debounce; waiters still get their change saved at once). Saves once
-    /// more when stopped.
+    /// Like [`Durability::start`], but the background thread saves a change `min_interval`
+    /// after it sees it, so at most once per `min_interval` (a debounce; waiters still get
+    /// their change saved at once; async waiters are served at once). Saves once more when
+    /// stopped.
     pub fn spawn<Tb: EngineTable>(
         engine: Engine<Tb>,
         store: FileStore,
