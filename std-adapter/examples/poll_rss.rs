@@ -5,6 +5,7 @@
 //! cargo run --release -p jobstate-std --features http --example poll_rss
 //! cargo run --release -p jobstate-std --features http --example poll_rss -- --polls 10000,100000 --jobs 1000
 //! cargo run --release -p jobstate-std --features http --example poll_rss -- --mem --polls 10000,100000
+//! cargo run --release -p jobstate-std --features http --example poll_rss -- --serve axum
 //! ```
 //!
 //! Two transports:
@@ -14,11 +15,15 @@
 //!   limit cannot hold (the server needs `N` descriptors, and the client as many) is skipped
 //!   with a note: an unprivileged process, or root without `CAP_SYS_RESOURCE`, cannot raise its
 //!   hard limit.
-//! * **In memory** (`--mem`): the same router served by `axum::serve` in this process over
+//! * **In memory** (`--mem`): the same router and server in this process over
 //!   `tokio::io::duplex` pipes handed to it by a listener of our own, so no descriptor is used
 //!   and any `N` fits. The client halves are made and their requests written first, and the
 //!   reading before the server accepts them is the baseline: the figure is the server's own
 //!   growth (hyper connection, handler, engine waiter), as over TCP.
+//!
+//! The server: the binding's router (`JobsApi::router`) on hyper's HTTP/1 connection builder
+//! (`hyper::server::conn::http1`, defaults), one task per connection — as the appliance
+//! serves it; `--serve axum` serves it with `axum::serve` instead, for comparison.
 //!
 //! Over TCP the server is the HTTP binding over an engine with `--jobs` running jobs (default
 //! 1,000; polls spread over them round-robin), on a listener with a 4096-deep accept queue. The
@@ -58,7 +63,7 @@ mod imp {
     use std::io::{BufRead, Write};
     use std::net::{Ipv4Addr, SocketAddr};
     use std::process::Stdio;
-    use std::sync::atomic::AtomicIsize;
+    use std::sync::atomic::{AtomicBool, AtomicIsize};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
@@ -208,7 +213,7 @@ mod imp {
         let listener = listener.tap_io(move |_| {
             count.fetch_add(1, Ordering::Relaxed);
         });
-        rt.spawn(async move { axum::serve(listener, app).await });
+        rt.spawn(serve(listener, app));
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         writeln!(out, "port {port}").expect("stdout");
@@ -331,6 +336,11 @@ mod imp {
         let exe = std::env::current_exe().expect("exe");
         let mut process = tokio::process::Command::new(exe)
             .args(["--server", &n.to_string(), "--jobs", &jobs.to_string()])
+            .args(if SERVE_AXUM.load(Ordering::Relaxed) {
+                &["--serve", "axum"][..]
+            } else {
+                &[][..]
+            })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -423,7 +433,37 @@ mod imp {
         let _ = child.process.wait().await;
     }
 
-    /// A listener that hands `axum::serve` the server halves of in-memory pipes.
+    /// How the server serves: hyper's HTTP/1 connection builder, one task per connection (the
+    /// default), or `axum::serve` (`--serve axum`: hyper-util's auto builder, HTTP/1 or 2 by
+    /// the connection's preface, with upgrades — about 31 KiB a held poll against 11–13).
+    static SERVE_AXUM: AtomicBool = AtomicBool::new(false);
+
+    /// Serve `app` on `listener` until the runtime ends.
+    async fn serve<L>(mut listener: L, app: Router)
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+        L::Io: Unpin,
+    {
+        if SERVE_AXUM.load(Ordering::Relaxed) {
+            let _ = axum::serve(listener, app).await;
+            return;
+        }
+        // hyper's defaults: `max_buf_size(8192)` (its floor) and `writev(false)` were measured
+        // to change nothing here (the read buffer is 8 KiB either way, the write buffer's 8 KiB
+        // are reserved, not written, while a poll is held).
+        let http1 = hyper::server::conn::http1::Builder::new();
+        loop {
+            let (io, _) = listener.accept().await;
+            let conn = http1.serve_connection(
+                hyper_util::rt::TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(app.clone()),
+            );
+            tokio::spawn(conn);
+        }
+    }
+
+    /// A listener that hands the server the server halves of in-memory pipes.
     struct Pipes {
         rx: tokio::sync::mpsc::UnboundedReceiver<tokio::io::DuplexStream>,
     }
@@ -478,7 +518,7 @@ mod imp {
             .collect();
         let app: Router = api.router();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let server = tokio::spawn(async move { axum::serve(Pipes { rx }, app).await });
+        let server = tokio::spawn(serve(Pipes { rx }, app));
 
         // Warm-up: 64 plain GETs answered.
         for uuid in ids.iter().cycle().take(64) {
@@ -562,6 +602,9 @@ mod imp {
             .and_then(|v| v.parse().ok())
             .unwrap_or(1000)
             .clamp(1, 1024);
+        if value("--serve").as_deref() == Some("axum") {
+            SERVE_AXUM.store(true, Ordering::Relaxed);
+        }
         if let Some(n) = value("--server") {
             server(n.parse().expect("--server N"), jobs);
             return;

@@ -179,6 +179,13 @@ where
 /// The binding over one job store: its router, its UUID codec and the helpers of the service's
 /// own endpoints. Cheap to clone; use it as (part of) the router state.
 pub struct JobsApi<Tb: ApiTable> {
+    /// Shared by every clone: a clone is one reference count, and a held long-poll's future
+    /// keeps a pointer, not the whole binding, for each copy it holds.
+    inner: Arc<ApiState<Tb>>,
+}
+
+/// What a [`JobsApi`] holds.
+pub(crate) struct ApiState<Tb: ApiTable> {
     engine: Engine<Tb>,
     store: Arc<Tb::Store>,
     uuids: JobUuids,
@@ -195,6 +202,14 @@ pub struct JobsApi<Tb: ApiTable> {
 }
 
 impl<Tb: ApiTable> Clone for JobsApi<Tb> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<Tb: ApiTable> Clone for ApiState<Tb> {
     fn clone(&self) -> Self {
         Self {
             engine: self.engine.clone(),
@@ -215,8 +230,8 @@ impl<Tb: ApiTable> Clone for JobsApi<Tb> {
 impl<Tb: ApiTable> std::fmt::Debug for JobsApi<Tb> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobsApi")
-            .field("uuids", &self.uuids)
-            .field("config", &self.config)
+            .field("uuids", &self.inner.uuids)
+            .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
@@ -238,8 +253,9 @@ where
     /// The binding over `engine` (its store, too), with a random instance tag
     /// ([`JobUuids::random`]) and the default settings.
     pub fn new(engine: Engine<Tb>) -> Self {
-        Self {
-            store: Arc::new(engine.clone()),
+        let store: Arc<dyn JobStore<S, T>> = Arc::new(engine.clone());
+        let inner = ApiState {
+            store,
             engine,
             uuids: JobUuids::random(),
             config: ApiConfig::default(),
@@ -250,6 +266,9 @@ where
             work_requests: oci::WorkRequests::default(),
             #[cfg(feature = "persist")]
             durability: None,
+        };
+        Self {
+            inner: Arc::new(inner),
         }
     }
 }
@@ -267,7 +286,7 @@ where
         compartment: impl Into<String>,
         describe: impl Fn(&S) -> oci::Operation + Send + Sync + 'static,
     ) -> Self {
-        self.work_requests = oci::WorkRequests {
+        Arc::make_mut(&mut self.inner).work_requests = oci::WorkRequests {
             compartment: compartment.into(),
             describe: Arc::new(describe),
         };
@@ -276,7 +295,7 @@ where
 
     /// The compartment of the OCI work requests.
     pub fn compartment(&self) -> &str {
-        &self.work_requests.compartment
+        &self.inner.work_requests.compartment
     }
 
     /// Acknowledge only what is on disk (R-DURABLE, feature `persist`): a submit's 202 or 200,
@@ -285,7 +304,7 @@ where
     /// envelope instead — never an acknowledgement the service cannot keep.
     #[cfg(feature = "persist")]
     pub fn with_durability(mut self, durability: Arc<crate::persist::Durability>) -> Self {
-        self.durability = Some(durability);
+        Arc::make_mut(&mut self.inner).durability = Some(durability);
         self
     }
 
@@ -293,7 +312,7 @@ where
     /// that failed answers 503 (`Retry-After: 1`).
     pub async fn acknowledge(&self, revision: jobstate::Revision) -> Result<(), ApiError> {
         #[cfg(feature = "persist")]
-        if let Some(d) = &self.durability {
+        if let Some(d) = &self.inner.durability {
             return d.wait_async(revision).await.map_err(|e| {
                 ApiError::new(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -310,27 +329,27 @@ where
     /// Serve the jobs of `store` instead of the engine's (a store shared by several replicas):
     /// every route, submit and answer of the binding reads and changes jobs through it.
     pub fn with_store(mut self, store: Arc<dyn JobStore<S, T>>) -> Self {
-        self.store = store;
+        Arc::make_mut(&mut self.inner).store = store;
         self
     }
 
     /// The store the binding serves.
     pub fn store(&self) -> &Arc<dyn JobStore<S, T>> {
-        &self.store
+        &self.inner.store
     }
 
     /// Use this UUID codec (fix the instance tag when the table outlives the process).
     pub fn with_uuids(mut self, uuids: JobUuids) -> Self {
-        self.uuids = uuids;
+        Arc::make_mut(&mut self.inner).uuids = uuids;
         self
     }
 
     /// Use these settings (the served OpenAPI document's `max_records` maximum follows).
     pub fn with_config(mut self, config: ApiConfig) -> Self {
-        self.config = config;
-        if let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&self.openapi) {
+        Arc::make_mut(&mut self.inner).config = config;
+        if let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&self.inner.openapi) {
             openapi::set_max_records(&mut doc, config.max_records);
-            self.openapi = Bytes::from(doc.to_string());
+            Arc::make_mut(&mut self.inner).openapi = Bytes::from(doc.to_string());
         }
         self
     }
@@ -340,24 +359,24 @@ where
     /// maximum is set to the binding's.
     pub fn with_openapi(mut self, doc: &serde_json::Value) -> Self {
         let mut doc = doc.clone();
-        openapi::set_max_records(&mut doc, self.config.max_records);
-        self.openapi = Bytes::from(doc.to_string());
+        openapi::set_max_records(&mut doc, self.inner.config.max_records);
+        Arc::make_mut(&mut self.inner).openapi = Bytes::from(doc.to_string());
         self
     }
 
     /// Tell `observer` about submits, refusals and long-polls (for metrics).
     pub fn with_observer(mut self, observer: Arc<dyn ApiObserver>) -> Self {
-        self.observer = Some(observer);
+        Arc::make_mut(&mut self.inner).observer = Some(observer);
         self
     }
 
     /// The OpenAPI document served at `/api/openapi.json`.
     pub fn openapi_document(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.openapi).unwrap_or_default()
+        serde_json::from_slice(&self.inner.openapi).unwrap_or_default()
     }
 
     pub(crate) fn observe(&self, f: impl FnOnce(&dyn ApiObserver)) {
-        if let Some(o) = &self.observer {
+        if let Some(o) = &self.inner.observer {
             f(&**o);
         }
     }
@@ -365,28 +384,28 @@ where
     /// The in-process engine, for the service's own use; with another store
     /// ([`JobsApi::with_store`]) the binding does not use it.
     pub fn engine(&self) -> &Engine<Tb> {
-        &self.engine
+        &self.inner.engine
     }
 
     /// The UUID codec.
     pub fn uuids(&self) -> JobUuids {
-        self.uuids
+        self.inner.uuids
     }
 
     /// The settings.
     pub fn config(&self) -> &ApiConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// The UUID of a job.
     pub fn uuid_of(&self, id: JobId) -> Uuid {
-        self.uuids.encode(id)
+        self.inner.uuids.encode(id)
     }
 
     /// The job a UUID string names: 400 when it is not a UUID, 404 when it is not one of
     /// this engine's.
     pub fn job_id(&self, uuid: &str) -> Result<JobId, ApiError> {
-        match self.uuids.parse(uuid) {
+        match self.inner.uuids.parse(uuid) {
             Ok(Some(id)) => Ok(id),
             Ok(None) => Err(ApiError::not_found(uuid, "no such job")),
             Err(_) => Err(ApiError::invalid(
@@ -398,7 +417,7 @@ where
 
     /// Long-polls (`GET …/{uuid}?poll_timeout=…`) in flight right now.
     pub fn long_polls(&self) -> usize {
-        self.polls.load(Ordering::Relaxed)
+        self.inner.polls.load(Ordering::Relaxed)
     }
 
     /// End every wait in flight now — long-polls and `return_timeout` waits of submits and
@@ -406,17 +425,17 @@ where
     /// ones at once: call it when the service shuts down, so a graceful shutdown does not wait
     /// up to `poll_timeout` or `return_timeout` for them.
     pub fn close_polls(&self) {
-        self.closing.send_replace(true);
+        self.inner.closing.send_replace(true);
     }
 
     /// Whether [`JobsApi::close_polls`] was called.
     pub fn is_closing(&self) -> bool {
-        *self.closing.borrow()
+        *self.inner.closing.borrow()
     }
 
     /// A receiver that sees [`JobsApi::close_polls`].
     pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.closing.subscribe()
+        self.inner.closing.subscribe()
     }
 
     /// `fut`'s output, or `None` once [`JobsApi::close_polls`] was called (at once if it
@@ -433,8 +452,8 @@ where
     }
 
     pub(crate) fn poll_guard(&self) -> PollGuard {
-        self.polls.fetch_add(1, Ordering::Relaxed);
-        PollGuard(self.polls.clone())
+        self.inner.polls.fetch_add(1, Ordering::Relaxed);
+        PollGuard(self.inner.polls.clone())
     }
 
     /// The routes of the binding, to merge into the service's router (at the root: the
@@ -470,7 +489,7 @@ where
 
     /// The record of a snapshot, with every field.
     pub fn record<'a>(&self, snapshot: &'a Snapshot<S, T>) -> Record<'a> {
-        Record::from_snapshot(snapshot, self.uuids, Fields::ALL)
+        Record::from_snapshot(snapshot, self.inner.uuids, Fields::ALL)
     }
 
     /// `202 Accepted` with the job link, for a job already submitted.
@@ -498,7 +517,7 @@ where
                 .submit_error(SubmitWaitError::ReturnTimeoutOutOfRange)
                 .await);
         }
-        let id = match self.store.submit(job).await {
+        let id = match self.inner.store.submit(job).await {
             Ok(id) => id,
             Err(StoreError::Submit(e)) => return Err(self.refused(e).await),
             Err(e) => return Err(self.store_error("", e)),
@@ -532,12 +551,13 @@ where
             None
         } else {
             let wait = self
+                .inner
                 .store
                 .wait(id, jobstate::Condition::Terminal, return_timeout);
             self.unless_closing(wait).await
         };
         let submitted = match waited {
-            None => self.store.get(id).await.map(Submitted::Accepted),
+            None => self.inner.store.get(id).await.map(Submitted::Accepted),
             Some(w) => w.map(|w| {
                 if w.timed_out {
                     Submitted::Accepted(w.job)
@@ -551,6 +571,7 @@ where
         let reported = match &submitted {
             Ok(Submitted::Accepted(s) | Submitted::Completed(s)) => s.revision(),
             _ => self
+                .inner
                 .store
                 .revision()
                 .await
@@ -673,12 +694,12 @@ where
     /// terminal job's retention), or the configured default while every slot holds a live
     /// job.
     async fn retry_after_secs(&self) -> u64 {
-        match self.store.free_in().await {
+        match self.inner.store.free_in().await {
             Some(wait) if !wait.is_zero() => {
                 u64::try_from(wait.as_millis().div_ceil(1_000).max(1)).unwrap_or(u64::MAX)
             }
             Some(_) => 1,
-            None => self.config.retry_after.as_secs().max(1),
+            None => self.inner.config.retry_after.as_secs().max(1),
         }
     }
 
@@ -689,13 +710,17 @@ where
         key: &str,
         id: JobId,
     ) -> Result<Result<Snapshot<S, T>, LookupError>, ApiError> {
-        self.found(key, self.store.get(id).await)
+        self.found(key, self.inner.store.get(id).await)
     }
 
     /// Every job, oldest first, from the store; a store that could not answer is the 503
     /// envelope.
     pub(crate) async fn list_jobs(&self) -> Result<Vec<Snapshot<S, T>>, ApiError> {
-        self.store.list().await.map_err(|e| self.store_error("", e))
+        self.inner
+            .store
+            .list()
+            .await
+            .map_err(|e| self.store_error("", e))
     }
 
     /// A store's answer about one job, with the lookup errors kept apart for the dialect to

@@ -85,26 +85,34 @@ pub(crate) async fn long_poll<S, const T: usize, Tb>(
 where
     Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
 {
+    // The lookups are boxed: this future is held for the whole wait, their states are not.
     if api.is_closing() {
-        return api.lookup(key, id).await;
+        return Box::pin(api.lookup(key, id)).await;
     }
     let _in_flight = api.poll_guard();
     let wait = api.store().wait(id, condition, timeout);
-    let (waited, end) = match api.unless_closing(wait).await {
-        Some(Ok(w)) if w.timed_out => (Ok(Ok(w.job)), PollEnd::TimedOut),
-        Some(Ok(w)) => {
+    // Not a `match` on the wait's outcome with the closing lookup awaited in an arm: the
+    // outcome (a job's snapshot, ~500 bytes) would then take room in this future for the
+    // whole wait.
+    let Some(outcome) = api.unless_closing(wait).await else {
+        let found = Box::pin(api.lookup(key, id)).await;
+        api.observe(|o| o.long_poll_ended(PollEnd::Closed));
+        return found;
+    };
+    let (waited, end) = match outcome {
+        Ok(w) if w.timed_out => (Ok(Ok(w.job)), PollEnd::TimedOut),
+        Ok(w) => {
             let latency = SystemTime::now()
                 .duration_since(w.job.modified_at())
                 .unwrap_or_default();
             (Ok(Ok(w.job)), PollEnd::Woken { latency })
         }
-        Some(Err(e)) => (
+        Err(e) => (
             api.found(key, Err(e)),
             PollEnd::Woken {
                 latency: Duration::ZERO,
             },
         ),
-        None => (api.lookup(key, id).await, PollEnd::Closed),
     };
     api.observe(|o| o.long_poll_ended(end));
     waited

@@ -447,7 +447,7 @@ where
         Some(t) => Some(Position::parse(t, false).ok_or_else(|| fail(bad_page()))?),
         None => None,
     };
-    let wr = api.work_requests.clone();
+    let wr = api.inner.work_requests.clone();
     let jobs = if l.compartment == wr.compartment {
         api.list_jobs().await.map_err(fail)?
     } else {
@@ -526,7 +526,7 @@ where
         Found::Job(s) => Some(s.spec()),
         Found::Gone(_) => None,
     };
-    let body = work_request(&view_of(&api, id, &found), spec, &api.work_requests);
+    let body = work_request(&view_of(&api, id, &found), spec, &api.inner.work_requests);
     Ok((headers(&request), Json(body)).into_response())
 }
 
@@ -674,7 +674,7 @@ where
     let l = list_args(&mut args, MAX_LIMIT).map_err(fail)?;
     args.finish().map_err(fail)?;
     let (id, found) = find(&api, &uuid).await.map_err(fail)?;
-    if l.compartment != api.work_requests.compartment {
+    if l.compartment != api.inner.work_requests.compartment {
         return Err(fail(api.lookup_error(&uuid, LookupError::NotFound)));
     }
     let v = view_of(&api, id, &found);

@@ -69,17 +69,45 @@ where
     let revision = args.number("revision", 0..=u64::MAX)?;
     args.finish()?;
     let id = api.job_id(&uuid)?;
-    let now = api.lookup(&uuid, id).await?;
-    let waited = match (poll, &now) {
-        (Some(timeout), Ok(snapshot)) => {
-            match poll::change_after(snapshot, last_modified, revision) {
-                Some(condition) => poll::long_poll(&api, &uuid, id, condition, timeout).await?,
-                None => now,
-            }
+    // A held long-poll keeps this future (boxed by axum) for its whole wait: the job as it
+    // was, the lookup's and the answer's futures are each in a state of their own (the
+    // lookup's and the answer's boxed), so the wait's state holds little but the wait.
+    let (condition, timeout) =
+        match Box::pin(plan(&api, &uuid, id, poll, last_modified, revision)).await? {
+            Plan::Now(now) => return Ok(Box::pin(answer(&api, &uuid, id, now, fields)).await),
+            Plan::Poll(condition, timeout) => (condition, timeout),
+        };
+    let waited = poll::long_poll(&api, &uuid, id, condition, timeout).await?;
+    Ok(Box::pin(answer(&api, &uuid, id, waited, fields)).await)
+}
+
+/// What `GET /api/cluster/jobs/{uuid}` does: answer the job as it is, or long-poll it.
+// A return value, matched at once: its size is never held across the wait.
+#[allow(clippy::large_enum_variant)]
+enum Plan<S, const T: usize> {
+    Now(Result<Snapshot<S, T>, LookupError>),
+    Poll(jobstate::Condition, Duration),
+}
+
+/// The job as it is, and whether the request waits for a change of it.
+async fn plan<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    uuid: &str,
+    id: JobId,
+    poll: Option<Duration>,
+    last_modified: Option<std::time::SystemTime>,
+    revision: Option<u64>,
+) -> Result<Plan<S, T>, ApiError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    let now = api.lookup(uuid, id).await?;
+    if let (Some(timeout), Ok(snapshot)) = (poll, &now) {
+        if let Some(condition) = poll::change_after(snapshot, last_modified, revision) {
+            return Ok(Plan::Poll(condition, timeout));
         }
-        _ => now,
-    };
-    Ok(answer(&api, &uuid, id, waited, fields).await)
+    }
+    Ok(Plan::Now(now))
 }
 
 /// `PATCH /api/cluster/jobs/{uuid}?action=pause|resume|cancel`.
@@ -216,7 +244,7 @@ where
 {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        api.openapi.clone(),
+        api.inner.openapi.clone(),
     )
         .into_response()
 }
