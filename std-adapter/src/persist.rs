@@ -581,6 +581,8 @@ struct DState {
     failed_up_to: Option<Revision>,
     /// A save is under way (its leader is a waiter or the background thread).
     saving: bool,
+    /// Blocking waiters asleep on [`DShared::saved`] (a save wakes them only when there are).
+    sleepers: usize,
     wakers: Vec<(Revision, Waker)>,
 }
 
@@ -591,7 +593,12 @@ type RevisionFn = dyn Fn() -> Revision + Send + Sync;
 
 struct DShared {
     state: Mutex<DState>,
+    /// A save ended: blocking waiters look again.
     saved: Condvar,
+    /// The background thread looks again: an async waiter came, a save ended with async
+    /// waiters it did not settle, or stop. (Not every save: the background thread stays asleep
+    /// while waiters save.)
+    nudge: Condvar,
     stop: AtomicBool,
     save: Box<SaveFn>,
     revision: Box<RevisionFn>,
@@ -620,7 +627,7 @@ impl DShared {
         let began = StdInstant::now();
         let result = (self.save)();
         let mut wake = Vec::new();
-        {
+        let (sleepers, unsettled) = {
             let mut st = self.lock();
             match &result {
                 Ok(r) => {
@@ -669,8 +676,14 @@ impl DShared {
                     k = k.saturating_add(1);
                 }
             }
+            (st.sleepers > 0, !st.wakers.is_empty())
+        };
+        if sleepers {
+            self.saved.notify_all();
         }
-        self.saved.notify_all();
+        if unsettled {
+            self.nudge.notify_all();
+        }
         // Wakers run outside the lock.
         for w in wake {
             w.wake();
@@ -724,6 +737,7 @@ impl Durability {
         let shared = Arc::new(DShared {
             state: Mutex::new(DState::default()),
             saved: Condvar::new(),
+            nudge: Condvar::new(),
             stop: AtomicBool::new(false),
             save: Box::new(move || store.save(&saver)),
             revision: Box::new(move || reader.revision()),
@@ -764,12 +778,14 @@ impl Durability {
                     message: "save still pending".into(),
                 });
             }
+            st.sleepers = st.sleepers.saturating_add(1);
             st = self
                 .shared
                 .saved
                 .wait_timeout(st, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
+            st.sleepers = st.sleepers.saturating_sub(1);
         }
     }
 
@@ -797,6 +813,7 @@ impl Durability {
     fn finish(&mut self) -> io::Result<()> {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.saved.notify_all();
+        self.shared.nudge.notify_all();
         match self.thread.take() {
             Some(t) => t
                 .join()
@@ -837,7 +854,7 @@ impl Future for DurableFuture {
         }
         drop(st);
         // The background thread may be asleep on a revision this change already passed.
-        self.shared.saved.notify_all();
+        self.shared.nudge.notify_all();
         Poll::Pending
     }
 }
@@ -857,8 +874,12 @@ fn run<Tb: EngineTable>(
         let current = engine.revision();
         let mut st = shared.lock();
         if st.saving {
-            // A waiter leads; wait for it (or stop).
-            let _ = shared.saved.wait_timeout(st, STOP_CHECK);
+            // A waiter leads. Look again when it leaves async waiters unsettled, on stop, or
+            // after the delay (changes made during its save).
+            let _ = shared.nudge.wait_timeout(
+                st,
+                min_interval.clamp(StdDuration::from_millis(1), STOP_CHECK),
+            );
             continue;
         }
         let behind = st.status.durable < current;
@@ -893,7 +914,7 @@ fn run<Tb: EngineTable>(
             min_interval.saturating_sub(seen.elapsed())
         };
         if !left.is_zero() && !stopping && st.wakers.is_empty() {
-            let _ = shared.saved.wait_timeout(st, left.min(STOP_CHECK));
+            let _ = shared.nudge.wait_timeout(st, left.min(STOP_CHECK));
             continue;
         }
         st.saving = true;
