@@ -70,6 +70,39 @@ pub(crate) fn state_change_after<S, const T: usize>(
     Some(Condition::StateChangedSince(now.state_revision()))
 }
 
+/// What a `GET` of one job does: answer the job as it is, or long-poll it.
+// A return value, matched at once: its size is never held across the wait.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Plan<S, const T: usize> {
+    /// Answer this at once.
+    Now(Result<Snapshot<S, T>, LookupError>),
+    /// Wait up to the timeout for the condition.
+    Poll(Condition, Duration),
+}
+
+/// The job as it is, and whether the request waits: with a `poll` timeout, for the condition
+/// `decide` finds on the job (none: answer at once). Its own future (boxed by the caller), so
+/// that the job's copy takes no room in the handler's future, which a held long-poll keeps for
+/// its whole wait.
+pub(crate) async fn plan<S, const T: usize, Tb>(
+    api: &JobsApi<Tb>,
+    key: &str,
+    id: JobId,
+    poll: Option<Duration>,
+    decide: impl FnOnce(&Snapshot<S, T>) -> Option<Condition>,
+) -> Result<Plan<S, T>, ApiError>
+where
+    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
+{
+    let now = api.lookup(key, id).await?;
+    if let (Some(timeout), Ok(snapshot)) = (poll, &now) {
+        if let Some(condition) = decide(snapshot) {
+            return Ok(Plan::Poll(condition, timeout));
+        }
+    }
+    Ok(Plan::Now(now))
+}
+
 /// Wait up to `timeout` for `condition` on job `id` (R-LONGPOLL), counted in
 /// [`JobsApi::long_polls`] and reported to the observer; [`JobsApi::close_polls`] ends it
 /// with the job as it is. Answers the job when the wait ended (a timeout is not an error);

@@ -24,7 +24,7 @@ use super::error::{method_not_allowed, ApiError};
 use super::extract::UuidSegment;
 use super::paging::{self, Position};
 use super::params::{Args, MAX_TIMEOUT_SECS};
-use super::poll;
+use super::poll::{self, Plan};
 use super::view::{put_times_and_link, JobView};
 use super::JobsApi;
 use crate::engine::EngineTable;
@@ -118,15 +118,15 @@ where
     let poll = args.seconds("poll_timeout", 1..=MAX_TIMEOUT_SECS)?;
     args.finish()?;
     let id = api.job_id(&key)?;
-    let now = api.lookup(&key, id).await?;
-    let live = now.as_ref().is_ok_and(|s| !s.is_terminal());
-    let found = match poll {
-        Some(timeout) if live => {
-            poll::long_poll(&api, &key, id, Condition::Terminal, timeout).await?
-        }
-        _ => now,
+    // As ONTAP's `GET`: little held across the wait (see `poll::plan`).
+    let decide =
+        |now: &crate::snapshot::Snapshot<S, T>| (!now.is_terminal()).then_some(Condition::Terminal);
+    let (condition, timeout) = match Box::pin(poll::plan(&api, &key, id, poll, decide)).await? {
+        Plan::Now(now) => return Box::pin(poll::view_answer(&api, &key, id, now, job)).await,
+        Plan::Poll(condition, timeout) => (condition, timeout),
     };
-    poll::view_answer(&api, &key, id, found, job).await
+    let found = poll::long_poll(&api, &key, id, condition, timeout).await?;
+    Box::pin(poll::view_answer(&api, &key, id, found, job)).await
 }
 
 /// `GET /api/management-server/jobs`: the most recent first.

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use super::error::{method_not_allowed, ApiError};
 use super::extract::UuidSegment;
 use super::params::{Args, MAX_TIMEOUT_SECS};
-use super::poll;
+use super::poll::{self, Plan};
 use super::view::{put_times_and_link, JobView};
 use super::JobsApi;
 use crate::engine::EngineTable;
@@ -97,15 +97,15 @@ where
     let last_modified = args.time("last_modified")?;
     args.finish()?;
     let id = api.job_id(&uuid)?;
-    let now = api.lookup(&uuid, id).await?;
-    let found = match (poll, &now) {
-        (Some(timeout), Ok(s)) => match poll::state_change_after(s, last_modified) {
-            Some(condition) => poll::long_poll(&api, &uuid, id, condition, timeout).await?,
-            None => now,
-        },
-        _ => now,
+    // As ONTAP's `GET`: little held across the wait (see `poll::plan`).
+    let decide =
+        |now: &crate::snapshot::Snapshot<S, T>| poll::state_change_after(now, last_modified);
+    let (condition, timeout) = match Box::pin(poll::plan(&api, &uuid, id, poll, decide)).await? {
+        Plan::Now(now) => return Box::pin(poll::view_answer(&api, &uuid, id, now, job)).await,
+        Plan::Poll(condition, timeout) => (condition, timeout),
     };
-    poll::view_answer(&api, &uuid, id, found, job).await
+    let found = poll::long_poll(&api, &uuid, id, condition, timeout).await?;
+    Box::pin(poll::view_answer(&api, &uuid, id, found, job)).await
 }
 
 /// `GET /api/v3/jobs`: every job, oldest first.

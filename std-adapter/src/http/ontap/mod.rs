@@ -16,7 +16,7 @@ use super::error::ApiError;
 use super::extract::{NoQuery, UuidSegment};
 use super::paging::{self, OrderBy, Position};
 use super::params::{parse_fields, parse_states, Args, MAX_TIMEOUT_SECS};
-use super::poll::{self, Action};
+use super::poll::{self, Action, Plan};
 use super::JobsApi;
 use crate::engine::EngineTable;
 use crate::snapshot::Snapshot;
@@ -72,42 +72,13 @@ where
     // A held long-poll keeps this future (boxed by axum) for its whole wait: the job as it
     // was, the lookup's and the answer's futures are each in a state of their own (the
     // lookup's and the answer's boxed), so the wait's state holds little but the wait.
-    let (condition, timeout) =
-        match Box::pin(plan(&api, &uuid, id, poll, last_modified, revision)).await? {
-            Plan::Now(now) => return Ok(Box::pin(answer(&api, &uuid, id, now, fields)).await),
-            Plan::Poll(condition, timeout) => (condition, timeout),
-        };
+    let decide = |now: &Snapshot<S, T>| poll::change_after(now, last_modified, revision);
+    let (condition, timeout) = match Box::pin(poll::plan(&api, &uuid, id, poll, decide)).await? {
+        Plan::Now(now) => return Ok(Box::pin(answer(&api, &uuid, id, now, fields)).await),
+        Plan::Poll(condition, timeout) => (condition, timeout),
+    };
     let waited = poll::long_poll(&api, &uuid, id, condition, timeout).await?;
     Ok(Box::pin(answer(&api, &uuid, id, waited, fields)).await)
-}
-
-/// What `GET /api/cluster/jobs/{uuid}` does: answer the job as it is, or long-poll it.
-// A return value, matched at once: its size is never held across the wait.
-#[allow(clippy::large_enum_variant)]
-enum Plan<S, const T: usize> {
-    Now(Result<Snapshot<S, T>, LookupError>),
-    Poll(jobstate::Condition, Duration),
-}
-
-/// The job as it is, and whether the request waits for a change of it.
-async fn plan<S, const T: usize, Tb>(
-    api: &JobsApi<Tb>,
-    uuid: &str,
-    id: JobId,
-    poll: Option<Duration>,
-    last_modified: Option<std::time::SystemTime>,
-    revision: Option<u64>,
-) -> Result<Plan<S, T>, ApiError>
-where
-    Tb: EngineTable + Table<Spec = S, Job = Job<S, T>>,
-{
-    let now = api.lookup(uuid, id).await?;
-    if let (Some(timeout), Ok(snapshot)) = (poll, &now) {
-        if let Some(condition) = poll::change_after(snapshot, last_modified, revision) {
-            return Ok(Plan::Poll(condition, timeout));
-        }
-    }
-    Ok(Plan::Now(now))
 }
 
 /// `PATCH /api/cluster/jobs/{uuid}?action=pause|resume|cancel`.
