@@ -135,6 +135,8 @@ pub struct AbStore<F> {
     slot_len: u32,
     /// `Some(None)`: scanned, no valid record. `None`: not scanned yet.
     newest: Option<Option<Newest>>,
+    /// What `newest` was before the last save, for [`AbStore::retract_last_save`].
+    before_last_save: Option<Option<Newest>>,
 }
 
 impl<F: NorFlash> AbStore<F> {
@@ -174,6 +176,7 @@ impl<F: NorFlash> AbStore<F> {
             base,
             slot_len,
             newest: None,
+            before_last_save: None,
         })
     }
 
@@ -317,6 +320,18 @@ impl<F: NorFlash> AbStore<F> {
         }
     }
 
+    /// The last save may not be durable — the driver's sync (a file's `fdatasync`) failed after
+    /// it — although reading the flash back may still show it whole (a page cache keeps
+    /// written bytes the disk never took). Forget it: the next save writes the same slot
+    /// again and leaves the other slot — the record known to be durable — untouched, so a
+    /// crash during that save still finds it. (Scanning again instead would trust the
+    /// unsynced record and overwrite the durable one.)
+    pub fn retract_last_save(&mut self) {
+        if let Some(before) = self.before_last_save.take() {
+            self.newest = Some(before);
+        }
+    }
+
     /// Write a payload as the next record: `buf[HEADER_AREA..HEADER_AREA + len]` holds it, the
     /// rest of `buf` (up to [`AbStore::buffer_len`]) is used for the header and padding. Goes to
     /// the slot without the newest valid record; answers the record's sequence number.
@@ -325,6 +340,7 @@ impl<F: NorFlash> AbStore<F> {
             Some(n) => n,
             None => self.scan()?,
         };
+        self.before_last_save = Some(newest);
         let (target, seq) = match newest {
             None => (0u8, 1u32),
             Some(n) => (1u8.saturating_sub(n.slot), n.seq.wrapping_add(1)),

@@ -315,13 +315,15 @@ impl FileStore {
         saved.map_err(|e| store_error(e, store))?;
         // The sync leaves the contents as the save made them: the store keeps knowing which
         // region holds the newest record, and the next save reads neither region. When it
-        // fails, the store forgets, and the next save reads both regions again.
+        // fails, the record just written may not be on disk although the page cache still
+        // shows it whole: the store retracts it, so the next save rewrites that region and
+        // never touches the other, the last record known to be durable.
         let synced = store
             .as_mut()
             .map_or(Ok(()), |s| s.flash_mut_unchanged().sync());
         if let Err(e) = synced {
             if let Some(s) = store.as_mut() {
-                s.flash_mut();
+                s.retract_last_save();
             }
             return Err(e);
         }
