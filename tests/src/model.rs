@@ -1254,6 +1254,38 @@ impl<S: Clone> Model<S> {
         Ok(())
     }
 
+    /// `JobTable::worker_lost` (R-CLUSTER): the worker holding a running or paused job is
+    /// gone. A pending cancel ends it `Canceled`; a restartable job is queued again; one with an
+    /// attempt left is retried; any other fails `TimedOut` with the lease as the detail.
+    pub fn worker_lost(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
+        let state = self.enter(id, now)?;
+        if !matches!(state, State::Running | State::Paused) {
+            return Err(JobError::NotRunning);
+        }
+        self.clock(now);
+        let job = self.at(id);
+        if job.cancel_requested {
+            self.finish(
+                id,
+                Self::failure(FailReason::Canceled),
+                Some(Detail::Canceled),
+                "",
+            );
+        } else if job.options.restartable {
+            self.requeue(id);
+        } else if self.retry_allowed(id) {
+            self.retry(id, "");
+        } else {
+            self.finish(
+                id,
+                Self::failure(FailReason::TimedOut),
+                Some(Detail::Lease),
+                "",
+            );
+        }
+        Ok(())
+    }
+
     /// `JobTable::request_pause`.
     pub fn request_pause(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
         let state = self.enter(id, now)?;

@@ -125,6 +125,7 @@ enum Op {
     Progress(IdSel, u8, Txt),
     Log(IdSel, Txt),
     Heartbeat(IdSel),
+    WorkerLost(IdSel),
     Pause(IdSel),
     Resume(IdSel),
     Cancel(IdSel),
@@ -271,6 +272,7 @@ fn op(text_cap: u8, max_deps: usize) -> impl Strategy<Value = Op> {
             .prop_map(|(i, p, t)| Op::Progress(i, p, t)),
         1 => (id_sel(), txt(text_cap)).prop_map(|(i, t)| Op::Log(i, t)),
         1 => id_sel().prop_map(Op::Heartbeat),
+        1 => id_sel().prop_map(Op::WorkerLost),
         2 => id_sel().prop_map(Op::Pause),
         2 => id_sel().prop_map(Op::Resume),
         2 => id_sel().prop_map(Op::Cancel),
@@ -670,6 +672,10 @@ fn run_case<
             Op::Heartbeat(s) => {
                 let id = run.id(s, &before);
                 same!(id, table.heartbeat(id, now), model.heartbeat(id, now));
+            }
+            Op::WorkerLost(s) => {
+                let id = run.id(s, &before);
+                same!(id, table.worker_lost(id, now), model.worker_lost(id, now));
             }
             Op::Pause(s) => {
                 let id = run.id(s, &before);
