@@ -54,7 +54,7 @@ def load(base, ledger_path, seconds):
 
 
 def verify(base, ledger_path):
-    acks, seen, descriptions = {}, {}, {}
+    acks, seen, descriptions, verified = {}, {}, {}, set()
     max_revision = 0
     for line in open(ledger_path):
         line = line.strip()
@@ -68,19 +68,45 @@ def verify(base, ledger_path):
             if e["ack"] in acks:
                 fail("UUID %s acknowledged twice (for %s and %s)" % (e["ack"], acks[e["ack"]], e["name"]))
             acks[e["ack"]] = e["name"]
+        elif "verified" in e:
+            verified.add(e["verified"])
         elif "seen" in e:
             seen[e["seen"]] = e["state"]
             descriptions[e["seen"]] = e["description"]
             max_revision = max(max_revision, e["revision"] or 0)
     problems = 0
-    for uuid, name in acks.items():
+    removed = 0
+    tombstones = 0
+    present = []
+    # Jobs acknowledged since the last verify first (they must all be there), then those an
+    # earlier verify found: only those may since have ended and left the table.
+    order = [u for u in acks if u not in verified] + [u for u in acks if u in verified]
+    marks = open(ledger_path, "a", buffering=1)
+    for uuid in order:
+        name = acks[uuid]
         try:
             status, job = call("GET", base + "/api/cluster/jobs/" + uuid + "?fields=state,description")
         except urllib.error.HTTPError as err:
-            print("lost: %s (%s) answers %d" % (uuid, name, err.code))
+            try:
+                message = json.loads(err.read() or b"{}").get("error", {}).get("message", "")
+            except ValueError:
+                message = ""
+            # A job an earlier verify found, since ended and removed after its retention with
+            # no tombstone left: "no longer kept", or — after a restart moved the id epoch on —
+            # "from before a restart". A job never found before answering so is a loss.
+            gone = "no longer kept" in message or "before a restart" in message
+            if err.code == 404 and gone and uuid in verified:
+                removed += 1
+                continue
+            print("lost: %s (%s) answers %d: %s" % (uuid, name, err.code, message))
             problems += 1
             continue
-        if uuid in descriptions and descriptions[uuid] != job.get("description"):
+        present.append(uuid)
+        if uuid not in verified:
+            marks.write(json.dumps({"verified": uuid}) + "\n")
+        if job.get("description") is None and job.get("state") in ("success", "failure"):
+            tombstones += 1  # removed; its tombstone keeps the outcome, not the description
+        elif uuid in descriptions and descriptions[uuid] != job.get("description"):
             print("UUID %s names another job: %r, was %r" % (uuid, job.get("description"), descriptions[uuid]))
             problems += 1
         before, now = seen.get(uuid), job.get("state")
@@ -91,15 +117,16 @@ def verify(base, ledger_path):
             print("%s was failure, now %s" % (uuid, now))
             problems += 1
     # A long-poll from the newest pre-crash revision answers at once.
-    if acks and max_revision:
-        uuid = next(iter(acks))
+    if present and max_revision:
+        uuid = present[-1]
         t = time.time()
         call("GET", base + "/api/cluster/jobs/%s?revision=%d&poll_timeout=30" % (uuid, max_revision), timeout=40)
         waited = time.time() - t
         if waited > 5:
             print("a long-poll from pre-crash revision %d waited %.1f s" % (max_revision, waited))
             problems += 1
-    print("verified %d acknowledged jobs, %d problems" % (len(acks), problems))
+    print("verified %d acknowledged jobs (%d answered by their tombstone, %d removed with none "
+          "left), %d problems" % (len(acks), tombstones, removed, problems))
     if problems:
         sys.exit(1)
 
