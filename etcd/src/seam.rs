@@ -69,15 +69,17 @@ where
         percent: u8,
         message: &'a str,
     ) -> Pending<'a, Result<(), StoreError>> {
-        Box::pin(self.worker_change(id, move |r, now| r.progress(percent, message, now)))
+        Box::pin(self.worker_change(id, self.lease_id(), move |r, now| {
+            r.progress(percent, message, now)
+        }))
     }
 
     fn heartbeat(&self, id: JobId) -> Pending<'_, Result<(), StoreError>> {
-        Box::pin(self.worker_change(id, |r, now| r.heartbeat(now)))
+        Box::pin(self.worker_change(id, self.lease_id(), |r, now| r.heartbeat(now)))
     }
 
     fn checkpoint(&self, id: JobId) -> Pending<'_, Result<Directive, StoreError>> {
-        Box::pin(self.worker_change(id, |r, now| r.checkpoint(now)))
+        Box::pin(self.worker_change(id, self.lease_id(), |r, now| r.checkpoint(now)))
     }
 
     fn succeed<'a>(
@@ -86,7 +88,9 @@ where
         severity: Severity,
         message: &'a str,
     ) -> Pending<'a, Result<(), StoreError>> {
-        Box::pin(self.worker_change(id, move |r, now| r.succeed(severity, message, now)))
+        Box::pin(self.worker_change(id, self.lease_id(), move |r, now| {
+            r.succeed(severity, message, now)
+        }))
     }
 
     fn fail<'a>(
@@ -95,7 +99,9 @@ where
         code: i32,
         message: &'a str,
     ) -> Pending<'a, Result<(), StoreError>> {
-        Box::pin(self.worker_change(id, move |r, now| r.fail(code, message, now)))
+        Box::pin(self.worker_change(id, self.lease_id(), move |r, now| {
+            r.fail(code, message, now)
+        }))
     }
 
     fn expire(&self) -> Pending<'_, Result<Expired, StoreError>> {

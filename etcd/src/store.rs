@@ -141,7 +141,9 @@ where
     pub async fn connect(config: EtcdConfig) -> Result<Self, StoreError> {
         let options = ConnectOptions::new()
             .with_connect_timeout(config.request_timeout)
-            .with_timeout(config.request_timeout);
+            .with_timeout(config.request_timeout)
+            .with_keep_alive(config.lease_ttl / 3, config.request_timeout)
+            .with_keep_alive_while_idle(true);
         let mut client = Client::connect(&config.endpoints, Some(options))
             .await
             .map_err(unavailable)?;
@@ -440,6 +442,7 @@ where
         extra: impl Fn(&JobRecord<S, T>) -> (Vec<Compare>, Vec<TxnOp>),
     ) -> Result<(R, Stored<S, T>), (StoreError, Option<Stored<S, T>>)> {
         let key = self.inner.keys.job(id);
+        let claim = self.inner.keys.claim(id);
         let mut client = self.client();
         // The value the watch (or this replica's last commit) left in the index saves a read
         // when it is current; a stale one fails the compare, and a refusal is only ever
@@ -468,13 +471,17 @@ where
                     );
                     let value = value::encode(&stored.record, after).map_err(|e| (e, None))?;
                     if value != before {
+                        let mut ops = vec![TxnOp::put(key.as_str(), value, None)];
+                        if left_holding(before_state, &stored.record) {
+                            ops.push(TxnOp::delete(claim.as_str(), None));
+                        }
                         let txn = Txn::new()
                             .when([Compare::mod_revision(
                                 key.as_str(),
                                 CompareOp::Equal,
                                 stored.mod_revision,
                             )])
-                            .and_then([TxnOp::put(key.as_str(), value, None)]);
+                            .and_then(ops);
                         let resp = client.txn(txn).await.map_err(|e| (unavailable(e), None))?;
                         if !resp.succeeded() {
                             continue;
@@ -507,6 +514,11 @@ where
             let written: Option<Arc<[u8]>> = (value != before).then(|| Arc::from(value.as_slice()));
             if value != before {
                 ops.push(TxnOp::put(key.as_str(), value, None));
+            }
+            // Whatever takes a job out of Running/Paused (its worker, a deadline, a lost
+            // lease, a cancel at a check-in) ends its claim in the same commit.
+            if left_holding(before_state, &stored.record) {
+                ops.push(TxnOp::delete(claim.as_str(), None));
             }
             let resp = client
                 .txn(Txn::new().when(compares).and_then(ops))
@@ -603,7 +615,15 @@ where
                     TxnOp::delete(key.as_str(), None),
                     TxnOp::put(tomb_key.as_str(), tomb.clone(), Some(tomb_options.clone())),
                 ]);
-            let resp = client.txn(txn).await.map_err(unavailable)?;
+            let resp = match client.txn(txn).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // The tombstone lease may be gone (revoked, etcd restored): take a new
+                    // one next time.
+                    *self.inner.tomb_lease.lock().await = None;
+                    return Err(unavailable(e));
+                }
+            };
             if resp.succeeded() {
                 self.saw_count(
                     count.saturating_sub(1),
@@ -700,15 +720,21 @@ where
             .await;
     }
 
-    /// Put options that attach a key to this replica's lease.
-    pub(crate) fn leased(&self) -> PutOptions {
-        PutOptions::new().with_lease(self.lease_id())
-    }
-
     /// Jobs per id this replica's index holds.
     pub fn indexed(&self) -> usize {
         self.inner.index.lock().map_or(0, |i| i.len())
     }
+}
+
+/// Whether a change took the job out of Running/Paused (its claim must go with it).
+fn left_holding<S, const T: usize>(
+    before: Option<jobstate::State>,
+    after: &JobRecord<S, T>,
+) -> bool {
+    let holding = |s: Option<jobstate::State>| {
+        matches!(s, Some(jobstate::State::Running | jobstate::State::Paused))
+    };
+    holding(before) && !holding(after.state())
 }
 
 /// How many times a read (or a submit of unknown outcome) is tried again after an etcd error

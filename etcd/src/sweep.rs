@@ -40,7 +40,10 @@ pub(crate) async fn keep_lease<S, const T: usize>(inner: Weak<Inner<S, T>>) {
                 if keeper.keep_alive().await.is_err() {
                     break;
                 }
-                match answers.message().await {
+                match tokio::time::timeout(every, answers.message())
+                    .await
+                    .unwrap_or(Ok(None))
+                {
                     Ok(Some(a)) if a.ttl() > 0 => {}
                     Ok(Some(_)) => {
                         expired = true;
@@ -73,6 +76,7 @@ pub(crate) async fn timers<S, const T: usize>(inner: Weak<Inner<S, T>>)
 where
     S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
+    let mut last_reconcile = std::time::Instant::now();
     loop {
         let Some(store) = inner.upgrade().map(|inner| EtcdStore { inner }) else {
             return;
@@ -83,6 +87,12 @@ where
             Err(_) => return,
         };
         let _ = store.expire_ids(due).await;
+        // Every lease TTL, look at the running jobs again: a claim delete whose release failed
+        // (etcd unavailable at that moment) or that no watch delivered is caught here.
+        if last_reconcile.elapsed() >= store.inner.config.lease_ttl {
+            last_reconcile = std::time::Instant::now();
+            store.recover_lost_claims().await;
+        }
         let timers_moved = store.inner.timers_moved.clone();
         let moved = timers_moved.notified();
         tokio::pin!(moved);
@@ -91,7 +101,8 @@ where
             Some(at) if at > now => StdDuration::from_micros(at.as_micros() - now.as_micros()),
             Some(_) => StdDuration::from_millis(50),
             None => StdDuration::from_secs(3600),
-        };
+        }
+        .min(store.inner.config.lease_ttl);
         drop(store);
         tokio::select! {
             () = &mut moved => {}
@@ -130,8 +141,17 @@ where
     /// removal finds the room).
     async fn expire_one(&self, id: jobstate::JobId) -> jobstate::Expired {
         let mut report = jobstate::Expired::default();
-        let Ok(mut stored) = self.read(id).await else {
-            return report;
+        let mut stored = match self.read(id).await {
+            Ok(s) => s,
+            // Gone (a delete this replica's watch has not delivered, or missed): forget it,
+            // or its timer stays due for ever.
+            Err(jobstate_std::StoreError::Lookup(_)) => {
+                if let Ok(mut index) = self.inner.index.lock() {
+                    index.remove(id);
+                }
+                return report;
+            }
+            Err(_) => return report,
         };
         let read_at = stored.mod_revision;
         let swept = stored.record.expire(self.inner.clock.now());

@@ -62,8 +62,11 @@ impl Waiters {
     /// Drop job `id`'s entry if no wait holds its slot any more.
     fn release(&self, id: JobId, slot: Arc<Slot>) {
         if let Ok(mut map) = self.map.lock() {
-            // Under the map lock no new wait can take the slot, so the count is final.
-            if Arc::strong_count(&slot) == 1 {
+            drop(slot);
+            // Under the map lock no new wait can take the slot: if no wait holds it now (a
+            // delivery may hold it a moment; its entry goes with the next release or delivery),
+            // the entry goes.
+            if map.get(&id).is_some_and(|w| w.strong_count() == 0) {
                 map.remove(&id);
             }
         }
@@ -72,7 +75,13 @@ impl Waiters {
     /// Tell job `id`'s waiters (if any) what the watch saw.
     pub(crate) fn deliver(&self, id: JobId, seen: Seen) {
         let slot = match self.map.lock() {
-            Ok(map) => map.get(&id).and_then(Weak::upgrade),
+            Ok(mut map) => {
+                let slot = map.get(&id).and_then(Weak::upgrade);
+                if slot.is_none() {
+                    map.remove(&id);
+                }
+                slot
+            }
             Err(_) => None,
         };
         if let Some(slot) = slot {
@@ -99,7 +108,25 @@ impl Waiters {
 
     /// Jobs with waiters now.
     pub(crate) fn len(&self) -> usize {
-        self.map.lock().map_or(0, |m| m.len())
+        self.map
+            .lock()
+            .map_or(0, |m| m.values().filter(|w| w.strong_count() > 0).count())
+    }
+}
+
+/// A wait's registration: released when the wait ends or is dropped (a long-poll whose
+/// client went away), so no entry outlives its waits.
+struct Registered<'a> {
+    waiters: &'a Waiters,
+    id: JobId,
+    slot: Option<Arc<Slot>>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.waiters.release(self.id, slot);
+        }
     }
 }
 
@@ -272,6 +299,10 @@ where
                     from = at;
                 }
                 store.inner.waiters.resync();
+                // Claim deletes inside the compacted gap were never seen: look at every
+                // running job again.
+                let again = store.clone();
+                tokio::spawn(async move { again.recover_lost_claims().await });
                 break;
             }
             for ev in resp.events() {
@@ -312,9 +343,9 @@ where
                     }
                 }
             }
-            if let Some(h) = resp.header() {
-                from = from.max(h.revision());
-            }
+            // Only events move `from`: a response's header revision (the store's, in the
+            // response that creates the watch or in a catch-up batch) can be ahead of events
+            // not delivered yet, and a reconnect from it would skip them.
         }
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }
@@ -353,10 +384,17 @@ where
         condition: Condition,
         timeout: StdDuration,
     ) -> Result<Waited<Snapshot<S, T>>, StoreError> {
+        let timeout = timeout.min(jobstate_std::DEFAULT_MAX_WAIT);
         let deadline = tokio::time::Instant::now() + timeout;
-        let slot = self.inner.waiters.register(id);
+        let guard = Registered {
+            waiters: &self.inner.waiters,
+            id,
+            slot: Some(self.inner.waiters.register(id)),
+        };
+        let slot = guard.slot.clone().unwrap_or_default();
         let result = self.wait_on(&slot, id, condition, deadline).await;
-        self.inner.waiters.release(id, slot);
+        drop(slot);
+        drop(guard);
         result
     }
 
@@ -421,8 +459,8 @@ where
 /// answers them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Changes {
-    /// The revision of the newest change reported (follow on from it), or the revision the
-    /// wait ended at when nothing changed.
+    /// The revision of the newest change reported (follow on from it), or the revision asked
+    /// from when nothing changed in time.
     pub revision: jobstate::Revision,
     /// The jobs changed or removed, each once, in the order of their first change.
     pub jobs: Vec<JobId>,
@@ -451,12 +489,14 @@ where
             .watch(self.inner.keys.jobs(), Some(options))
             .await
             .map_err(crate::store::unavailable)?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout.min(jobstate_std::DEFAULT_MAX_WAIT);
         loop {
             let message = match tokio::time::timeout_at(deadline, stream.message()).await {
+                // Nothing arrived: follow on from `after` itself (a change just before the
+                // timeout may still be on its way; the store's revision would skip it).
                 Err(_) => {
                     return Ok(Changes {
-                        revision: self.revision().await?,
+                        revision: after,
                         jobs: Vec::new(),
                     })
                 }

@@ -23,6 +23,9 @@ pub struct Claimed<S, const T: usize = 64> {
     store: EtcdStore<S, T>,
     id: JobId,
     spec: S,
+    /// The lease the claim was put under: a later claim of the same job by this replica (after
+    /// its lease was replaced) is not this one's.
+    lease: i64,
 }
 
 impl<S: Clone, const T: usize> Clone for Claimed<S, T> {
@@ -31,6 +34,7 @@ impl<S: Clone, const T: usize> Clone for Claimed<S, T> {
             store: self.store.clone(),
             id: self.id,
             spec: self.spec.clone(),
+            lease: self.lease,
         }
     }
 }
@@ -41,10 +45,6 @@ impl<S, const T: usize> std::fmt::Debug for Claimed<S, T> {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
-}
-
-fn holding(state: Option<State>) -> bool {
-    matches!(state, Some(State::Running | State::Paused))
 }
 
 impl<S, const T: usize> EtcdStore<S, T>
@@ -60,7 +60,8 @@ where
         };
         for id in candidates {
             let claim = self.inner.keys.claim(id);
-            let leased = self.leased();
+            let lease = self.lease_id();
+            let leased = etcd_client::PutOptions::new().with_lease(lease);
             let started = self
                 .change(
                     id,
@@ -88,15 +89,42 @@ where
                             store: self.clone(),
                             id,
                             spec: job.spec().clone(),
+                            lease,
                         }));
                     }
                 }
-                Err((StoreError::Unavailable(why), _)) => return Err(StoreError::Unavailable(why)),
+                Err((StoreError::Unavailable(why), _)) => {
+                    // The outcome is unknown: a claim that committed under this lease is
+                    // this worker's (nobody else would ever run the job).
+                    if let Some(c) = self.adopt(id, lease).await {
+                        return Ok(Some(c));
+                    }
+                    return Err(StoreError::Unavailable(why));
+                }
                 // Another worker took it, or it is no longer runnable: the next one.
                 Err(_) => {}
             }
         }
         Ok(None)
+    }
+
+    /// Job `id`'s claim, if it is held under `lease` (a claim whose commit's answer was lost).
+    async fn adopt(&self, id: JobId, lease: i64) -> Option<Claimed<S, T>> {
+        let mut client = self.client();
+        let resp = crate::store::get(&mut client, &self.inner.keys.claim(id), None)
+            .await
+            .ok()?;
+        if resp.kvs().first()?.lease() != lease {
+            return None;
+        }
+        let stored = self.read(id).await.ok()?;
+        let spec = stored.record.job()?.spec().clone();
+        Some(Claimed {
+            store: self.clone(),
+            id,
+            spec,
+            lease,
+        })
     }
 
     /// Wait until a job can be claimed, and claim it. An unavailable store (etcd out of
@@ -128,18 +156,16 @@ where
     pub(crate) async fn worker_change<R>(
         &self,
         id: JobId,
+        lease: i64,
         change: impl FnMut(&mut JobRecord<S, T>, jobstate::Instant) -> Result<R, JobError>,
     ) -> Result<R, StoreError> {
         let claim = self.inner.keys.claim(id);
-        let lease = self.lease_id();
-        self.change(id, change, |r| {
-            let compares = vec![Compare::lease(claim.as_str(), CompareOp::Equal, lease)];
-            let ops = if holding(r.state()) {
-                vec![]
-            } else {
-                vec![TxnOp::delete(claim.as_str(), None)]
-            };
-            (compares, ops)
+        // The claim's end when the job leaves Running/Paused is `change`'s own.
+        self.change(id, change, |_| {
+            (
+                vec![Compare::lease(claim.as_str(), CompareOp::Equal, lease)],
+                vec![],
+            )
         })
         .await
         .map(|(r, _)| r)
@@ -148,8 +174,8 @@ where
 
     /// Run `workers` workers on this replica: each claims a job, runs `handler` on it (in its
     /// own task: a panic fails that job with code 5, the worker goes on), and ends the job
-    /// with the handler's answer. Stops when the returned handles are aborted or the store's
-    /// last handle is dropped.
+    /// with the handler's answer (given again while etcd is unavailable). The workers hold the
+    /// store: they run until their handles are aborted.
     pub fn work<F, Fut>(&self, workers: usize, handler: F) -> Vec<JoinHandle<()>>
     where
         F: Fn(Claimed<S, T>) -> Fut + Clone + Send + Sync + 'static,
@@ -181,13 +207,25 @@ where
                         };
                         // An answer the table refuses (the job already ended: canceled, timed
                         // out, or its claim lost) changes nothing.
-                        let _ = match answer {
-                            Ok(s) => claimed.succeed(s.severity, &s.message).await,
-                            Err(f) if f.reason == FailReason::Error => {
-                                claimed.fail(f.code, &f.message).await
+                        // An answer whose commit's outcome is unknown (etcd unavailable) is
+                        // given again until it has one: a second try of one that did commit
+                        // is refused (`AlreadyTerminal`) and changes nothing.
+                        for attempt in 0u32.. {
+                            let ended = match &answer {
+                                Ok(s) => claimed.succeed(s.severity, &s.message).await,
+                                Err(f) if f.reason == FailReason::Error => {
+                                    claimed.fail(f.code, &f.message).await
+                                }
+                                Err(f) => claimed.fail_with(f.reason, f.code, &f.message).await,
+                            };
+                            if !matches!(ended, Err(StoreError::Unavailable(_))) {
+                                break;
                             }
-                            Err(f) => claimed.fail_with(f.reason, f.code, &f.message).await,
-                        };
+                            tokio::time::sleep(StdDuration::from_millis(
+                                100 * u64::from(attempt.min(20) + 1),
+                            ))
+                            .await;
+                        }
                     }
                 })
             })
@@ -213,7 +251,7 @@ where
         &self,
         change: impl FnMut(&mut JobRecord<S, T>, jobstate::Instant) -> Result<R, JobError>,
     ) -> Result<R, StoreError> {
-        self.store.worker_change(self.id, change).await
+        self.store.worker_change(self.id, self.lease, change).await
     }
 
     /// Report progress (R-PROGRESS).
@@ -239,15 +277,21 @@ where
             match self.checkpoint().await {
                 Ok(Directive::Continue) => return Ok(()),
                 Ok(Directive::Pause) => {
-                    let since = match self.store.get(self.id).await {
-                        Ok(j) => j.state_revision(),
+                    // Parked until the job changes at all (a resume, or a cancel, which is a
+                    // flag and no state change); checked again at once if it is not paused
+                    // any more.
+                    let job = match self.store.get(self.id).await {
+                        Ok(j) => j,
                         Err(e) => return Err(Failure::new(4, e.to_string())),
                     };
+                    if job.state() != State::Paused || job.cancel_requested() {
+                        continue;
+                    }
                     let _ = self
                         .store
                         .wait(
                             self.id,
-                            jobstate::Condition::StateChangedSince(since),
+                            jobstate::Condition::ChangedSince(job.revision()),
                             StdDuration::from_secs(60),
                         )
                         .await;

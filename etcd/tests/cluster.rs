@@ -266,6 +266,16 @@ async fn r_deadline_a_run_timeout_fails_the_job_timed_out_through_the_sweep() {
     ));
     // The worker's late answer is refused; the outcome stays.
     assert!(claimed.succeed(Severity::Normal, "late").await.is_err());
+    // The claim ended with the job (in the sweep's own commit): nothing holds it.
+    let mut raw = etcd_client::Client::connect(cluster.endpoints(), None)
+        .await
+        .unwrap();
+    let hex: String = id.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let claim = raw
+        .get(format!("/jobstate/claims/{hex}"), None)
+        .await
+        .unwrap();
+    assert!(claim.kvs().is_empty(), "the claim outlived the job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
