@@ -7,7 +7,7 @@ use super::{
     bad, take, verify_image, DecodeError, Inconsistency, JobImage, Meta, Restored, TombImage,
 };
 use crate::record::{flag, Phase, Slot, Tomb};
-use crate::table::{Core, Header, JobTable};
+use crate::table::{Core, Gone, Header, JobTable, Released};
 use crate::time::{self, Instant, Ms};
 
 impl<
@@ -613,25 +613,10 @@ impl<S> Core<'_, S> {
                 // Waiting out a retry backoff: it keeps waiting, on the table's clock.
                 continue;
             }
-            if slot.has(flag::CANCEL_REQUESTED) {
-                self.finish(
-                    x,
-                    Self::failure(crate::FailReason::Canceled),
-                    Some(crate::Detail::Canceled),
-                    None,
-                );
-                report.canceled = report.canceled.saturating_add(1);
-            } else if slot.has(flag::RESTARTABLE) {
-                self.requeue(x);
-                report.requeued = report.requeued.saturating_add(1);
-            } else {
-                self.finish(
-                    x,
-                    Self::failure(crate::FailReason::Interrupted),
-                    Some(crate::Detail::Interrupted),
-                    None,
-                );
-                report.interrupted = report.interrupted.saturating_add(1);
+            match self.release_held(x, Gone::Restart) {
+                Released::Canceled => report.canceled = report.canceled.saturating_add(1),
+                Released::Requeued => report.requeued = report.requeued.saturating_add(1),
+                Released::Failed => report.interrupted = report.interrupted.saturating_add(1),
             }
         }
         report

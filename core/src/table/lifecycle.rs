@@ -16,6 +16,24 @@ use crate::record::{flag, outcome_byte, Detail, Phase};
 use crate::state::{Directive, FailReason, Outcome, Request, Severity, State};
 use crate::time::{Instant, Ms};
 
+/// Why a held job's worker is gone ([`Core::release_held`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Gone {
+    /// The table was restored after a restart.
+    #[cfg_attr(not(feature = "persist"), allow(dead_code))]
+    Restart,
+    /// The worker's lease in a shared store ended.
+    Lease,
+}
+
+/// What [`Core::release_held`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Released {
+    Canceled,
+    Requeued,
+    Failed,
+}
+
 impl<S> Core<'_, S> {
     // ----- the worker side -----------------------------------------------------------------
 
@@ -358,20 +376,26 @@ impl<S> Core<'_, S> {
     }
 
     /// The worker holding a running or paused job is gone — its lease in a shared store ended
-    /// (R-CLUSTER): a pending cancel is honoured (`Canceled`); a restartable job goes back to
-    /// the queue; one whose retry policy allows another attempt is retried; any other fails
-    /// `TimedOut` (`Detail::Lease`), as when its own heartbeat lease runs out.
+    /// (R-CLUSTER): [`Core::release_held`] with the lease as the cause.
     pub(crate) fn worker_lost(&mut self, id: JobId, now: Instant) -> Result<(), JobError> {
         let i = self.enter(id, now)?;
-        let slot = self.slot(i).ok_or(LookupError::NotFound)?;
-        if !matches!(slot.phase, Phase::Running | Phase::Paused) {
+        if !matches!(self.phase(i), Phase::Running | Phase::Paused) {
             return Err(JobError::NotRunning);
         }
-        let (cancel, restartable) = (
-            slot.has(flag::CANCEL_REQUESTED),
-            slot.has(flag::RESTARTABLE),
-        );
         self.clock(now);
+        self.release_held(i, Gone::Lease);
+        Ok(())
+    }
+
+    /// The one rule for a running or paused job whose worker is gone: a pending cancel is
+    /// honoured (`Canceled`); a restartable job goes back to the queue; after a lost lease, a
+    /// job whose retry policy allows another attempt is retried; any other fails —
+    /// `Interrupted` after a restart (R-PERSIST), `TimedOut` with [`Detail::Lease`] after a lost
+    /// lease (R-CLUSTER).
+    pub(crate) fn release_held(&mut self, i: u16, gone: Gone) -> Released {
+        let (cancel, restartable) = self.slot(i).map_or((false, false), |s| {
+            (s.has(flag::CANCEL_REQUESTED), s.has(flag::RESTARTABLE))
+        });
         if cancel {
             self.finish(
                 i,
@@ -379,19 +403,21 @@ impl<S> Core<'_, S> {
                 Some(Detail::Canceled),
                 None,
             );
+            Released::Canceled
         } else if restartable {
             self.requeue(i);
-        } else if self.retry_allowed(i) {
+            Released::Requeued
+        } else if gone == Gone::Lease && self.retry_allowed(i) {
             self.retry(i, "");
+            Released::Requeued
         } else {
-            self.finish(
-                i,
-                Self::failure(FailReason::TimedOut),
-                Some(Detail::Lease),
-                None,
-            );
+            let (reason, detail) = match gone {
+                Gone::Restart => (FailReason::Interrupted, Detail::Interrupted),
+                Gone::Lease => (FailReason::TimedOut, Detail::Lease),
+            };
+            self.finish(i, Self::failure(reason), Some(detail), None);
+            Released::Failed
         }
-        Ok(())
     }
 
     // ----- client requests -----------------------------------------------------------------

@@ -37,6 +37,8 @@ use keys::KeyEntry;
 pub(crate) use keys::KeyEntry as KeyRecord;
 pub use keys::{key_hash, Idempotent};
 #[cfg(feature = "persist")]
+pub(crate) use lifecycle::{Gone, Released};
+#[cfg(feature = "persist")]
 pub(crate) use lists::List;
 #[cfg(feature = "embassy")]
 pub(crate) use lookup::changed_jobs;
