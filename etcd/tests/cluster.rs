@@ -478,3 +478,37 @@ async fn the_etcd_store_answers_the_shared_scenario_through_the_seam() {
     let a = replica(&cluster).await;
     scenario::run(&a).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs etcd on PATH: scripts/ci/57-etcd.sh"]
+async fn a_panicking_handler_fails_its_job_and_the_worker_goes_on() {
+    let cluster = Cluster::start(3);
+    let a = replica(&cluster).await;
+    let workers = a.work(1, |job: jobstate_etcd::Claimed<String>| async move {
+        if job.spec() == "panic" {
+            panic!("the handler's own bug");
+        }
+        Ok(jobstate_std::Success::normal("done"))
+    });
+    let bad = a.submit(job("panic")).await.unwrap();
+    let good = a.submit(job("fine")).await.unwrap();
+    let ended = a
+        .wait(bad, Condition::Terminal, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.job.outcome(),
+        Some(Outcome::Failed {
+            reason: FailReason::Error,
+            code: 5
+        })
+    );
+    let after = a
+        .wait(good, Condition::Terminal, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(after.job.state(), State::Succeeded);
+    for w in workers {
+        w.abort();
+    }
+}
